@@ -1,0 +1,16 @@
+// Shared by the build scripts of the packages whose binaries load libtorch
+// (`include!`d, since a build script cannot depend on a workspace crate).
+//
+// torch-sys puts no rpath into binaries, and without an explicit, non-as-needed link to
+// torch_cuda, `tch::Cuda::is_available()` is false even on a GPU machine (DESIGN.md).
+
+fn link_torch() {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else { return };
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    if std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+    }
+}

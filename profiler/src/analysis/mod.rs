@@ -1,0 +1,417 @@
+//! Analysis: from timeline rows to verdicts, a per-phase table and an explanation of the
+//! ledger. Reads rows only (never live profiler state), one at a time, keeping epoch-end
+//! points, running phase totals and a thinned copy of each series for the plots.
+
+mod phases;
+mod trend;
+mod verdict;
+
+pub use phases::{phase_group, PhaseStats, Stat, PHASE_SERIES};
+pub use trend::{theil_sen, Trend};
+pub use verdict::{classify, warmup_epochs, Class, Classified, Tolerance};
+
+use serde::Serialize;
+
+use crate::timeline::{Row, Timeline, TimelineMeta, MEMORY_SERIES};
+use phases::PhaseTable;
+
+/// Series whose growth makes the overall verdict "growing". GPU reserved and NVML's
+/// per-process figure are left out: they include the caching allocator's free blocks.
+pub const PRIMARY_SERIES: &[&str] =
+    &["rss_bytes", "je_allocated_bytes", "heap_exact_bytes", "gpu_allocated_bytes"];
+
+/// When a growing series reaches the memory limit, at its current slope.
+#[derive(Clone, Debug, Serialize)]
+pub struct Projection {
+    /// The limit (smaller of MemTotal and the cgroup limit when recorded).
+    pub limit_bytes: u64,
+    /// Where the limit came from.
+    pub limit_source: String,
+    /// Epochs from the last one recorded until the limit.
+    pub epochs_to_limit: f64,
+    /// The same in seconds, at the run's mean epoch duration.
+    pub seconds_to_limit: Option<f64>,
+}
+
+/// The verdict on one memory series.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeriesVerdict {
+    /// Timeline column.
+    pub column: String,
+    /// Display name.
+    pub name: String,
+    /// flat / bounded / growing / insufficient.
+    pub class: Class,
+    /// Bytes per epoch (Theil–Sen), after warm-up.
+    pub slope_bytes_per_epoch: Option<f64>,
+    /// 90 % interval of the slope.
+    pub slope_interval: Option<(f64, f64)>,
+    /// Intercept of the fit (bytes at epoch 0), for drawing it.
+    pub intercept_bytes: Option<f64>,
+    /// Growth per epoch under this is noise.
+    pub tolerance_bytes_per_epoch: f64,
+    /// Epochs excluded as warm-up.
+    pub warmup_epochs: Vec<u32>,
+    /// Epochs the fit used.
+    pub fitted_epochs: Vec<u32>,
+    /// Value at the first and last epoch end.
+    pub first_bytes: u64,
+    /// Value at the last epoch end.
+    pub last_bytes: u64,
+    /// For growing host series: when the limit is reached.
+    pub projection: Option<Projection>,
+}
+
+/// A thinned series for plotting: (seconds, bytes).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PlotSeries {
+    /// Timeline column.
+    pub column: String,
+    /// Display name.
+    pub name: String,
+    /// Points, at most [`MAX_PLOT_POINTS`].
+    pub points: Vec<(f64, u64)>,
+}
+
+/// The most points kept per plotted series, however long the run.
+pub const MAX_PLOT_POINTS: usize = 4000;
+
+/// What the plots need besides the verdicts.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PlotData {
+    /// Each series that has values.
+    pub series: Vec<PlotSeries>,
+    /// (epoch, seconds) of each epoch end.
+    pub epoch_ends: Vec<(u32, f64)>,
+    /// (start, end) seconds of each validation.
+    pub validations: Vec<(f64, f64)>,
+}
+
+/// Everything the reports show.
+#[derive(Clone, Debug, Serialize)]
+pub struct Analysis {
+    /// "growing" if any primary series grows, else "flat" (bounded counts as flat).
+    pub verdict: &'static str,
+    /// Epoch ends recorded.
+    pub epochs: usize,
+    /// Rows read.
+    pub boundaries: u64,
+    /// Seconds from start to the last row.
+    pub duration_s: f64,
+    /// Mean seconds per epoch.
+    pub seconds_per_epoch: Option<f64>,
+    /// The run was killed mid-write (last row partial) or never reached `finish`.
+    pub incomplete: bool,
+    /// GPU status from the timeline (why GPU columns are empty, if they are).
+    pub gpu: String,
+    /// The memory limit recorded with the run.
+    pub mem_limit_bytes: Option<u64>,
+    /// Per memory series with values.
+    pub series: Vec<SeriesVerdict>,
+    /// Per-phase peaks and means.
+    pub phases: Vec<PhaseStats>,
+    /// Plain-language reading of the ledger.
+    pub ledger: Vec<String>,
+    /// Growth per epoch of the program's own `user_bytes` (e.g. bytes a known leak holds).
+    pub user_bytes_per_epoch: Option<f64>,
+    /// Thinned series for the plots.
+    #[serde(skip)]
+    pub plot: PlotData,
+}
+
+impl Analysis {
+    /// The verdict on a series, by column.
+    pub fn series(&self, column: &str) -> Option<&SeriesVerdict> {
+        self.series.iter().find(|s| s.column == column)
+    }
+
+    fn class_of(&self, column: &str) -> Option<Class> {
+        self.series(column).map(|s| s.class)
+    }
+}
+
+/// Accumulates rows; [`Analyzer::finish`] computes the [`Analysis`].
+pub struct Analyzer {
+    tolerance: Tolerance,
+    rows: u64,
+    last_t: f64,
+    saw_finish: bool,
+    /// Per row of the epoch_end kind: (epoch, t, values of MEMORY_SERIES, user_bytes).
+    epoch_points: Vec<(u32, f64, Vec<Option<u64>>, Option<u64>)>,
+    phases: PhaseTable,
+    plot: PlotData,
+    plot_stride: u64,
+    open_validation: Option<f64>,
+}
+
+impl Analyzer {
+    /// A fresh analyzer with these thresholds.
+    pub fn new(tolerance: Tolerance) -> Self {
+        let plot = PlotData {
+            series: MEMORY_SERIES
+                .iter()
+                .map(|(c, n)| PlotSeries { column: c.to_string(), name: n.to_string(), points: vec![] })
+                .collect(),
+            ..PlotData::default()
+        };
+        Analyzer {
+            tolerance,
+            rows: 0,
+            last_t: 0.0,
+            saw_finish: false,
+            epoch_points: Vec::new(),
+            phases: PhaseTable::default(),
+            plot,
+            plot_stride: 1,
+            open_validation: None,
+        }
+    }
+
+    /// Take one row.
+    pub fn add(&mut self, row: &Row) {
+        self.phases.add(row);
+        self.last_t = row.t_s;
+        match row.phase.as_str() {
+            "epoch_end" => {
+                let epoch = row.epoch.unwrap_or(self.epoch_points.len() as u32);
+                let values = MEMORY_SERIES.iter().map(|(c, _)| row.series(c)).collect();
+                self.epoch_points.push((epoch, row.t_s, values, row.user_bytes));
+                self.plot.epoch_ends.push((epoch, row.t_s));
+            }
+            "validation_start" => self.open_validation = Some(row.t_s),
+            "validation_end" => {
+                if let Some(start) = self.open_validation.take() {
+                    self.plot.validations.push((start, row.t_s));
+                }
+            }
+            "finish" => self.saw_finish = true,
+            _ => {}
+        }
+        if self.rows % self.plot_stride == 0 {
+            for s in &mut self.plot.series {
+                if let Some(v) = row.series(&s.column) {
+                    s.points.push((row.t_s, v));
+                }
+            }
+            // Keep the plot bounded: past the cap, drop every other point and sample half
+            // as often from now on.
+            if self.plot.series.iter().any(|s| s.points.len() >= MAX_PLOT_POINTS) {
+                for s in &mut self.plot.series {
+                    let mut i = 0;
+                    s.points.retain(|_| {
+                        i += 1;
+                        i % 2 == 1
+                    });
+                }
+                self.plot_stride *= 2;
+            }
+        }
+        self.rows += 1;
+    }
+
+    /// Compute verdicts and the ledger.
+    pub fn finish(mut self, meta: &TimelineMeta, truncated: bool) -> Analysis {
+        self.plot.series.retain(|s| !s.points.is_empty());
+        let epochs = self.epoch_points.len();
+        let seconds_per_epoch = (epochs >= 2).then(|| {
+            let first = self.epoch_points[0].1;
+            let last = self.epoch_points[epochs - 1].1;
+            (last - first) / (epochs - 1) as f64
+        });
+
+        let mut series = Vec::new();
+        for (i, (column, name)) in MEMORY_SERIES.iter().enumerate() {
+            let pts: Vec<(u32, f64)> = self
+                .epoch_points
+                .iter()
+                .filter_map(|(e, _, values, _)| values[i].map(|v| (*e, v as f64)))
+                .collect();
+            if pts.is_empty() {
+                continue;
+            }
+            let xy: Vec<(f64, f64)> = pts.iter().map(|&(e, v)| (e as f64, v)).collect();
+            let c = classify(&xy, self.tolerance);
+            let last_bytes = pts[pts.len() - 1].1 as u64;
+            let projection = match (c.class, c.trend, meta.mem_limit_bytes) {
+                (Class::Growing, Some(t), Some(limit)) if !column.starts_with("gpu_") && t.slope > 0.0 => {
+                    let epochs_to_limit = (limit.saturating_sub(last_bytes)) as f64 / t.slope;
+                    Some(Projection {
+                        limit_bytes: limit,
+                        limit_source: meta.mem_limit_source.clone().unwrap_or_default(),
+                        epochs_to_limit,
+                        seconds_to_limit: seconds_per_epoch.map(|s| s * epochs_to_limit),
+                    })
+                }
+                _ => None,
+            };
+            series.push(SeriesVerdict {
+                column: column.to_string(),
+                name: name.to_string(),
+                class: c.class,
+                slope_bytes_per_epoch: c.trend.map(|t| t.slope),
+                slope_interval: c.trend.map(|t| (t.low, t.high)),
+                intercept_bytes: c.trend.map(|t| t.intercept),
+                tolerance_bytes_per_epoch: c.tolerance_bytes,
+                warmup_epochs: pts[..c.warmup].iter().map(|p| p.0).collect(),
+                fitted_epochs: pts[c.warmup..].iter().map(|p| p.0).collect(),
+                first_bytes: pts[0].1 as u64,
+                last_bytes,
+                projection,
+            });
+        }
+
+        let user: Vec<(f64, f64)> = self
+            .epoch_points
+            .iter()
+            .filter_map(|(e, _, _, u)| u.map(|u| (*e as f64, u as f64)))
+            .collect();
+        let user_bytes_per_epoch =
+            (user.len() >= 2).then(|| theil_sen(&user).map(|t| t.slope)).flatten();
+
+        let mut analysis = Analysis {
+            verdict: "flat",
+            epochs,
+            boundaries: self.rows,
+            duration_s: self.last_t,
+            seconds_per_epoch,
+            incomplete: truncated || !self.saw_finish,
+            gpu: meta.gpu.clone().unwrap_or_else(|| "off".into()),
+            mem_limit_bytes: meta.mem_limit_bytes,
+            series,
+            phases: self.phases.finish(),
+            ledger: Vec::new(),
+            user_bytes_per_epoch,
+            plot: self.plot,
+        };
+        if PRIMARY_SERIES.iter().any(|c| analysis.class_of(c) == Some(Class::Growing)) {
+            analysis.verdict = "growing";
+        }
+        analysis.ledger = explain(&analysis);
+        analysis
+    }
+}
+
+/// Analyze a whole timeline with the default thresholds.
+pub fn analyze(timeline: &Timeline) -> Analysis {
+    let mut a = Analyzer::new(Tolerance::default());
+    for row in &timeline.rows {
+        a.add(row);
+    }
+    a.finish(&timeline.meta, timeline.truncated)
+}
+
+/// Read the ledger (RSS vs allocator vs live heap vs GPU) in plain words.
+fn explain(a: &Analysis) -> Vec<String> {
+    let grows = |c: &str| a.class_of(c) == Some(Class::Growing);
+    let mut lines = Vec::new();
+    if a.epochs < 3 {
+        lines.push(format!(
+            "Only {} epoch end(s) recorded: at least 3 are needed for a verdict (the first is warm-up).",
+            a.epochs
+        ));
+    }
+    if grows("je_allocated_bytes") || grows("heap_exact_bytes") {
+        lines.push("Live heap allocations grow: objects (Rust values or libtorch CPU tensors) are kept alive across epochs. Run with --attribute to see which call site holds them.".into());
+    }
+    if grows("rss_bytes") && !grows("je_allocated_bytes") {
+        if grows("je_resident_bytes") || grows("je_active_bytes") {
+            lines.push("RSS grows while live allocations are flat: the allocator holds more pages (fragmentation, or freed pages not yet returned to the OS). Not a leak of objects.".into());
+        } else {
+            lines.push("RSS grows outside the heap allocator: thread stacks, memory-mapped files, GPU driver host memory, or a library with its own allocator.".into());
+        }
+    }
+    if a.class_of("gpu_reserved_bytes") == Some(Class::Growing) && !grows("gpu_allocated_bytes") {
+        lines.push("GPU reserved grows while GPU allocated is flat: libtorch's caching allocator keeps freed blocks for reuse. That is caching, not a leak (emptying the cache returns them).".into());
+    }
+    if grows("gpu_allocated_bytes") {
+        lines.push("GPU allocated grows: tensors accumulate on the device across epochs.".into());
+    }
+    for s in &a.series {
+        if s.class == Class::Bounded {
+            lines.push(format!("{} rose and levelled off (bounded): a cache filling to capacity, not a leak.", s.name));
+        }
+    }
+    if a.verdict == "flat" && a.epochs >= 3 && lines.is_empty() {
+        lines.push("Memory is flat after warm-up: no series grows beyond its noise tolerance.".into());
+    }
+    if !a.gpu.starts_with("active") && a.gpu != "off" {
+        lines.push(format!("GPU columns are empty: {}.", a.gpu.replace('_', " ")));
+    }
+    if a.incomplete {
+        lines.push("The run did not finish (killed or crashed): this report covers the rows written before it stopped.".into());
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1 << 20;
+
+    fn run(epochs: u32, rss: impl Fn(u32) -> u64, alloc: impl Fn(u32) -> u64) -> Analysis {
+        let mut a = Analyzer::new(Tolerance::default());
+        a.add(&Row { phase: "start".into(), ..Row::default() });
+        for e in 0..epochs {
+            let t = e as f64 * 10.0;
+            a.add(&Row { t_s: t + 1.0, phase: "validation_start".into(), epoch: Some(e), ..Row::default() });
+            a.add(&Row { t_s: t + 2.0, phase: "validation_end".into(), epoch: Some(e), ..Row::default() });
+            a.add(&Row {
+                t_s: t + 3.0,
+                phase: "epoch_end".into(),
+                epoch: Some(e),
+                rss_bytes: Some(rss(e)),
+                je_allocated_bytes: Some(alloc(e)),
+                je_resident_bytes: Some(alloc(e) + 10 * MB),
+                user_bytes: Some(e as u64 * 3 * MB),
+                ..Row::default()
+            });
+        }
+        a.add(&Row { t_s: 1000.0, phase: "finish".into(), ..Row::default() });
+        let meta = TimelineMeta { mem_limit_bytes: Some(1000 * MB), mem_limit_source: Some("meminfo".into()), gpu: None };
+        a.finish(&meta, false)
+    }
+
+    #[test]
+    fn flat_run() {
+        let a = run(5, |_| 400 * MB, |_| 200 * MB);
+        assert_eq!(a.verdict, "flat");
+        assert_eq!(a.epochs, 5);
+        assert_eq!(a.plot.validations.len(), 5);
+        assert!(a.ledger[0].contains("flat"), "{:?}", a.ledger);
+        assert_eq!(a.user_bytes_per_epoch, Some(3.0 * MB as f64));
+    }
+
+    #[test]
+    fn heap_leak_is_growing_with_projection() {
+        let a = run(6, |e| 400 * MB + e as u64 * 10 * MB, |e| 200 * MB + e as u64 * 10 * MB);
+        assert_eq!(a.verdict, "growing");
+        let rss = a.series("rss_bytes").unwrap();
+        assert_eq!(rss.slope_bytes_per_epoch, Some(10.0 * MB as f64));
+        let p = rss.projection.as_ref().unwrap();
+        assert!((p.epochs_to_limit - 55.0).abs() < 1e-9, "{p:?}");
+        assert!((p.seconds_to_limit.unwrap() - 550.0).abs() < 1e-6);
+        assert_eq!(rss.warmup_epochs, vec![0]);
+        assert!(a.ledger.iter().any(|l| l.contains("Live heap allocations grow")));
+    }
+
+    #[test]
+    fn rss_growth_with_flat_heap_is_not_blamed_on_the_heap() {
+        let a = run(6, |e| 400 * MB + e as u64 * 10 * MB, |_| 200 * MB);
+        assert_eq!(a.verdict, "growing");
+        assert!(a.ledger.iter().any(|l| l.contains("outside the heap allocator")), "{:?}", a.ledger);
+        assert!(!a.ledger.iter().any(|l| l.contains("Live heap")));
+    }
+
+    #[test]
+    fn plot_points_stay_bounded() {
+        let mut a = Analyzer::new(Tolerance::default());
+        for i in 0..100_000u64 {
+            a.add(&Row { t_s: i as f64, phase: "episode_end".into(), rss_bytes: Some(i), ..Row::default() });
+        }
+        let r = a.finish(&TimelineMeta::default(), true);
+        let n = r.plot.series[0].points.len();
+        assert!(n <= MAX_PLOT_POINTS && n > MAX_PLOT_POINTS / 4, "{n}");
+        assert!(r.incomplete);
+    }
+}

@@ -1,0 +1,173 @@
+//! Classifies one memory series as flat, bounded or growing from its values at epoch
+//! ends, after warm-up.
+//!
+//! ```text
+//!   epoch-end values ──drop warm-up──▶ Theil–Sen slope b, 90 % interval [lo, hi]
+//!        │
+//!        ├─ fewer than 3 epochs ................................. insufficient
+//!        ├─ lo > 0 and b > tolerance ──▶ last half flat? ── yes ─ bounded
+//!        │                                              └─ no ── growing
+//!        ├─ rose by > tolerance overall, last half flat ......... bounded
+//!        └─ otherwise ........................................... flat
+//! ```
+//!
+//! The tolerance is the larger of an absolute floor and a fraction of the series' level,
+//! so allocator jitter on a 2 GB working set is not a leak, while 1 % of the working set
+//! per epoch is.
+
+use serde::Serialize;
+
+use super::trend::{theil_sen, Trend};
+
+/// The class of a series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// No growth beyond noise after warm-up.
+    Flat,
+    /// Rose, then levelled off (a cache filling to capacity).
+    Bounded,
+    /// Keeps rising epoch after epoch.
+    Growing,
+    /// Too few epochs after warm-up to judge.
+    Insufficient,
+}
+
+impl Class {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Flat => "flat",
+            Class::Bounded => "bounded",
+            Class::Growing => "growing",
+            Class::Insufficient => "insufficient",
+        }
+    }
+}
+
+/// Thresholds of the classification.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Tolerance {
+    /// Growth per epoch below this many bytes is noise.
+    pub floor_bytes: f64,
+    /// Growth per epoch below this fraction of the series' median level is noise.
+    pub relative: f64,
+}
+
+impl Default for Tolerance {
+    fn default() -> Self {
+        Tolerance { floor_bytes: 512.0 * 1024.0, relative: 0.004 }
+    }
+}
+
+/// How many leading epochs are warm-up: a fifth of them, at least one, leaving two.
+pub fn warmup_epochs(n: usize) -> usize {
+    if n < 3 {
+        0
+    } else {
+        (n / 5).max(1).min(n - 2)
+    }
+}
+
+/// The classification of one series.
+#[derive(Clone, Debug, Serialize)]
+pub struct Classified {
+    /// The class.
+    pub class: Class,
+    /// The fit over the points after warm-up (`None` if insufficient).
+    pub trend: Option<Trend>,
+    /// Bytes per epoch below which growth counts as noise, for this series.
+    pub tolerance_bytes: f64,
+    /// How many leading points were excluded as warm-up.
+    pub warmup: usize,
+}
+
+/// Classify epoch-end points `(epoch, bytes)`, in epoch order.
+pub fn classify(points: &[(f64, f64)], tol: Tolerance) -> Classified {
+    let warmup = warmup_epochs(points.len());
+    let kept = &points[warmup..];
+    let mut levels: Vec<f64> = kept.iter().map(|p| p.1).collect();
+    levels.sort_by(|a, b| a.total_cmp(b));
+    let level = levels.get(levels.len() / 2).copied().unwrap_or(0.0);
+    let tolerance_bytes = tol.floor_bytes.max(tol.relative * level);
+
+    let Some(trend) = theil_sen(kept).filter(|_| points.len() >= 3) else {
+        return Classified { class: Class::Insufficient, trend: None, tolerance_bytes, warmup };
+    };
+    // The last half levelling off marks saturation; it needs enough points to say so.
+    let last_half_flat = kept.len() >= 4 && {
+        let tail = &kept[kept.len() - kept.len().div_ceil(2)..];
+        theil_sen(tail).is_some_and(|t| t.slope <= tolerance_bytes)
+    };
+    let rise = kept.last().map_or(0.0, |l| l.1) - kept[0].1;
+    let class = if trend.low > 0.0 && trend.slope > tolerance_bytes {
+        if last_half_flat {
+            Class::Bounded
+        } else {
+            Class::Growing
+        }
+    } else if rise > tolerance_bytes && last_half_flat && trend.slope > 0.0 {
+        Class::Bounded
+    } else {
+        Class::Flat
+    };
+    Classified { class, trend: Some(trend), tolerance_bytes, warmup }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: f64 = 1024.0 * 1024.0;
+
+    fn series(n: usize, f: impl Fn(usize) -> f64) -> Vec<(f64, f64)> {
+        (0..n).map(|i| (i as f64, f(i))).collect()
+    }
+
+    /// Deterministic noise of about ±amp.
+    fn noise(i: usize, seed: usize, amp: f64) -> f64 {
+        let h = (i * 2654435761 + seed * 40503) % 1000;
+        (h as f64 / 1000.0 - 0.5) * 2.0 * amp
+    }
+
+    #[test]
+    fn flat_with_noise_is_flat() {
+        for seed in 0..50 {
+            let pts = series(10, |i| 500.0 * MB + noise(i, seed, 0.5 * MB));
+            assert_eq!(classify(&pts, Tolerance::default()).class, Class::Flat, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn one_percent_of_working_set_per_epoch_is_growing_within_five_epochs() {
+        for seed in 0..50 {
+            let pts = series(5, |i| 500.0 * MB + 5.0 * MB * i as f64 + noise(i, seed, 0.5 * MB));
+            let c = classify(&pts, Tolerance::default());
+            assert_eq!(c.class, Class::Growing, "seed {seed}: {c:?}");
+            let slope = c.trend.unwrap().slope;
+            assert!((slope - 5.0 * MB).abs() < 1.0 * MB, "slope {slope}");
+        }
+    }
+
+    #[test]
+    fn filling_cache_is_bounded_not_growing() {
+        // Warm-up, then a cache that fills over 4 epochs and stays full.
+        let pts = series(12, |i| 300.0 * MB + 20.0 * MB * (i.min(5) as f64));
+        assert_eq!(classify(&pts, Tolerance::default()).class, Class::Bounded);
+    }
+
+    #[test]
+    fn warmup_growth_alone_is_flat() {
+        let pts = series(6, |i| if i == 0 { 100.0 * MB } else { 400.0 * MB });
+        let c = classify(&pts, Tolerance::default());
+        assert_eq!((c.class, c.warmup), (Class::Flat, 1));
+    }
+
+    #[test]
+    fn two_epochs_are_insufficient() {
+        let c = classify(&series(2, |i| i as f64 * 100.0 * MB), Tolerance::default());
+        assert_eq!(c.class, Class::Insufficient);
+        assert_eq!(warmup_epochs(3), 1);
+        assert_eq!(warmup_epochs(10), 2);
+    }
+}

@@ -1,0 +1,216 @@
+//! The recorder: at each boundary, ask every source for its columns and append one row.
+//!
+//! Recording never analyses; it only streams rows to `timeline.csv`. Its own memory is
+//! one reusable row and the sources' buffers, whatever the run's length.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::boundary::{Boundary, Marker, Phase};
+use crate::error::Error;
+use crate::limits::memory_limit;
+use crate::source::{
+    ExactHeapSource, GpuAllocatorStats, GpuSource, GpuStatus, JemallocSource, NvmlSource,
+    ProcessSource, Source,
+};
+use crate::timeline::{Row, TimelineMeta, TimelineWriter};
+
+/// How the Rust heap is observed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HeapMode {
+    /// jemalloc's counters only (the everyday mode; no per-allocation cost).
+    #[default]
+    Sampled,
+    /// dhat counts every Rust allocation exactly (slow: a backtrace per allocation) and
+    /// writes `dhat-heap.json` for DHAT's viewer when the profiler finishes.
+    Exact,
+}
+
+/// Settings for a [`Profiler`].
+pub struct ProfilerBuilder {
+    out_dir: PathBuf,
+    heap: HeapMode,
+    pss: bool,
+    gpu_device: Option<u32>,
+    gpu_allocator: Option<Box<dyn GpuAllocatorStats>>,
+    on_row: Option<Box<dyn FnMut(&Row) + Send>>,
+}
+
+impl ProfilerBuilder {
+    /// Heap observation mode (default [`HeapMode::Sampled`]).
+    pub fn heap(mut self, heap: HeapMode) -> Self {
+        self.heap = heap;
+        self
+    }
+    /// Read PSS at each boundary (default on).
+    pub fn pss(mut self, on: bool) -> Self {
+        self.pss = on;
+        self
+    }
+    /// Record GPU memory of this CUDA device index via NVML.
+    pub fn gpu_device(mut self, index: u32) -> Self {
+        self.gpu_device = Some(index);
+        self
+    }
+    /// Record a framework's caching-allocator statistics.
+    pub fn gpu_allocator(mut self, stats: Box<dyn GpuAllocatorStats>) -> Self {
+        self.gpu_allocator = Some(stats);
+        self
+    }
+    /// Call `f` with every recorded row (e.g. to show the current RSS in a progress bar).
+    pub fn on_row(mut self, f: impl FnMut(&Row) + Send + 'static) -> Self {
+        self.on_row = Some(Box::new(f));
+        self
+    }
+
+    /// Create the output folder and `timeline.csv`, start the sources, and record the
+    /// `start` row. Fails before any work if the folder cannot be written.
+    pub fn start(self) -> Result<Profiler, Error> {
+        let out_dir = self.out_dir;
+        fs::create_dir_all(&out_dir)
+            .map_err(|source| Error::Output { path: out_dir.clone(), source })?;
+
+        let mut sources: Vec<Box<dyn Source>> = vec![Box::new(ProcessSource::new(self.pss))];
+        match JemallocSource::new() {
+            Ok(j) => sources.push(Box::new(j)),
+            Err(e) => eprintln!("profiler: jemalloc statistics unavailable ({e}); is ProfilerAlloc the global allocator?"),
+        }
+        let gpu_status = match self.gpu_device {
+            None => GpuStatus::Off,
+            Some(index) => match NvmlSource::open(index) {
+                Ok((nvml, status)) => {
+                    sources.push(Box::new(nvml));
+                    status
+                }
+                Err(status) => status,
+            },
+        };
+        if let Some(stats) = self.gpu_allocator {
+            sources.push(Box::new(GpuSource(stats)));
+        }
+
+        let limit = memory_limit();
+        let meta = TimelineMeta {
+            mem_limit_bytes: limit.as_ref().map(|l| l.bytes),
+            mem_limit_source: limit.map(|l| l.source.to_string()),
+            gpu: Some(gpu_status.to_token()),
+        };
+        let writer = TimelineWriter::create(&out_dir.join("timeline.csv"), &meta)?;
+
+        let dhat = (self.heap == HeapMode::Exact).then(|| {
+            crate::alloc::set_exact_mode(true);
+            sources.push(Box::new(ExactHeapSource::new()));
+            dhat::Profiler::builder().file_name(out_dir.join("dhat-heap.json")).build()
+        });
+
+        let mut profiler = Profiler {
+            out_dir,
+            started: Instant::now(),
+            sources,
+            writer,
+            row: Row::default(),
+            on_row: self.on_row,
+            gpu_status,
+            first_error: None,
+            dhat,
+            finished: false,
+        };
+        profiler.mark(Boundary::new(Phase::Start));
+        if let Some(e) = profiler.first_error.take() {
+            return Err(e);
+        }
+        Ok(profiler)
+    }
+}
+
+/// Records one timeline row per boundary. Implements [`Marker`].
+pub struct Profiler {
+    out_dir: PathBuf,
+    started: Instant,
+    sources: Vec<Box<dyn Source>>,
+    writer: TimelineWriter,
+    row: Row,
+    on_row: Option<Box<dyn FnMut(&Row) + Send>>,
+    gpu_status: GpuStatus,
+    first_error: Option<Error>,
+    dhat: Option<dhat::Profiler>,
+    finished: bool,
+}
+
+impl Profiler {
+    /// Start configuring a profiler that writes into `out_dir`.
+    pub fn builder(out_dir: impl AsRef<Path>) -> ProfilerBuilder {
+        ProfilerBuilder {
+            out_dir: out_dir.as_ref().to_path_buf(),
+            heap: HeapMode::default(),
+            pss: true,
+            gpu_device: None,
+            gpu_allocator: None,
+            on_row: None,
+        }
+    }
+
+    /// Where the files go.
+    pub fn out_dir(&self) -> &Path {
+        &self.out_dir
+    }
+
+    /// Whether GPU columns are filled, and if not why.
+    pub fn gpu_status(&self) -> &GpuStatus {
+        &self.gpu_status
+    }
+
+    /// Record the `finish` row, stop exact mode (writing `dhat-heap.json`) and report the
+    /// first write error, if any happened during the run.
+    pub fn finish(mut self) -> Result<PathBuf, Error> {
+        self.finish_inner();
+        match self.first_error.take() {
+            Some(e) => Err(e),
+            None => Ok(self.writer.path().to_path_buf()),
+        }
+    }
+
+    fn finish_inner(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.mark(Boundary::new(Phase::Finish));
+        self.finished = true;
+        if let Some(dhat) = self.dhat.take() {
+            drop(dhat); // writes dhat-heap.json
+            crate::alloc::set_exact_mode(false);
+        }
+    }
+}
+
+impl Marker for Profiler {
+    fn mark(&mut self, boundary: Boundary) {
+        let row = &mut self.row;
+        *row = Row::default();
+        row.t_s = self.started.elapsed().as_secs_f64();
+        row.phase = boundary.phase.as_str().to_string();
+        row.epoch = boundary.epoch;
+        row.episode = boundary.episode;
+        row.label = boundary.label;
+        row.user_bytes = boundary.user_bytes;
+        for source in &mut self.sources {
+            source.sample(row);
+        }
+        if let Err(e) = self.writer.append(row) {
+            if self.first_error.is_none() {
+                eprintln!("profiler: {e} (further rows are lost)");
+                self.first_error = Some(e);
+            }
+        }
+        if let Some(f) = &mut self.on_row {
+            f(&self.row);
+        }
+    }
+}
+
+impl Drop for Profiler {
+    fn drop(&mut self) {
+        self.finish_inner();
+    }
+}

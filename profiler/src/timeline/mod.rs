@@ -1,0 +1,176 @@
+//! The timeline: one row per boundary, the format shared by the writer and the reader.
+//!
+//! The file is CSV. Its first line is a comment carrying the format version and facts
+//! about the machine the run needs later (its memory limit), so that a report can be
+//! rebuilt from this file alone:
+//!
+//! ```text
+//! # profiler-timeline format=1 mem_limit_bytes=25769803776 mem_limit_source=cgroup-v1
+//! t_s,phase,epoch,episode,label,rss_bytes,...
+//! ```
+//!
+//! The columns are the fields of [`Row`], in order; [`COLUMNS`] documents each one and a
+//! test keeps the two in step.
+
+mod reader;
+mod writer;
+
+pub use reader::{read_timeline, Timeline, TimelineError};
+pub use writer::TimelineWriter;
+
+use serde::{Deserialize, Serialize};
+
+/// The version written in (and required from) a timeline's first line.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Facts recorded once, in the timeline's first line.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TimelineMeta {
+    /// The memory the process may use: the smaller of MemTotal and the cgroup limit.
+    pub mem_limit_bytes: Option<u64>,
+    /// Where that limit came from (`meminfo`, `cgroup-v1`, `cgroup-v2`).
+    pub mem_limit_source: Option<String>,
+    /// Whether GPU columns are filled, and if not why (see `GpuStatus::to_token`).
+    pub gpu: Option<String>,
+}
+
+impl TimelineMeta {
+    /// The comment line written before the CSV header.
+    pub fn to_line(&self) -> String {
+        let mut s = format!("# profiler-timeline format={FORMAT_VERSION}");
+        if let Some(b) = self.mem_limit_bytes {
+            s.push_str(&format!(" mem_limit_bytes={b}"));
+        }
+        if let Some(src) = &self.mem_limit_source {
+            s.push_str(&format!(" mem_limit_source={src}"));
+        }
+        if let Some(gpu) = &self.gpu {
+            s.push_str(&format!(" gpu={gpu}"));
+        }
+        s
+    }
+}
+
+/// One boundary's measurements. Empty (`None`) where a source is off or unavailable.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)] // documented column by column in COLUMNS
+pub struct Row {
+    pub t_s: f64,
+    pub phase: String,
+    pub epoch: Option<u32>,
+    pub episode: Option<u64>,
+    pub label: String,
+    pub rss_bytes: Option<u64>,
+    pub peak_rss_bytes: Option<u64>,
+    pub pss_bytes: Option<u64>,
+    pub je_allocated_bytes: Option<u64>,
+    pub je_active_bytes: Option<u64>,
+    pub je_resident_bytes: Option<u64>,
+    pub je_mapped_bytes: Option<u64>,
+    pub je_retained_bytes: Option<u64>,
+    pub je_metadata_bytes: Option<u64>,
+    pub heap_exact_bytes: Option<u64>,
+    pub heap_exact_blocks: Option<u64>,
+    pub gpu_device_used_bytes: Option<u64>,
+    pub gpu_process_used_bytes: Option<u64>,
+    pub gpu_allocated_bytes: Option<u64>,
+    pub gpu_reserved_bytes: Option<u64>,
+    pub gpu_peak_allocated_bytes: Option<u64>,
+    pub gpu_peak_reserved_bytes: Option<u64>,
+    pub user_bytes: Option<u64>,
+}
+
+/// A column's name and what it holds, in file order (the README's table is made from this).
+pub const COLUMNS: &[(&str, &str)] = &[
+    ("t_s", "seconds since the profiler started (monotonic clock)"),
+    ("phase", "boundary kind: start, episode_end, triplet_end, validation_start, validation_end, epoch_end, finish, or a custom name"),
+    ("epoch", "epoch index from 0 (empty if not given)"),
+    ("episode", "episode/step index from 0 within the run (empty if not given)"),
+    ("label", "free-form text given by the program"),
+    ("rss_bytes", "resident set size of the process (VmRSS, /proc/self/status)"),
+    ("peak_rss_bytes", "highest RSS so far (VmHWM)"),
+    ("pss_bytes", "proportional set size (/proc/self/smaps_rollup): shared pages split among the processes sharing them; empty where unreadable"),
+    ("je_allocated_bytes", "bytes in live allocations (jemalloc stats.allocated): Rust and libtorch C++ heap"),
+    ("je_active_bytes", "bytes in pages holding live allocations (stats.active)"),
+    ("je_resident_bytes", "bytes of allocator pages resident in RAM, incl. metadata and dirty unused pages (stats.resident)"),
+    ("je_mapped_bytes", "bytes in extents mapped by the allocator (stats.mapped)"),
+    ("je_retained_bytes", "virtual memory kept by the allocator but returned to the OS (stats.retained); not resident"),
+    ("je_metadata_bytes", "allocator bookkeeping (stats.metadata)"),
+    ("heap_exact_bytes", "exact live Rust heap bytes counted by dhat (exact mode only)"),
+    ("heap_exact_blocks", "exact live Rust heap blocks counted by dhat (exact mode only)"),
+    ("gpu_device_used_bytes", "GPU memory in use on the device, all processes (NVML)"),
+    ("gpu_process_used_bytes", "GPU memory used by this process (NVML per-process)"),
+    ("gpu_allocated_bytes", "bytes in live tensors in libtorch's CUDA caching allocator"),
+    ("gpu_reserved_bytes", "bytes the caching allocator holds from the driver (allocated + cached free blocks)"),
+    ("gpu_peak_allocated_bytes", "peak of gpu_allocated_bytes so far"),
+    ("gpu_peak_reserved_bytes", "peak of gpu_reserved_bytes so far"),
+    ("user_bytes", "a byte count the program reports about itself (the reference trainer: bytes its injected leaks hold)"),
+];
+
+/// The memory series the analysis and the plots know about, with a display name.
+pub const MEMORY_SERIES: &[(&str, &str)] = &[
+    ("rss_bytes", "RSS"),
+    ("pss_bytes", "PSS"),
+    ("je_allocated_bytes", "heap allocated"),
+    ("je_active_bytes", "heap active"),
+    ("je_resident_bytes", "allocator resident"),
+    ("je_retained_bytes", "allocator retained"),
+    ("heap_exact_bytes", "exact Rust heap"),
+    ("gpu_device_used_bytes", "GPU device used"),
+    ("gpu_process_used_bytes", "GPU process used"),
+    ("gpu_allocated_bytes", "GPU allocated"),
+    ("gpu_reserved_bytes", "GPU reserved"),
+];
+
+impl Row {
+    /// The value of a memory column by name (see [`MEMORY_SERIES`]).
+    pub fn series(&self, column: &str) -> Option<u64> {
+        match column {
+            "rss_bytes" => self.rss_bytes,
+            "peak_rss_bytes" => self.peak_rss_bytes,
+            "pss_bytes" => self.pss_bytes,
+            "je_allocated_bytes" => self.je_allocated_bytes,
+            "je_active_bytes" => self.je_active_bytes,
+            "je_resident_bytes" => self.je_resident_bytes,
+            "je_mapped_bytes" => self.je_mapped_bytes,
+            "je_retained_bytes" => self.je_retained_bytes,
+            "je_metadata_bytes" => self.je_metadata_bytes,
+            "heap_exact_bytes" => self.heap_exact_bytes,
+            "heap_exact_blocks" => self.heap_exact_blocks,
+            "gpu_device_used_bytes" => self.gpu_device_used_bytes,
+            "gpu_process_used_bytes" => self.gpu_process_used_bytes,
+            "gpu_allocated_bytes" => self.gpu_allocated_bytes,
+            "gpu_reserved_bytes" => self.gpu_reserved_bytes,
+            "gpu_peak_allocated_bytes" => self.gpu_peak_allocated_bytes,
+            "gpu_peak_reserved_bytes" => self.gpu_peak_reserved_bytes,
+            "user_bytes" => self.user_bytes,
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented columns are exactly the serialized ones, in the same order.
+    #[test]
+    fn columns_match_row_fields() {
+        let mut w = csv::Writer::from_writer(vec![]);
+        w.serialize(Row::default()).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let documented: Vec<&str> = COLUMNS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(header, documented);
+    }
+
+    #[test]
+    fn every_memory_series_is_readable() {
+        let mut row = Row::default();
+        row.rss_bytes = Some(1);
+        for (name, _) in MEMORY_SERIES {
+            assert!(COLUMNS.iter().any(|(c, _)| c == name), "{name} undocumented");
+        }
+        assert_eq!(row.series("rss_bytes"), Some(1));
+    }
+}

@@ -1,0 +1,176 @@
+//! Reads a timeline back. A run killed mid-write ends in a partial line: that is end of
+//! data, not an error. Anything else malformed is an error naming the file and line.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::{Row, TimelineMeta, FORMAT_VERSION};
+
+/// Why a timeline could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TimelineError {
+    /// The file could not be opened or read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A line is not what the format expects.
+    #[error("{}:{line}: {message}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file holds no complete row.
+    #[error("{}: no complete row (the run recorded nothing)", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// A timeline read from disk.
+#[derive(Clone, Debug, Default)]
+pub struct Timeline {
+    /// Facts from the first line.
+    pub meta: TimelineMeta,
+    /// Every complete row, in order.
+    pub rows: Vec<Row>,
+    /// True if the file ended in a partial row (the run was killed mid-write).
+    pub truncated: bool,
+}
+
+/// Read and validate `path`.
+pub fn read_timeline(path: &Path) -> Result<Timeline, TimelineError> {
+    let text = fs::read_to_string(path)
+        .map_err(|source| TimelineError::Io { path: path.to_path_buf(), source })?;
+    parse_timeline(path, &text)
+}
+
+fn malformed(path: &Path, line: u64, message: impl Into<String>) -> TimelineError {
+    TimelineError::Malformed { path: path.to_path_buf(), line, message: message.into() }
+}
+
+/// Parse a timeline's text; `path` is only used in messages.
+pub(crate) fn parse_timeline(path: &Path, text: &str) -> Result<Timeline, TimelineError> {
+    let first = text.lines().next().unwrap_or("");
+    let meta = parse_meta(first).map_err(|m| malformed(path, 1, m))?;
+
+    // A file not ending in a newline was cut mid-row: drop the partial last line.
+    let truncated = !text.ends_with('\n');
+    let body = if truncated { &text[..text.rfind('\n').map_or(0, |i| i + 1)] } else { text };
+    let body = &body[body.find('\n').map_or(body.len(), |i| i + 1)..];
+
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(body.as_bytes());
+    let header = reader
+        .headers()
+        .map_err(|e| malformed(path, 2, format!("bad header: {e}")))?
+        .clone();
+    let expected: Vec<&str> = super::COLUMNS.iter().map(|(n, _)| *n).collect();
+    if header.iter().collect::<Vec<_>>() != expected {
+        return Err(malformed(path, 2, "header does not list the timeline columns"));
+    }
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i as u64 + 3;
+        let record = record.map_err(|e| malformed(path, line, e.to_string()))?;
+        let row: Row = record
+            .deserialize(Some(&header))
+            .map_err(|e| malformed(path, line, e.to_string()))?;
+        if !row.t_s.is_finite() || row.t_s < 0.0 {
+            return Err(malformed(path, line, format!("t_s is {}", row.t_s)));
+        }
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(TimelineError::Empty { path: path.to_path_buf() });
+    }
+    Ok(Timeline { meta, rows, truncated })
+}
+
+fn parse_meta(line: &str) -> Result<TimelineMeta, String> {
+    let rest = line
+        .strip_prefix("# profiler-timeline ")
+        .ok_or("not a profiler timeline (first line must start with '# profiler-timeline')")?;
+    let mut meta = TimelineMeta::default();
+    let mut version = None;
+    for pair in rest.split_whitespace() {
+        let (key, value) = pair.split_once('=').ok_or(format!("bad field '{pair}'"))?;
+        match key {
+            "format" => version = value.parse::<u32>().ok(),
+            "mem_limit_bytes" => {
+                meta.mem_limit_bytes =
+                    Some(value.parse().map_err(|_| format!("bad mem_limit_bytes '{value}'"))?)
+            }
+            "mem_limit_source" => meta.mem_limit_source = Some(value.to_string()),
+            "gpu" => meta.gpu = Some(value.to_string()),
+            _ => {} // unknown facts from a newer writer are ignored
+        }
+    }
+    match version {
+        Some(FORMAT_VERSION) => Ok(meta),
+        Some(v) => Err(format!("format {v} is not supported (this build reads {FORMAT_VERSION})")),
+        None => Err("missing format version".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::{TimelineWriter, COLUMNS};
+
+    fn sample_text() -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let meta = TimelineMeta { mem_limit_bytes: Some(1 << 30), mem_limit_source: Some("meminfo".into()), gpu: None };
+        let mut w = TimelineWriter::create(&path, &meta).unwrap();
+        for i in 0..3 {
+            let row = Row { t_s: i as f64, phase: "epoch_end".into(), epoch: Some(i), rss_bytes: Some(100 + i as u64), ..Row::default() };
+            w.append(&row).unwrap();
+        }
+        fs::read_to_string(&path).unwrap()
+    }
+
+    #[test]
+    fn round_trip() {
+        let t = parse_timeline(Path::new("t.csv"), &sample_text()).unwrap();
+        assert_eq!(t.rows.len(), 3);
+        assert_eq!(t.rows[2].rss_bytes, Some(102));
+        assert_eq!(t.meta.mem_limit_bytes, Some(1 << 30));
+        assert!(!t.truncated);
+    }
+
+    #[test]
+    fn truncated_tail_is_end_of_data() {
+        let text = sample_text();
+        let cut = &text[..text.len() - 5];
+        let t = parse_timeline(Path::new("t.csv"), cut).unwrap();
+        assert_eq!(t.rows.len(), 2);
+        assert!(t.truncated);
+    }
+
+    #[test]
+    fn garbled_row_names_file_and_line() {
+        let mut text = sample_text();
+        text = text.replacen(",101,", ",lots,", 1);
+        let err = parse_timeline(Path::new("run/timeline.csv"), &text).unwrap_err().to_string();
+        assert!(err.starts_with("run/timeline.csv:4:"), "{err}");
+    }
+
+    #[test]
+    fn foreign_file_is_rejected() {
+        let err = parse_timeline(Path::new("x.csv"), "a,b\n1,2\n").unwrap_err().to_string();
+        assert!(err.contains("x.csv:1:") && err.contains("not a profiler timeline"), "{err}");
+        let header_only = format!("# profiler-timeline format=1\n{}\n", COLUMNS.iter().map(|c| c.0).collect::<Vec<_>>().join(","));
+        let err = parse_timeline(Path::new("x.csv"), &header_only).unwrap_err().to_string();
+        assert!(err.contains("no complete row"), "{err}");
+        let err = parse_timeline(Path::new("x.csv"), "# profiler-timeline format=9\n").unwrap_err().to_string();
+        assert!(err.contains("format 9"), "{err}");
+    }
+}

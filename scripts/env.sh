@@ -1,0 +1,21 @@
+# Sourced by the other scripts: makes sure the project-local Python venv with torch
+# (libtorch for tch) exists, and exports what the tch build needs. Quick when done.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+TORCH_VERSION="2.11.0"
+
+if ! "$VENV/bin/python" -c "import torch,sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+    echo "setup: installing torch==$TORCH_VERSION into $VENV (about a minute, 4.6 GB)" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
+fi
+if ! command -v cargo >/dev/null; then
+    echo "setup: cargo not found; install Rust with rustup first" >&2
+    exit 1
+fi
+
+export PATH="$VENV/bin:$PATH"
+export LIBTORCH_USE_PYTORCH=1
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+cd "$ROOT"

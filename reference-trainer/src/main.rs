@@ -1,0 +1,34 @@
+//! Runs the reference trainer on its own, with no profiling, printing each epoch's
+//! metrics. `diagnose run` runs the same trainer instrumented.
+
+use clap::Parser;
+use reference_trainer::{train, TrainerArgs};
+
+#[global_allocator]
+static ALLOC: profiler::ProfilerAlloc = profiler::ProfilerAlloc;
+
+/// A stage-2 few-shot trainer with the seed incident's knobs and switchable leaks.
+#[derive(Parser)]
+#[command(name = "reference-trainer", version)]
+struct Cli {
+    #[command(flatten)]
+    trainer: TrainerArgs,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let cfg = match cli.trainer.resolve() {
+        Ok(cfg) => cfg,
+        Err(message) => {
+            eprintln!("error: {message}");
+            std::process::exit(2);
+        }
+    };
+    let report = train(&cfg, &mut profiler::NoMarker);
+    for e in &report.epochs {
+        println!(
+            "epoch {} train_loss {:.4} val_loss {:.4} st_iou {:.3} map50 {:.3} triplets {} leak_bytes {} {:.1}s",
+            e.epoch, e.train_loss, e.val.loss, e.val.st_iou, e.val.map50, e.triplet_batches, e.leak_bytes, e.seconds
+        );
+    }
+}

@@ -1,1 +1,130 @@
-fn main(){}
+//! `diagnose`: run the instrumented reference trainer and report on its memory, rebuild
+//! reports from a run folder, compare two runs. Parsing and exit codes live here; the
+//! work is done by the `profiler` and `reference-trainer` libraries.
+
+mod cli;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use profiler::report::{self, human_bytes};
+use profiler::{Analysis, Marker, Profiler};
+
+use cli::{Cli, Command, CompareArgs, ReportArgs, RunArgs};
+
+#[global_allocator]
+static ALLOC: profiler::ProfilerAlloc = profiler::ProfilerAlloc;
+
+/// Exit code when `--fail-on-leak` is given and the verdict is "growing".
+const EXIT_LEAK: u8 = 3;
+/// Exit code for errors (bad input, unwritable output, ...). Usage errors exit with 2.
+const EXIT_ERROR: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Report(args) => report_cmd(args),
+        Command::Compare(args) => compare_cmd(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn verdict_exit(analysis: &Analysis, fail_on_leak: bool) -> ExitCode {
+    if fail_on_leak && analysis.verdict == "growing" {
+        ExitCode::from(EXIT_LEAK)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn default_out_dir(args: &RunArgs) -> PathBuf {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut name = format!("run-{secs}");
+    for leak in &args.trainer.leaks {
+        name.push('-');
+        name.push_str(leak.name());
+    }
+    Path::new("reports").join(name)
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let cfg = match args.trainer.resolve() {
+        Ok(cfg) => cfg,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let out = args.out.clone().unwrap_or_else(|| default_out_dir(&args));
+    report::prepare_out_dir(&out, args.force)?;
+
+    let total = (cfg.epochs * cfg.episodes_per_epoch) as u64;
+    let bar = if args.no_progress { ProgressBar::hidden() } else { ProgressBar::new(total) };
+    bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} episodes  {msg}").expect("valid template"));
+    let on_row = {
+        let bar = bar.clone();
+        move |row: &profiler::Row| {
+            if row.phase == "episode_end" {
+                bar.inc(1);
+            }
+            let rss = row.rss_bytes.map_or("?".into(), |b| human_bytes(b as f64));
+            let heap = row.je_allocated_bytes.map_or("?".into(), |b| human_bytes(b as f64));
+            bar.set_message(format!("epoch {}  RSS {rss}  heap {heap}", row.epoch.unwrap_or(0)));
+        }
+    };
+    let mut builder = Profiler::builder(&out).heap(args.heap.into()).on_row(on_row);
+    if let Some(index) = cfg.cuda {
+        builder = builder.gpu_device(index as u32);
+    }
+    let mut prof = builder.start()?;
+    eprintln!("diagnose: recording into {}", out.display());
+    let train_report = reference_trainer::train(&cfg, &mut prof as &mut dyn Marker);
+    prof.finish()?;
+    bar.finish_and_clear();
+
+    let analysis = report::rebuild(&out)?;
+    for e in &train_report.epochs {
+        println!("epoch {}: train loss {:.4}, val loss {:.4}, ST-IoU {:.3}, mAP@0.5 {:.3}, {:.1} s",
+            e.epoch, e.train_loss, e.val.loss, e.val.st_iou, e.val.map50, e.seconds);
+    }
+    print!("{}", report::text_summary(&analysis));
+    println!("reports: {}", out.display());
+    Ok(verdict_exit(&analysis, args.fail_on_leak))
+}
+
+fn report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let analysis = report::rebuild(&args.dir)?;
+    print!("{}", report::text_summary(&analysis));
+    println!("reports: {}", args.dir.display());
+    Ok(verdict_exit(&analysis, args.fail_on_leak))
+}
+
+fn compare_cmd(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let load = |dir: &Path| -> anyhow::Result<Analysis> {
+        Ok(profiler::analyze(&profiler::read_timeline(&dir.join("timeline.csv"))?))
+    };
+    let (before, after) = (load(&args.before)?, load(&args.after)?);
+    let out = args.out.clone().unwrap_or_else(|| args.after.clone());
+    let mut text = String::new();
+    for column in &args.series {
+        let cmp = report::compare(&before, &after, column);
+        text.push_str(&cmp.to_markdown());
+        text.push('\n');
+        if column == &args.series[0] {
+            std::fs::create_dir_all(&out)?;
+            cmp.write(&out)?;
+        }
+    }
+    print!("{text}");
+    println!("written: {}", out.join("compare.md").display());
+    Ok(ExitCode::SUCCESS)
+}

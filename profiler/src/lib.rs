@@ -67,3 +67,4 @@ pub use analysis::{analyze, Analysis, Analyzer};
 #[cfg(test)]
 #[global_allocator]
 static TEST_ALLOC: ProfilerAlloc = ProfilerAlloc;
+pub mod report;

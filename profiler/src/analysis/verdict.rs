@@ -5,11 +5,13 @@
 //!   epoch-end values ──drop warm-up──▶ Theil–Sen slope b, 90 % interval [lo, hi]
 //!        │
 //!        ├─ fewer than 3 epochs ................................. insufficient
-//!        ├─ lo > 0 and b > tolerance ──▶ last half flat? ── yes ─ bounded
+//!        ├─ lo > 0 and b > tolerance* ─▶ last half flat? ── yes ─ bounded
 //!        │                                              └─ no ── growing
 //!        ├─ rose by > tolerance overall, last half flat ......... bounded
 //!        └─ otherwise ........................................... flat
 //! ```
+//!
+//! (*) with only two points after warm-up, also > 10 % of the level per epoch.
 //!
 //! The tolerance is the larger of an absolute floor and a fraction of the series' level,
 //! so allocator jitter on a 2 GB working set is not a leak, while 1 % of the working set
@@ -60,6 +62,10 @@ impl Default for Tolerance {
     }
 }
 
+/// With only two epochs after warm-up, growth must exceed this fraction of the level per
+/// epoch to be called growing (RSS at epoch ends jitters by a few % with allocator decay).
+pub const SHORT_RUN_RELATIVE: f64 = 0.10;
+
 /// How many leading epochs are warm-up: a fifth of them, at least one, leaving two.
 pub fn warmup_epochs(n: usize) -> usize {
     if n < 3 {
@@ -100,7 +106,9 @@ pub fn classify(points: &[(f64, f64)], tol: Tolerance) -> Classified {
         theil_sen(tail).is_some_and(|t| t.slope <= tolerance_bytes)
     };
     let rise = kept.last().map_or(0.0, |l| l.1) - kept[0].1;
-    let class = if trend.low > 0.0 && trend.slope > tolerance_bytes {
+    // Two points give no interval: only growth far above noise is called growing then.
+    let needed = if kept.len() < 3 { tolerance_bytes.max(SHORT_RUN_RELATIVE * level) } else { tolerance_bytes };
+    let class = if trend.low > 0.0 && trend.slope > needed {
         if last_half_flat {
             Class::Bounded
         } else {
@@ -161,6 +169,14 @@ mod tests {
         let pts = series(6, |i| if i == 0 { 100.0 * MB } else { 400.0 * MB });
         let c = classify(&pts, Tolerance::default());
         assert_eq!((c.class, c.warmup), (Class::Flat, 1));
+    }
+
+    #[test]
+    fn three_epochs_need_large_growth() {
+        let jitter = series(3, |i| [500.0, 490.0, 521.0][i] * MB);
+        assert_eq!(classify(&jitter, Tolerance::default()).class, Class::Flat);
+        let leak = series(3, |i| 500.0 * MB + 40.0 * MB * i as f64);
+        assert_eq!(classify(&leak, Tolerance::default()).class, Class::Growing);
     }
 
     #[test]

@@ -1,8 +1,13 @@
 //! Process memory from procfs: RSS and peak RSS (`/proc/self/status`), PSS
 //! (`/proc/self/smaps_rollup`). Buffers are reused, so a sample allocates nothing.
+//!
+//! After each read the peak (VmHWM) is reset through `/proc/self/clear_refs`, so each
+//! row's peak is the highest RSS since the previous boundary: the transient peak of the
+//! phase that just ended, which boundary samples alone would miss. Where the kernel
+//! refuses the reset, the peak is the process's lifetime peak.
 
-use std::fs::File;
-use std::io::Read;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
 
 use super::Source;
 use crate::timeline::Row;
@@ -11,12 +16,14 @@ use crate::timeline::Row;
 pub struct ProcessSource {
     buf: String,
     pss: bool,
+    clear_refs: Option<File>,
 }
 
 impl ProcessSource {
     /// `pss`: also read PSS (costs a walk of the page tables; tens of µs).
     pub fn new(pss: bool) -> Self {
-        ProcessSource { buf: String::with_capacity(4096), pss }
+        let clear_refs = OpenOptions::new().write(true).open("/proc/self/clear_refs").ok();
+        ProcessSource { buf: String::with_capacity(4096), pss, clear_refs }
     }
 
     fn read(&mut self, path: &str) -> Option<&str> {
@@ -32,6 +39,12 @@ impl Source for ProcessSource {
             let (rss, hwm) = parse_status(text);
             row.rss_bytes = rss;
             row.peak_rss_bytes = hwm;
+        }
+        // "5" resets the peak RSS counter (Linux >= 4.0); on failure keep the lifetime peak.
+        if let Some(f) = &mut self.clear_refs {
+            if f.write_all(b"5").is_err() {
+                self.clear_refs = None;
+            }
         }
         if self.pss {
             row.pss_bytes = self.read("/proc/self/smaps_rollup").and_then(parse_smaps_rollup_pss);
@@ -89,5 +102,16 @@ mod tests {
         assert!(grew >= 60 << 20, "RSS grew by only {grew} bytes");
         assert!(during.peak_rss_bytes >= during.rss_bytes);
         assert!(during.pss_bytes.is_some());
+        drop(block);
+        let mut after = Row::default();
+        src.sample(&mut after);
+        // The peak since the last boundary still shows the 64 MiB that was just freed...
+        assert!(after.peak_rss_bytes.unwrap() >= during.rss_bytes.unwrap());
+        let mut later = Row::default();
+        src.sample(&mut later);
+        // ...and was reset by that boundary (where the kernel allows it).
+        if src.clear_refs.is_some() {
+            assert!(later.peak_rss_bytes.unwrap() < during.rss_bytes.unwrap(), "{later:?}");
+        }
     }
 }

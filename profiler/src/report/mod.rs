@@ -1,0 +1,112 @@
+//! Reports: one file per format, all built from the same [`Analysis`] (never from live
+//! profiler state), so `diagnose report` can rebuild them from `timeline.csv` alone.
+
+mod compare;
+mod csv;
+mod json;
+mod markdown;
+mod png;
+
+pub use compare::{compare, Comparison};
+pub use markdown::text_summary;
+
+use std::path::{Path, PathBuf};
+
+use crate::analysis::Analysis;
+use crate::error::Error;
+
+/// The files [`write_all`] writes, relative to the run folder.
+pub const REPORT_FILES: &[&str] = &["phases.csv", "summary.json", "summary.md", "memory.png"];
+
+/// Write every report file of `analysis` into `dir`; returns their paths.
+pub fn write_all(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let paths: Vec<PathBuf> = REPORT_FILES.iter().map(|f| dir.join(f)).collect();
+    csv::write_phases(analysis, &paths[0])?;
+    json::write(analysis, &paths[1])?;
+    write_text(&paths[2], &markdown::summary(analysis))?;
+    png::draw_memory(analysis, &paths[3])?;
+    Ok(paths)
+}
+
+/// Rebuild every report in `dir` from `dir/timeline.csv` alone. Reads and analyses
+/// first, so a bad timeline overwrites nothing.
+pub fn rebuild(dir: &Path) -> Result<Analysis, Error> {
+    let timeline = crate::timeline::read_timeline(&dir.join("timeline.csv"))?;
+    let analysis = crate::analysis::analyze(&timeline);
+    write_all(&analysis, dir)?;
+    Ok(analysis)
+}
+
+/// Make `dir` ready for a new run: create it, or refuse if it holds files and `force` is
+/// off. Checks that it is writable, so a bad path fails before any work.
+pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<(), Error> {
+    let io = |source| Error::Output { path: dir.to_path_buf(), source };
+    if dir.exists() {
+        if !dir.is_dir() {
+            return Err(io(std::io::Error::other("exists and is not a folder")));
+        }
+        let mut entries = std::fs::read_dir(dir).map_err(io)?;
+        if entries.next().is_some() && !force {
+            return Err(Error::OutputNotEmpty(dir.to_path_buf()));
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let probe = dir.join(".write-test");
+    std::fs::write(&probe, b"").map_err(io)?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+pub(crate) fn write_text(path: &Path, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|source| Error::Output { path: path.to_path_buf(), source })
+}
+
+/// Bytes in binary units with one decimal: "512.0 KiB", "1.2 GiB".
+pub fn human_bytes(bytes: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes;
+    let mut unit = 0;
+    while v.abs() >= 1024.0 && unit < units.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{v:.0} B")
+    } else {
+        format!("{v:.1} {}", units[unit])
+    }
+}
+
+/// A signed byte rate: "+2.1 MiB".
+pub fn signed_bytes(bytes: f64) -> String {
+    let sign = if bytes < 0.0 { "-" } else { "+" };
+    format!("{sign}{}", human_bytes(bytes.abs()))
+}
+
+/// Seconds as "42 s", "13.5 min", "2.3 h", "4.0 days".
+pub fn human_seconds(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.1} min", s / 60.0)
+    } else if s < 172_800.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else {
+        format!("{:.1} days", s / 86400.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(human_bytes(512.0), "512 B");
+        assert_eq!(human_bytes(1536.0), "1.5 KiB");
+        assert_eq!(human_bytes(3.0 * 1024.0 * 1024.0 * 1024.0), "3.0 GiB");
+        assert_eq!(signed_bytes(-2.0 * 1024.0 * 1024.0), "-2.0 MiB");
+        assert_eq!(human_seconds(90.0), "90 s");
+        assert_eq!(human_seconds(7200.0), "2.0 h");
+    }
+}

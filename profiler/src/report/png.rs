@@ -1,0 +1,120 @@
+//! `memory.png`: memory over time, epoch ends as dashed lines, validation shaded, and the
+//! fitted epoch-end trend of each plotted series drawn dashed in its colour.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::analysis::Analysis;
+use crate::error::Error;
+
+/// DejaVu Sans ships with the crate so PNGs render on machines without fontconfig.
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+/// Series drawn, in legend order, with their colours.
+const PLOTTED: &[(&str, RGBColor)] = &[
+    ("rss_bytes", RGBColor(31, 119, 180)),
+    ("je_resident_bytes", RGBColor(44, 160, 44)),
+    ("je_allocated_bytes", RGBColor(214, 39, 40)),
+    ("heap_exact_bytes", RGBColor(140, 86, 75)),
+    ("gpu_process_used_bytes", RGBColor(127, 127, 127)),
+    ("gpu_reserved_bytes", RGBColor(148, 103, 189)),
+    ("gpu_allocated_bytes", RGBColor(255, 127, 14)),
+];
+
+fn axis_unit(max: f64) -> (f64, &'static str) {
+    if max >= 2.0 * 1024f64.powi(3) {
+        (1024f64.powi(3), "GiB")
+    } else {
+        (1024f64.powi(2), "MiB")
+    }
+}
+
+/// Draw the plot of `a` into `path`.
+pub fn draw_memory(a: &Analysis, path: &Path) -> Result<(), Error> {
+    REGISTER.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+    let to_err = |e: &dyn std::fmt::Display| Error::Plot { path: path.to_path_buf(), message: e.to_string() };
+
+    let series: Vec<_> = PLOTTED
+        .iter()
+        .filter_map(|(c, colour)| a.plot.series.iter().find(|s| s.column == *c).map(|s| (s, *colour)))
+        .collect();
+    let t_max = a.duration_s.max(1e-3);
+    let y_max = series.iter().flat_map(|(s, _)| s.points.iter().map(|p| p.1)).max().unwrap_or(1) as f64;
+    let (unit, unit_name) = axis_unit(y_max);
+    let y_top = (y_max / unit * 1.1).max(1.0);
+
+    let root = BitMapBackend::new(path, (1400, 800)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| to_err(&e))?;
+    let title = format!("Memory over time: verdict {}", a.verdict);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 30))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0f64..t_max, 0f64..y_top)
+        .map_err(|e| to_err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since start")
+        .y_desc(format!("memory ({unit_name})"))
+        .label_style(("sans-serif", 18))
+        .axis_desc_style(("sans-serif", 20))
+        .draw()
+        .map_err(|e| to_err(&e))?;
+
+    // Validation spans, shaded.
+    let shade = RGBColor(255, 200, 120).mix(0.25);
+    chart
+        .draw_series(a.plot.validations.iter().map(|&(s, e)| Rectangle::new([(s, 0.0), (e.max(s + t_max * 0.002), y_top)], shade.filled())))
+        .map_err(|e| to_err(&e))?
+        .label("validation")
+        .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], shade.filled()));
+    // Epoch ends, dashed.
+    for &(_, t) in &a.plot.epoch_ends {
+        chart
+            .draw_series(DashedLineSeries::new(vec![(t, 0.0), (t, y_top)], 6, 4, BLACK.mix(0.35).into()))
+            .map_err(|e| to_err(&e))?;
+    }
+
+    for (s, colour) in &series {
+        let pts: Vec<(f64, f64)> = s.points.iter().map(|&(t, v)| (t, v as f64 / unit)).collect();
+        let colour = *colour;
+        chart
+            .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
+            .map_err(|e| to_err(&e))?
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3)));
+        // The fitted trend over the epochs it used, on the epoch-end times.
+        let Some(v) = a.series(&s.column) else { continue };
+        let (Some(slope), Some(icept)) = (v.slope_bytes_per_epoch, v.intercept_bytes) else { continue };
+        let times: Vec<(f64, f64)> = a
+            .plot
+            .epoch_ends
+            .iter()
+            .filter(|(e, _)| v.fitted_epochs.contains(e))
+            .map(|&(e, t)| (t, (icept + slope * e as f64) / unit))
+            .collect();
+        if times.len() >= 2 {
+            let ends = vec![times[0], times[times.len() - 1]];
+            chart
+                .draw_series(DashedLineSeries::new(ends, 10, 6, colour.stroke_width(2)))
+                .map_err(|e| to_err(&e))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font(("sans-serif", 18))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(|e| to_err(&e))?;
+    root.present().map_err(|e| to_err(&e))?;
+    Ok(())
+}

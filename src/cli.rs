@@ -1,0 +1,122 @@
+//! Command-line flags. Raw clap structs stay here; the libraries never see clap except
+//! the trainer's own flag group, which `run` flattens so every trainer flag is accepted.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use reference_trainer::TrainerArgs;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success (and, with --fail-on-leak, memory is not growing)
+  1  error: bad or missing input, unwritable output, a failed run
+  2  usage error: unknown flag, bad flag value
+  3  --fail-on-leak was given and the verdict is \"growing\"";
+
+/// Find out whether a training run's memory grows, where, and how fast.
+#[derive(Parser, Debug)]
+#[command(name = "diagnose", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the instrumented reference trainer and write the reports.
+    #[command(after_help = AFTER_HELP)]
+    Run(RunArgs),
+    /// Rebuild every report of a run folder from its timeline.csv alone.
+    #[command(after_help = AFTER_HELP)]
+    Report(ReportArgs),
+    /// Compare the per-phase peaks of two runs (before/after a fix).
+    Compare(CompareArgs),
+}
+
+/// How the heap is observed.
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+pub enum HeapArg {
+    /// jemalloc counters (fast, the default).
+    #[default]
+    Sampled,
+    /// dhat counts every Rust allocation (slow) and writes dhat-heap.json.
+    Exact,
+}
+
+impl From<HeapArg> for profiler::HeapMode {
+    fn from(h: HeapArg) -> Self {
+        match h {
+            HeapArg::Sampled => profiler::HeapMode::Sampled,
+            HeapArg::Exact => profiler::HeapMode::Exact,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Output folder (default: reports/run-<time>[-<leaks>]).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write into an output folder that already holds files.
+    #[arg(long)]
+    pub force: bool,
+    /// Exit with code 3 if the verdict is "growing".
+    #[arg(long)]
+    pub fail_on_leak: bool,
+    /// Heap observation mode.
+    #[arg(long, value_enum, default_value_t)]
+    pub heap: HeapArg,
+    /// Do not draw the progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    #[command(flatten)]
+    pub trainer: TrainerArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// A run folder holding timeline.csv.
+    pub dir: PathBuf,
+    /// Exit with code 3 if the verdict is "growing".
+    #[arg(long)]
+    pub fail_on_leak: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// The run before the change.
+    pub before: PathBuf,
+    /// The run after the change.
+    pub after: PathBuf,
+    /// Where to write compare.md and compare.csv (default: the AFTER folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Series to compare, by timeline column (repeatable; the first is written to files).
+    #[arg(long, default_values_t = ["peak_rss_bytes".to_string(), "je_allocated_bytes".to_string()])]
+    pub series: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_accepts_trainer_flags() {
+        let cli = Cli::try_parse_from(["diagnose", "run", "--epochs", "3", "--leak", "model-cache", "--preset", "seed-before"]).unwrap();
+        let Command::Run(run) = cli.command else { panic!() };
+        assert_eq!(run.trainer.epochs, Some(3));
+        assert_eq!(run.trainer.leaks, vec![reference_trainer::Leak::ModelCache]);
+    }
+
+    #[test]
+    fn unknown_flags_are_usage_errors() {
+        let err = Cli::try_parse_from(["diagnose", "run", "--epoch", "3"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -175,7 +175,7 @@ mod tests {
     fn three_epochs_need_large_growth() {
         let jitter = series(3, |i| [500.0, 490.0, 521.0][i] * MB);
         assert_eq!(classify(&jitter, Tolerance::default()).class, Class::Flat);
-        let leak = series(3, |i| 500.0 * MB + 60.0 * MB * i as f64);
+        let leak = series(3, |i| 500.0 * MB + 80.0 * MB * i as f64);
         assert_eq!(classify(&leak, Tolerance::default()).class, Class::Growing);
     }
 

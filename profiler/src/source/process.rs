@@ -20,7 +20,8 @@ pub struct ProcessSource {
 }
 
 impl ProcessSource {
-    /// `pss`: also read PSS (costs a walk of the page tables; tens of µs).
+    /// `pss`: also read PSS at boundaries other than episode and triplet ends (it costs a
+    /// walk of the page tables).
     pub fn new(pss: bool) -> Self {
         let clear_refs = OpenOptions::new().write(true).open("/proc/self/clear_refs").ok();
         ProcessSource { buf: String::with_capacity(4096), pss, clear_refs }
@@ -46,7 +47,10 @@ impl Source for ProcessSource {
                 self.clear_refs = None;
             }
         }
-        if self.pss {
+        // PSS walks the page tables (~200 µs here): read it at the rarer boundaries only,
+        // keeping the per-episode cost low.
+        let frequent = matches!(row.phase.as_str(), "episode_end" | "triplet_end");
+        if self.pss && !frequent {
             row.pss_bytes = self.read("/proc/self/smaps_rollup").and_then(parse_smaps_rollup_pss);
         }
     }

@@ -1,0 +1,103 @@
+//! Bad input gets a clear message and a non-zero exit, and overwrites nothing.
+
+mod common;
+use common::*;
+
+fn copy_fixture(dir: &std::path::Path, text: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("timeline.csv"), text).unwrap();
+}
+
+#[test]
+fn report_on_a_missing_timeline_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["report", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("timeline.csv"), "{}", stderr(&o));
+}
+
+#[test]
+fn garbled_timeline_names_file_and_line_and_overwrites_nothing() {
+    let text = std::fs::read_to_string(fixture("clean-5epochs.csv")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[7] = "12.5,episode_end,0,4,,lots-of-bytes";
+    copy_fixture(dir.path(), &(lines.join("\n") + "\n"));
+    std::fs::write(dir.path().join("summary.json"), "previous").unwrap();
+    let o = run(&["report", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("timeline.csv:8:"), "{err}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("summary.json")).unwrap(), "previous");
+    assert!(!dir.path().join("memory.png").exists());
+}
+
+#[test]
+fn foreign_file_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture(dir.path(), "a,b\n1,2\n");
+    let o = run(&["report", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not a profiler timeline"), "{}", stderr(&o));
+}
+
+#[test]
+fn truncated_timeline_still_reports() {
+    let text = std::fs::read_to_string(fixture("clean-5epochs.csv")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture(dir.path(), &text[..text.len() * 2 / 3]);
+    let o = run(&["report", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(dir.path());
+    assert_eq!(s["incomplete"], true);
+    assert!(std::fs::read_to_string(dir.path().join("summary.md")).unwrap().contains("did not finish"));
+}
+
+#[test]
+fn run_refuses_a_non_empty_out_dir_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
+    let o = run(&["run", "--out", dir.path().to_str().unwrap(), "--epochs", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(dir.path().join("keep.txt")).unwrap(), "mine");
+}
+
+#[test]
+fn run_fails_at_start_on_an_unwritable_out_dir() {
+    let o = run(&["run", "--out", "/proc/self/nope", "--epochs", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/proc/self/nope"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    for (args, needle) in [
+        (&["run", "--n-way", "0"][..], "--n-way"),
+        (&["run", "--frame-cache-size", "-3"][..], "-3"),
+        (&["run", "--leak", "everything"][..], "everything"),
+        (&["run", "--epochz", "3"][..], "--epochz"),
+        (&["run", "--device", "cuda:7"][..], "cuda"),
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn compare_prints_a_before_after_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    copy_fixture(&a, &std::fs::read_to_string(fixture("clean-5epochs.csv")).unwrap());
+    copy_fixture(&b, &std::fs::read_to_string(fixture("seed-before-3epochs.csv")).unwrap());
+    let o = run(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    for needle in ["| Phase | Before | After | Change |", "triplet batches", "validation", "peak total"] {
+        assert!(table.contains(needle), "{needle} missing:\n{table}");
+    }
+    assert!(dir.path().join("compare.md").exists() && dir.path().join("compare.csv").exists());
+    let missing = run(&["compare", a.to_str().unwrap(), "/nonexistent/run"]);
+    assert_eq!(missing.status.code(), Some(1));
+}

@@ -1,0 +1,34 @@
+//! A run killed with SIGKILL leaves its data on disk, and `diagnose report` rebuilds the
+//! reports from it.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+#[test]
+fn killed_run_can_be_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("killed");
+    let mut child = diagnose()
+        .args(["run", "--out", out.to_str().unwrap(), "--epochs", "50"])
+        .args(QUICK)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let timeline = out.join("timeline.csv");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while std::fs::read_to_string(&timeline).map_or(0, |t| t.matches(",epoch_end,").count()) < 3 {
+        assert!(Instant::now() < deadline, "no epochs recorded in time");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.join("summary.json").exists());
+    let o = run(&["report", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&out);
+    assert_eq!(s["incomplete"], true);
+    assert!(s["epochs"].as_u64().unwrap() >= 3);
+    assert!(out.join("memory.png").exists());
+}

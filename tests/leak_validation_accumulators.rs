@@ -1,0 +1,24 @@
+//! The seed's root cause, reproduced: validation lists kept across epochs. The verdict is
+//! growing, --fail-on-leak exits 3, and the measured heap slope matches the bytes the
+//! trainer says the leak retained (within 30 %).
+
+mod common;
+use common::*;
+
+#[test]
+fn validation_accumulators_leak_is_growing_with_the_true_slope() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("leak");
+    let (output, s) = run_into(&out, &["--leak", "validation-accumulators", "--epochs", "6", "--episodes-per-epoch", "10", "--fail-on-leak", "--no-progress"]);
+    assert_eq!(output.status.code(), Some(3), "exit code 3 for a leak with --fail-on-leak");
+    assert_eq!(s["verdict"], "growing", "{s:#}");
+    let heap = series(&s, "je_allocated_bytes");
+    assert_eq!(heap["class"], "growing");
+    let measured = heap["slope_bytes_per_epoch"].as_f64().unwrap();
+    let truth = s["user_bytes_per_epoch"].as_f64().unwrap();
+    assert!(truth > 1e6, "the trainer reports the leak's bytes: {truth}");
+    let error = (measured - truth).abs() / truth;
+    assert!(error < 0.30, "measured {measured:.0} B/epoch vs retained {truth:.0} B/epoch ({:.0} % off)", error * 100.0);
+    let ledger = s["ledger"].to_string();
+    assert!(ledger.contains("Live heap allocations grow"), "{ledger}");
+}

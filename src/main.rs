@@ -83,7 +83,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let mut builder = Profiler::builder(&out).heap(args.heap.into()).on_row(on_row);
     if let Some(index) = cfg.cuda {
-        builder = builder.gpu_device(index as u32);
+        builder = builder
+            .gpu_device(index as u32)
+            .gpu_allocator(Box::new(reference_trainer::cuda::TorchCudaStats { device: index }));
     }
     let mut prof = builder.start()?;
     eprintln!("diagnose: recording into {}", out.display());

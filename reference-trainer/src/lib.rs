@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod cuda;
 pub mod data;
 pub mod metrics;
 pub mod model;

@@ -172,9 +172,12 @@ pub fn train(cfg: &Config, marker: &mut dyn Marker) -> TrainReport {
         let val_loader = Loader::start(dataset.clone(), cache.clone(), val_spec.clone(), VAL_STREAM, cfg.val_episodes as u64, cfg.num_workers);
         let val = validate_epoch(&model, cfg, val_loader, epoch, marker, &mut retained);
 
-        // The seed's epoch clean-up (fix 2): clear the model's caches.
+        // The seed's epoch clean-up (fix 2): clear the model's caches, empty CUDA's cache.
         if !cfg.has_leak(Leak::ModelCache) {
             model.clear_cache();
+        }
+        if cfg.cuda.is_some() {
+            crate::cuda::empty_cache();
         }
         let leak_bytes = leak_bytes(cfg, &model, &cache, &retained);
         let train_loss = loss_sum / cfg.episodes_per_epoch as f64;

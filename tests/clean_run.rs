@@ -17,6 +17,8 @@ fn clean_run_is_flat_and_reports_rebuild() {
         assert!(len > 100, "{f} is nearly empty");
     }
     assert!(std::fs::metadata(out.join("memory.png")).unwrap().len() > 20_000, "plot has content");
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("- GPU: not recorded: the run did not use a GPU"), "{md}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("verdict: flat"), "{stdout}");
 

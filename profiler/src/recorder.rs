@@ -77,7 +77,7 @@ impl ProfilerBuilder {
             Err(e) => eprintln!("profiler: jemalloc statistics unavailable ({e}); is ProfilerAlloc the global allocator?"),
         }
         let gpu_status = match self.gpu_device {
-            None => GpuStatus::Off,
+            None => GpuStatus::probe(),
             Some(index) => match NvmlSource::open(index) {
                 Ok((nvml, status)) => {
                     sources.push(Box::new(nvml));

@@ -275,7 +275,7 @@ impl Analyzer {
             duration_s: self.last_t,
             seconds_per_epoch,
             incomplete: truncated || !self.saw_finish,
-            gpu: meta.gpu.clone().unwrap_or_else(|| "off".into()),
+            gpu: meta.gpu.clone().unwrap_or_else(|| "unknown".into()),
             mem_limit_bytes: meta.mem_limit_bytes,
             series,
             phases: self.phases.finish(),
@@ -298,6 +298,30 @@ pub fn analyze(timeline: &Timeline) -> Analysis {
         a.add(row);
     }
     a.finish(&timeline.meta, timeline.truncated)
+}
+
+/// Why the GPU columns are empty, in words, from the timeline's GPU status token
+/// (`None` when they are filled).
+pub fn gpu_empty_reason(token: &str) -> Option<String> {
+    let words = |t: &str| -> String {
+        let t = t.replace('_', " ");
+        if let Some(why) = t.strip_prefix("no-driver:") {
+            format!("no NVIDIA driver (NVML: {why})")
+        } else if let Some(why) = t.strip_prefix("no-device:") {
+            format!("no such GPU device (NVML: {why})")
+        } else if let Some(name) = t.strip_prefix("active:") {
+            format!("a GPU is present ({name})")
+        } else {
+            t
+        }
+    };
+    if token.starts_with("active:") {
+        None
+    } else if let Some(probe) = token.strip_prefix("not-requested;") {
+        Some(format!("the run did not use a GPU (--device cpu); {}", words(probe)))
+    } else {
+        Some(words(token))
+    }
 }
 
 /// Read the ledger (RSS vs allocator vs live heap vs GPU) in plain words.
@@ -334,8 +358,8 @@ fn explain(a: &Analysis) -> Vec<String> {
     if a.verdict == "flat" && a.epochs >= 3 && lines.is_empty() {
         lines.push("Memory is flat after warm-up: no series grows beyond its noise tolerance.".into());
     }
-    if !a.gpu.starts_with("active") && a.gpu != "off" {
-        lines.push(format!("GPU columns are empty: {}.", a.gpu.replace('_', " ")));
+    if let Some(why) = gpu_empty_reason(&a.gpu) {
+        lines.push(format!("GPU columns are empty: {why}."));
     }
     if a.incomplete {
         lines.push("The run did not finish (killed or crashed): this report covers the rows written before it stopped.".into());
@@ -401,6 +425,14 @@ mod tests {
         assert_eq!(a.verdict, "growing");
         assert!(a.ledger.iter().any(|l| l.contains("outside the heap allocator")), "{:?}", a.ledger);
         assert!(!a.ledger.iter().any(|l| l.contains("Live heap")));
+    }
+
+    #[test]
+    fn gpu_reasons_in_words() {
+        assert_eq!(gpu_empty_reason("active:NVIDIA_H100"), None);
+        let why = gpu_empty_reason("not-requested;no-driver:libnvidia-ml.so:_not_found").unwrap();
+        assert!(why.contains("did not use a GPU") && why.contains("no NVIDIA driver"), "{why}");
+        assert!(gpu_empty_reason("no-device:device_3_requested,_1_present").unwrap().contains("no such GPU device"));
     }
 
     #[test]

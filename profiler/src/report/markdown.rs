@@ -40,7 +40,8 @@ pub fn summary(a: &Analysis) -> String {
     if let Some(limit) = a.mem_limit_bytes {
         let _ = writeln!(s, "- memory limit: {}", human_bytes(limit as f64));
     }
-    let _ = writeln!(s, "- GPU: {}", a.gpu.replace('_', " "));
+    let gpu = crate::analysis::gpu_empty_reason(&a.gpu).map_or_else(|| a.gpu.replace('_', " "), |why| format!("not recorded: {why}"));
+    let _ = writeln!(s, "- GPU: {gpu}");
     if let Some(u) = a.user_bytes_per_epoch {
         let _ = writeln!(s, "- the program reports its own counter (user_bytes) changing by {}/epoch", signed_bytes(u));
     }

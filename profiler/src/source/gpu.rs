@@ -43,11 +43,22 @@ pub enum GpuStatus {
     NoDriver(String),
     /// NVML works but the requested device does not exist.
     NoDevice(String),
-    /// GPU recording was not asked for.
-    Off,
+    /// GPU recording was not asked for (a CPU run); `probe` says what NVML found anyway.
+    NotRequested {
+        /// The token of the probe's status.
+        probe: String,
+    },
 }
 
 impl GpuStatus {
+    /// Probe NVML's device 0 for a run that records no GPU, to say why columns are empty.
+    pub fn probe() -> Self {
+        let probe = match NvmlSource::open(0) {
+            Ok((_, status)) | Err(status) => status.to_token(),
+        };
+        GpuStatus::NotRequested { probe }
+    }
+
     /// One line for the timeline's first line and the summary (no spaces).
     pub fn to_token(&self) -> String {
         let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join("_");
@@ -55,7 +66,7 @@ impl GpuStatus {
             GpuStatus::Active { name } => format!("active:{}", squash(name)),
             GpuStatus::NoDriver(why) => format!("no-driver:{}", squash(why)),
             GpuStatus::NoDevice(why) => format!("no-device:{}", squash(why)),
-            GpuStatus::Off => "off".into(),
+            GpuStatus::NotRequested { probe } => format!("not-requested;{probe}"),
         }
     }
 }

@@ -20,6 +20,11 @@ use phases::PhaseTable;
 pub const PRIMARY_SERIES: &[&str] =
     &["rss_bytes", "je_allocated_bytes", "heap_exact_bytes", "gpu_allocated_bytes"];
 
+/// Host series that count against the memory limit (retained and mapped are virtual;
+/// GPU series have the device's own limit).
+const RESIDENT_HOST_SERIES: &[&str] =
+    &["rss_bytes", "pss_bytes", "je_allocated_bytes", "je_active_bytes", "je_resident_bytes", "heap_exact_bytes"];
+
 /// When a growing series reaches the memory limit, at its current slope.
 #[derive(Clone, Debug, Serialize)]
 pub struct Projection {
@@ -233,7 +238,7 @@ impl Analyzer {
             let c = classify(&xy, self.tolerance);
             let last_bytes = pts[pts.len() - 1].1 as u64;
             let projection = match (c.class, c.trend, meta.mem_limit_bytes) {
-                (Class::Growing, Some(t), Some(limit)) if !column.starts_with("gpu_") && t.slope > 0.0 => {
+                (Class::Growing, Some(t), Some(limit)) if RESIDENT_HOST_SERIES.contains(column) && t.slope > 0.0 => {
                     let epochs_to_limit = (limit.saturating_sub(last_bytes)) as f64 / t.slope;
                     Some(Projection {
                         limit_bytes: limit,
@@ -350,7 +355,8 @@ fn explain(a: &Analysis) -> Vec<String> {
     if grows("gpu_allocated_bytes") {
         lines.push("GPU allocated grows: tensors accumulate on the device across epochs.".into());
     }
-    for s in &a.series {
+    // Retained and mapped memory is virtual, not resident: its saturation is not news.
+    for s in a.series.iter().filter(|s| !matches!(s.column.as_str(), "je_retained_bytes" | "je_mapped_bytes")) {
         if s.class == Class::Bounded {
             lines.push(format!("{} rose and levelled off (bounded): a cache filling to capacity, not a leak.", s.name));
         }

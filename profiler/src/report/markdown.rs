@@ -42,7 +42,7 @@ pub fn summary(a: &Analysis) -> String {
     }
     let gpu = crate::analysis::gpu_empty_reason(&a.gpu).map_or_else(|| a.gpu.replace('_', " "), |why| format!("not recorded: {why}"));
     let _ = writeln!(s, "- GPU: {gpu}");
-    if let Some(u) = a.user_bytes_per_epoch {
+    if let Some(u) = a.user_bytes_per_epoch.filter(|u| *u != 0.0) {
         let _ = writeln!(s, "- the program reports its own counter (user_bytes) changing by {}/epoch", signed_bytes(u));
     }
     let _ = writeln!(s, "\n## What the ledger says\n");

@@ -66,6 +66,10 @@ pub struct RunArgs {
     /// Heap observation mode.
     #[arg(long, value_enum, default_value_t)]
     pub heap: HeapArg,
+    /// Attribute live heap to call sites at every epoch end (jemalloc sampling; writes
+    /// callsites.csv, callsites.png, growth.pb.gz, growth.svg).
+    #[arg(long)]
+    pub attribute: bool,
     /// Do not draw the progress bar.
     #[arg(long)]
     pub no_progress: bool,

@@ -81,7 +81,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             bar.set_message(format!("epoch {}  RSS {rss}  heap {heap}", row.epoch.unwrap_or(0)));
         }
     };
-    let mut builder = Profiler::builder(&out).heap(args.heap.into()).on_row(on_row);
+    let mut builder = Profiler::builder(&out).heap(args.heap.into()).attribute(args.attribute).on_row(on_row);
     if let Some(index) = cfg.cuda {
         builder = builder
             .gpu_device(index as u32)

@@ -67,4 +67,5 @@ pub use analysis::{analyze, Analysis, Analyzer};
 #[cfg(test)]
 #[global_allocator]
 static TEST_ALLOC: ProfilerAlloc = ProfilerAlloc;
+pub mod heap;
 pub mod report;

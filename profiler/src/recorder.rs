@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use crate::boundary::{Boundary, Marker, Phase};
 use crate::error::Error;
+use crate::heap::HeapAttribution;
 use crate::limits::memory_limit;
 use crate::source::{
     ExactHeapSource, GpuAllocatorStats, GpuSource, GpuStatus, JemallocSource, NvmlSource,
@@ -35,9 +36,17 @@ pub struct ProfilerBuilder {
     gpu_device: Option<u32>,
     gpu_allocator: Option<Box<dyn GpuAllocatorStats>>,
     on_row: Option<Box<dyn FnMut(&Row) + Send>>,
+    attribute: bool,
 }
 
 impl ProfilerBuilder {
+    /// Attribute live heap to call sites at every epoch end with jemalloc's sampling
+    /// profiler (`sites.csv`, `heap_sites.csv`, `growth.pb.gz`, `growth.svg`).
+    pub fn attribute(mut self, on: bool) -> Self {
+        self.attribute = on;
+        self
+    }
+
     /// Heap observation mode (default [`HeapMode::Sampled`]).
     pub fn heap(mut self, heap: HeapMode) -> Self {
         self.heap = heap;
@@ -98,6 +107,7 @@ impl ProfilerBuilder {
         };
         let writer = TimelineWriter::create(&out_dir.join("timeline.csv"), &meta)?;
 
+        let attribution = if self.attribute { Some(HeapAttribution::start(&out_dir)?) } else { None };
         let dhat = (self.heap == HeapMode::Exact).then(|| {
             crate::alloc::set_exact_mode(true);
             sources.push(Box::new(ExactHeapSource::new()));
@@ -114,6 +124,7 @@ impl ProfilerBuilder {
             gpu_status,
             first_error: None,
             dhat,
+            attribution,
             finished: false,
         };
         profiler.mark(Boundary::new(Phase::Start));
@@ -135,6 +146,7 @@ pub struct Profiler {
     gpu_status: GpuStatus,
     first_error: Option<Error>,
     dhat: Option<dhat::Profiler>,
+    attribution: Option<HeapAttribution>,
     finished: bool,
 }
 
@@ -148,6 +160,7 @@ impl Profiler {
             gpu_device: None,
             gpu_allocator: None,
             on_row: None,
+            attribute: false,
         }
     }
 
@@ -177,9 +190,23 @@ impl Profiler {
         }
         self.mark(Boundary::new(Phase::Finish));
         self.finished = true;
+        if let Some(mut a) = self.attribution.take() {
+            if let Err(e) = a.finish() {
+                self.record_error(e);
+            }
+        }
         if let Some(dhat) = self.dhat.take() {
             drop(dhat); // writes dhat-heap.json
             crate::alloc::set_exact_mode(false);
+        }
+    }
+}
+
+impl Profiler {
+    fn record_error(&mut self, e: Error) {
+        if self.first_error.is_none() {
+            eprintln!("profiler: {e}");
+            self.first_error = Some(e);
         }
     }
 }
@@ -192,15 +219,17 @@ impl Marker for Profiler {
         row.phase = boundary.phase.as_str().to_string();
         row.epoch = boundary.epoch;
         row.episode = boundary.episode;
-        row.label = boundary.label;
+        row.label = boundary.label.clone();
         row.user_bytes = boundary.user_bytes;
         for source in &mut self.sources {
             source.sample(row);
         }
         if let Err(e) = self.writer.append(row) {
-            if self.first_error.is_none() {
-                eprintln!("profiler: {e} (further rows are lost)");
-                self.first_error = Some(e);
+            self.record_error(e);
+        }
+        if let (Phase::EpochEnd, Some(a)) = (&boundary.phase, &mut self.attribution) {
+            if let Err(e) = a.snapshot(boundary.epoch.unwrap_or(0)) {
+                self.record_error(e);
             }
         }
         if let Some(f) = &mut self.on_row {

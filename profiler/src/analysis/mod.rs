@@ -3,10 +3,12 @@
 //! points, running phase totals and a thinned copy of each series for the plots.
 
 mod phases;
+mod sites;
 mod trend;
 mod verdict;
 
 pub use phases::{phase_group, PhaseStats, Stat, PHASE_SERIES};
+pub use sites::{classify_sites, SiteVerdict, SITE_TOLERANCE};
 pub use trend::{theil_sen, Trend};
 pub use verdict::{classify, warmup_epochs, Class, Classified, Tolerance};
 
@@ -117,6 +119,8 @@ pub struct Analysis {
     pub phases: Vec<PhaseStats>,
     /// Plain-language reading of the ledger.
     pub ledger: Vec<String>,
+    /// Call sites, growing first (empty unless the run attributed its heap).
+    pub sites: Vec<SiteVerdict>,
     /// Growth per epoch of the program's own `user_bytes` (e.g. bytes a known leak holds).
     pub user_bytes_per_epoch: Option<f64>,
     /// Thinned series for the plots.
@@ -285,6 +289,7 @@ impl Analyzer {
             series,
             phases: self.phases.finish(),
             ledger: Vec::new(),
+            sites: Vec::new(),
             user_bytes_per_epoch,
             plot: self.plot,
         };
@@ -293,6 +298,15 @@ impl Analyzer {
         }
         analysis.ledger = explain(&analysis);
         analysis
+    }
+}
+
+impl Analysis {
+    /// Add call-site verdicts and re-read the ledger with them.
+    pub fn with_sites(mut self, sites: Vec<SiteVerdict>) -> Self {
+        self.sites = sites;
+        self.ledger = explain(&self);
+        self
     }
 }
 
@@ -340,7 +354,15 @@ fn explain(a: &Analysis) -> Vec<String> {
         ));
     }
     if grows("je_allocated_bytes") || grows("heap_exact_bytes") {
-        lines.push("Live heap allocations grow: objects (Rust values or libtorch CPU tensors) are kept alive across epochs. Run with --attribute to see which call site holds them.".into());
+        let hint = if a.sites.is_empty() { " Run with --attribute to see which call site holds them." } else { "" };
+        lines.push(format!("Live heap allocations grow: objects (Rust values or libtorch CPU tensors) are kept alive across epochs.{hint}"));
+    }
+    for s in a.sites.iter().filter(|s| s.class == Class::Growing).take(3) {
+        let slope = s.slope_bytes_per_epoch.unwrap_or(0.0);
+        lines.push(format!("{} retains {}/epoch, growing.", s.name(), crate::report::signed_bytes(slope)));
+    }
+    if !a.sites.is_empty() && !a.sites.iter().any(|s| s.class == Class::Growing) {
+        lines.push("No call site's live heap grows.".into());
     }
     if grows("rss_bytes") && !grows("je_allocated_bytes") {
         if grows("je_resident_bytes") || grows("je_active_bytes") {

@@ -57,6 +57,20 @@ pub fn summary(a: &Analysis) -> String {
             human_bytes(v.first_bytes as f64), human_bytes(v.last_bytes as f64), epochs_list(&v.warmup_epochs), projection_cell(v));
     }
     let _ = writeln!(s, "\nNoise tolerance per series: growth below the larger of 512 KiB and 0.4 % of its level per epoch is flat; with only two epochs after warm-up, growth must also exceed 10 % of the level per epoch.");
+    if !a.sites.is_empty() {
+        let _ = writeln!(s, "\n## Call sites (sampled live heap at epoch ends, growing first)\n");
+        let _ = writeln!(s, "| site | class | slope (90 % interval) | live at last epoch end |");
+        let _ = writeln!(s, "|---|---|---|---|");
+        for v in a.sites.iter().take(10) {
+            let slope = match (v.slope_bytes_per_epoch, v.slope_interval) {
+                (Some(b), Some((lo, hi))) => format!("{}/epoch [{}, {}]", signed_bytes(b), signed_bytes(lo), signed_bytes(hi)),
+                _ => "–".into(),
+            };
+            let last = v.bytes_by_epoch.last().map_or(0, |b| b.1);
+            let _ = writeln!(s, "| `{}` | {} | {} | {} |", v.name().replace('|', "\\|"), v.class.as_str(), slope, human_bytes(last as f64));
+        }
+        let _ = writeln!(s, "\nFull stacks in callsites.csv; the growth between the first post-warm-up snapshot and the last in growth.pb.gz (pprof) and growth.svg (flamegraph).");
+    }
     let _ = writeln!(s, "\n## Memory per phase (peak / mean at its boundaries)\n");
     let present: Vec<_> = PHASE_SERIES.iter().filter(|(c, _)| a.phases.iter().any(|p| p.peak(c).is_some())).collect();
     let _ = write!(s, "| phase | boundaries |");

@@ -25,6 +25,13 @@ pub fn write_all(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Error>
     json::write(analysis, &paths[1])?;
     write_text(&paths[2], &markdown::summary(analysis))?;
     png::draw_memory(analysis, &paths[3])?;
+    let mut paths = paths;
+    if !analysis.sites.is_empty() {
+        let (csv_path, png_path) = (dir.join("callsites.csv"), dir.join("callsites.png"));
+        csv::write_sites(analysis, &csv_path)?;
+        png::draw_sites(analysis, &png_path)?;
+        paths.extend([csv_path, png_path]);
+    }
     Ok(paths)
 }
 
@@ -32,7 +39,10 @@ pub fn write_all(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Error>
 /// first, so a bad timeline overwrites nothing.
 pub fn rebuild(dir: &Path) -> Result<Analysis, Error> {
     let timeline = crate::timeline::read_timeline(&dir.join("timeline.csv"))?;
-    let analysis = crate::analysis::analyze(&timeline);
+    let mut analysis = crate::analysis::analyze(&timeline);
+    if let Some((sites, rows)) = crate::heap::read_sites(dir)? {
+        analysis = analysis.with_sites(crate::analysis::classify_sites(&sites, &rows));
+    }
     write_all(&analysis, dir)?;
     Ok(analysis)
 }

@@ -118,3 +118,61 @@ pub fn draw_memory(a: &Analysis, path: &Path) -> Result<(), Error> {
     root.present().map_err(|e| to_err(&e))?;
     Ok(())
 }
+
+/// Sites drawn in `callsites.png`.
+const TOP_SITES: usize = 6;
+
+/// Draw live bytes per epoch of the top sites (growing first) into `path`.
+pub fn draw_sites(a: &Analysis, path: &Path) -> Result<(), Error> {
+    REGISTER.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+    let to_err = |e: &dyn std::fmt::Display| Error::Plot { path: path.to_path_buf(), message: e.to_string() };
+    let top: Vec<_> = a.sites.iter().take(TOP_SITES).collect();
+    let e_max = top.iter().flat_map(|s| s.bytes_by_epoch.iter().map(|b| b.0)).max().unwrap_or(1).max(1) as f64;
+    let y_max = top.iter().flat_map(|s| s.bytes_by_epoch.iter().map(|b| b.1)).max().unwrap_or(1) as f64;
+    let (unit, unit_name) = axis_unit(y_max);
+    let y_top = (y_max / unit * 1.15).max(1.0);
+
+    let root = BitMapBackend::new(path, (1400, 800)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| to_err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Live heap by call site at epoch ends (sampled)", ("sans-serif", 30))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0f64..e_max, 0f64..y_top)
+        .map_err(|e| to_err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(format!("live bytes ({unit_name})"))
+        .label_style(("sans-serif", 18))
+        .axis_desc_style(("sans-serif", 20))
+        .draw()
+        .map_err(|e| to_err(&e))?;
+    for (i, s) in top.iter().enumerate() {
+        let colour = Palette99::pick(i).to_rgba();
+        let pts: Vec<(f64, f64)> = s.bytes_by_epoch.iter().map(|&(e, b)| (e as f64, b as f64 / unit)).collect();
+        let mut label = format!("{} [{}]", s.name(), s.class.as_str());
+        if label.len() > 90 {
+            label = format!("{}…", &label[..label.char_indices().nth(89).map_or(label.len(), |c| c.0)]);
+        }
+        chart
+            .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(3)))
+            .map_err(|e| to_err(&e))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3)));
+        chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, colour.filled()))).map_err(|e| to_err(&e))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(|e| to_err(&e))?;
+    root.present().map_err(|e| to_err(&e))?;
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Call-site verdicts: each site's live bytes at epoch ends, classified like a memory
+//! series (flat / bounded / growing), sorted by growth.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use super::verdict::{classify, Class, Tolerance};
+use crate::heap::{SiteInfo, SiteRow};
+
+/// Sites hold sampled estimates: tolerate more noise than whole-process series.
+pub const SITE_TOLERANCE: Tolerance = Tolerance { floor_bytes: 1024.0 * 1024.0, relative: 0.02 };
+
+/// The verdict on one call site.
+#[derive(Clone, Debug, Serialize)]
+pub struct SiteVerdict {
+    /// Site id (as in sites.csv).
+    pub site: u32,
+    /// The first frame in the program's own source.
+    pub function: String,
+    /// Its file:line.
+    pub location: String,
+    /// Frames from the allocation outwards.
+    pub stack: String,
+    /// Live bytes at each epoch end (0 where the site had none).
+    pub bytes_by_epoch: Vec<(u32, u64)>,
+    /// flat / bounded / growing / insufficient.
+    pub class: Class,
+    /// Bytes per epoch after warm-up.
+    pub slope_bytes_per_epoch: Option<f64>,
+    /// 90 % interval of the slope.
+    pub slope_interval: Option<(f64, f64)>,
+}
+
+impl SiteVerdict {
+    /// "function (file:line)".
+    pub fn name(&self) -> String {
+        if self.location.is_empty() {
+            self.function.clone()
+        } else {
+            format!("{} ({})", self.function, self.location)
+        }
+    }
+}
+
+/// Classify every site; growing first, then by slope.
+pub fn classify_sites(sites: &[SiteInfo], rows: &[SiteRow]) -> Vec<SiteVerdict> {
+    let epochs: Vec<u32> = rows.iter().map(|r| r.epoch).collect::<BTreeSet<_>>().into_iter().collect();
+    let mut out: Vec<SiteVerdict> = sites
+        .iter()
+        .map(|info| {
+            let bytes_by_epoch: Vec<(u32, u64)> = epochs
+                .iter()
+                .map(|&e| (e, rows.iter().filter(|r| r.epoch == e && r.site == info.site).map(|r| r.bytes).sum()))
+                .collect();
+            let pts: Vec<(f64, f64)> = bytes_by_epoch.iter().map(|&(e, b)| (e as f64, b as f64)).collect();
+            let c = classify(&pts, SITE_TOLERANCE);
+            SiteVerdict {
+                site: info.site,
+                function: info.function.clone(),
+                location: info.location.clone(),
+                stack: info.stack.clone(),
+                bytes_by_epoch,
+                class: c.class,
+                slope_bytes_per_epoch: c.trend.map(|t| t.slope),
+                slope_interval: c.trend.map(|t| (t.low, t.high)),
+            }
+        })
+        .collect();
+    let rank = |s: &SiteVerdict| (s.class != Class::Growing, -s.slope_bytes_per_epoch.unwrap_or(0.0));
+    out.sort_by(|a, b| rank(a).partial_cmp(&rank(b)).unwrap_or(std::cmp::Ordering::Equal));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1 << 20;
+
+    fn info(site: u32, f: &str) -> SiteInfo {
+        SiteInfo { site, function: f.into(), location: format!("src/{f}.rs:1"), stack: f.into() }
+    }
+
+    #[test]
+    fn growing_site_ranks_first_and_churn_is_not_blamed() {
+        let sites = [info(0, "weights"), info(1, "leaky"), info(2, "cache")];
+        let mut rows = Vec::new();
+        for e in 0..6u32 {
+            rows.push(SiteRow { epoch: e, site: 0, bytes: 50 * MB });
+            rows.push(SiteRow { epoch: e, site: 1, bytes: 10 * MB * (e as u64 + 1) });
+            rows.push(SiteRow { epoch: e, site: 2, bytes: 6 * MB.min(MB * 3 * (e as u64 + 1)) });
+        }
+        let v = classify_sites(&sites, &rows);
+        assert_eq!(v[0].function, "leaky");
+        assert_eq!(v[0].class, Class::Growing);
+        assert!((v[0].slope_bytes_per_epoch.unwrap() - 10.0 * MB as f64).abs() < 1.0);
+        assert!(v[1..].iter().all(|s| s.class != Class::Growing), "{v:?}");
+        assert_eq!(v[0].name(), "leaky (src/leaky.rs:1)");
+    }
+}

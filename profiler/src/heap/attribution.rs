@@ -1,0 +1,195 @@
+//! Streams per-site live bytes at each epoch end, and writes the growth profile at the end.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::jeprof::{activate_sampling, dump_profile};
+use super::symbols::{is_plumbing, Frame, Symbolizer};
+use crate::error::Error;
+
+/// Each site seen, once: `site, function, location, stack`.
+pub const SITES_FILE: &str = "sites.csv";
+/// Live bytes per site per snapshot: `epoch, site, bytes`.
+pub const SITE_ROWS_FILE: &str = "heap_sites.csv";
+/// Frames kept in a site's stack description.
+const MAX_STACK_FRAMES: usize = 40;
+
+/// A site's description (one row of `sites.csv`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SiteInfo {
+    /// Site id, from 0 in order of first appearance.
+    pub site: u32,
+    /// The first frame in the program's own source.
+    pub function: String,
+    /// Its file:line.
+    pub location: String,
+    /// Frames from the allocation outwards, " <- " between them.
+    pub stack: String,
+}
+
+/// Live bytes of one site at one snapshot (one row of `heap_sites.csv`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SiteRow {
+    /// The epoch whose end the snapshot was taken at.
+    pub epoch: u32,
+    /// Site id.
+    pub site: u32,
+    /// Estimated live bytes (jemalloc's unbiased estimate from its samples).
+    pub bytes: u64,
+}
+
+/// The attribution state of a run.
+pub struct HeapAttribution {
+    dir: PathBuf,
+    symbols: Symbolizer,
+    site_ids: HashMap<(String, String), u32>,
+    sites: csv::Writer<File>,
+    rows: csv::Writer<File>,
+    snapshots: Vec<(u32, PathBuf)>,
+}
+
+fn out_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Output { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) }
+}
+
+impl HeapAttribution {
+    /// Switch jemalloc's sampling on and create the site files in `dir`.
+    pub fn start(dir: &Path) -> Result<Self, Error> {
+        activate_sampling(true)?;
+        let heap_dir = dir.join("heap");
+        fs::create_dir_all(&heap_dir).map_err(|e| out_err(&heap_dir, e))?;
+        let open = |name: &str| {
+            let p = dir.join(name);
+            csv::Writer::from_path(&p).map_err(|e| out_err(&p, e))
+        };
+        Ok(HeapAttribution {
+            dir: dir.to_path_buf(),
+            symbols: Symbolizer::new(),
+            site_ids: HashMap::new(),
+            sites: open(SITES_FILE)?,
+            rows: open(SITE_ROWS_FILE)?,
+            snapshots: Vec::new(),
+        })
+    }
+
+    /// Dump the sampled heap at the end of `epoch` and append its per-site bytes.
+    pub fn snapshot(&mut self, epoch: u32) -> Result<(), Error> {
+        let path = self.dir.join("heap").join(format!("epoch-{epoch}.heap"));
+        dump_profile(&path)?;
+        // Our own parsing and symbol cache are not the program's memory: do not sample them.
+        activate_sampling(false)?;
+        let result = self.attribute_dump(epoch, &path);
+        activate_sampling(true)?;
+        result
+    }
+
+    fn attribute_dump(&mut self, epoch: u32, path: &Path) -> Result<(), Error> {
+        let path = path.to_path_buf();
+        let file = File::open(&path).map_err(|e| Error::HeapProfile(format!("{}: {e}", path.display())))?;
+        let profile = pprof_util::parse_jeheap(BufReader::new(file), None)
+            .map_err(|e| Error::HeapProfile(format!("{}: {e}", path.display())))?;
+
+        let mut bytes_by_site: HashMap<u32, f64> = HashMap::new();
+        for (stack, _) in profile.iter() {
+            // parse_jeheap stores stacks outermost first; walk from the allocation out.
+            let frames: Vec<Frame> = stack.addrs.iter().rev().flat_map(|&a| self.symbols.resolve(a).to_vec()).collect();
+            let site = self.site_of(&frames)?;
+            *bytes_by_site.entry(site).or_default() += stack.weight;
+        }
+        let mut rows: Vec<(u32, f64)> = bytes_by_site.into_iter().collect();
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+        for (site, bytes) in rows {
+            let row = SiteRow { epoch, site, bytes: bytes.round() as u64 };
+            self.rows.serialize(row).map_err(|e| out_err(&self.dir.join(SITE_ROWS_FILE), e))?;
+        }
+        self.rows.flush().map_err(|e| out_err(&self.dir.join(SITE_ROWS_FILE), e))?;
+        self.snapshots.push((epoch, path));
+        Ok(())
+    }
+
+    fn site_of(&mut self, frames: &[Frame]) -> Result<u32, Error> {
+        let site_frame = frames.iter().find(|f| !is_plumbing(f));
+        let (function, location) = match site_frame {
+            Some(f) => (f.function.clone(), format!("{}:{}", f.file.as_deref().unwrap_or("?"), f.line.unwrap_or(0))),
+            None => ("<no frame in the program's source>".to_string(), String::new()),
+        };
+        let key = (function.clone(), location.clone());
+        if let Some(&id) = self.site_ids.get(&key) {
+            return Ok(id);
+        }
+        let id = self.site_ids.len() as u32;
+        let stack = frames.iter().take(MAX_STACK_FRAMES).map(Frame::describe).collect::<Vec<_>>().join(" <- ");
+        let info = SiteInfo { site: id, function, location, stack };
+        let path = self.dir.join(SITES_FILE);
+        self.sites.serialize(&info).map_err(|e| out_err(&path, e))?;
+        self.sites.flush().map_err(|e| out_err(&path, e))?;
+        self.site_ids.insert(key, id);
+        Ok(id)
+    }
+
+    /// Stop sampling and write the growth from the first post-warm-up snapshot to the
+    /// last as `growth.pb.gz` (pprof) and `growth.svg` (flamegraph), if there are two.
+    pub fn finish(&mut self) -> Result<(), Error> {
+        let _ = activate_sampling(false);
+        let n = self.snapshots.len();
+        let first = crate::analysis::warmup_epochs(n);
+        if n < 2 || first >= n - 1 {
+            return Ok(());
+        }
+        let parse = |p: &Path| -> Result<pprof_util::StackProfile, Error> {
+            let f = File::open(p).map_err(|e| Error::HeapProfile(format!("{}: {e}", p.display())))?;
+            pprof_util::parse_jeheap(BufReader::new(f), None).map_err(|e| Error::HeapProfile(format!("{}: {e}", p.display())))
+        };
+        let (before, after) = (parse(&self.snapshots[first].1)?, parse(&self.snapshots[n - 1].1)?);
+        let mut weights: HashMap<Vec<usize>, f64> = HashMap::new();
+        for (s, _) in after.iter() {
+            *weights.entry(s.addrs.clone()).or_default() += s.weight;
+        }
+        for (s, _) in before.iter() {
+            *weights.entry(s.addrs.clone()).or_default() -= s.weight;
+        }
+        let mut growth = pprof_util::StackProfile::default();
+        for (addrs, weight) in weights.into_iter().filter(|(_, w)| *w > 0.0) {
+            growth.push_stack(pprof_util::WeightedStack { addrs, weight }, None);
+        }
+        let pb = self.dir.join("growth.pb.gz");
+        fs::write(&pb, growth.to_pprof(("inuse_space", "bytes"), ("space", "bytes"), None)).map_err(|e| out_err(&pb, e))?;
+        if !growth.stacks.is_empty() {
+            let mut opts = pprof_util::FlamegraphOptions::default();
+            opts.title = format!("Heap growth, end of epoch {} to end of epoch {}", self.snapshots[first].0, self.snapshots[n - 1].0);
+            opts.count_name = "bytes".into();
+            let svg = growth.to_flamegraph(&mut opts).map_err(|e| Error::HeapProfile(e.to_string()))?;
+            let path = self.dir.join("growth.svg");
+            fs::write(&path, svg).map_err(|e| out_err(&path, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Read `sites.csv` and `heap_sites.csv` from a run folder (`None` if attribution was off).
+/// A partial last line (a killed run) is end of data; anything else malformed is an error
+/// naming the file and line.
+pub fn read_sites(dir: &Path) -> Result<Option<(Vec<SiteInfo>, Vec<SiteRow>)>, Error> {
+    let (sites_path, rows_path) = (dir.join(SITES_FILE), dir.join(SITE_ROWS_FILE));
+    if !sites_path.exists() || !rows_path.exists() {
+        return Ok(None);
+    }
+    Ok(Some((read_complete_rows(&sites_path)?, read_complete_rows(&rows_path)?)))
+}
+
+fn read_complete_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, Error> {
+    let malformed = |line: u64, message: String| {
+        Error::Timeline(crate::timeline::TimelineError::Malformed { path: path.to_path_buf(), line, message })
+    };
+    let text = fs::read_to_string(path).map_err(|e| malformed(0, e.to_string()))?;
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    let mut out = Vec::new();
+    for (i, r) in csv::Reader::from_reader(complete.as_bytes()).deserialize().enumerate() {
+        out.push(r.map_err(|e: csv::Error| malformed(i as u64 + 2, e.to_string()))?);
+    }
+    Ok(out)
+}

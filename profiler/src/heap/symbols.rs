@@ -1,0 +1,175 @@
+//! Resolves return addresses to frames (function, file, line), with a cache kept for the
+//! whole run so that each address is resolved once, not once per snapshot.
+//!
+//! Only addresses inside the executable are resolved: shared libraries (libtorch, libc)
+//! are named by file and offset, which is all attribution needs from them and avoids
+//! parsing libtorch's huge symbol tables.
+
+use std::collections::HashMap;
+use std::fs;
+use std::sync::Arc;
+
+/// One resolved frame (an inlined function gives several per address).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Demangled function name.
+    pub function: String,
+    /// Source file, if the debug info has it.
+    pub file: Option<String>,
+    /// Line in that file.
+    pub line: Option<u32>,
+}
+
+impl Frame {
+    /// "function (file:line)" or "function".
+    pub fn describe(&self) -> String {
+        match (&self.file, self.line) {
+            (Some(f), Some(l)) => format!("{} ({f}:{l})", self.function),
+            (Some(f), None) => format!("{} ({f})", self.function),
+            _ => self.function.clone(),
+        }
+    }
+}
+
+/// Address → frames, cached.
+pub struct Symbolizer {
+    cache: HashMap<usize, Arc<[Frame]>>,
+    /// The working directory with a trailing slash, stripped from file names.
+    cwd: Option<String>,
+    /// (start, end, path) of each executable mapping of this process.
+    maps: Vec<(usize, usize, String)>,
+    exe: Option<String>,
+}
+
+impl Default for Symbolizer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Symbolizer {
+    /// Read this process's mappings once.
+    pub fn new() -> Self {
+        let exe = fs::read_link("/proc/self/exe").ok().map(|p| p.to_string_lossy().into_owned());
+        let maps = fs::read_to_string("/proc/self/maps").map(|t| parse_exec_maps(&t)).unwrap_or_default();
+        let cwd = std::env::current_dir().ok().map(|d| format!("{}/", d.display()));
+        Symbolizer { cache: HashMap::new(), cwd, maps, exe }
+    }
+
+    /// Addresses resolved so far.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// The frames at return address `addr`, innermost first.
+    pub fn resolve(&mut self, addr: usize) -> Arc<[Frame]> {
+        if let Some(f) = self.cache.get(&addr) {
+            return f.clone();
+        }
+        let mapping = self.maps.iter().find(|(s, e, _)| *s <= addr && addr < *e);
+        let in_exe = matches!((mapping, &self.exe), (Some((_, _, p)), Some(exe)) if p == exe);
+        let frames: Vec<Frame> = if in_exe {
+            let mut frames = Vec::new();
+            // A return address points past the call; step back into it.
+            backtrace::resolve(addr.saturating_sub(1) as *mut std::ffi::c_void, |sym| {
+                frames.push(Frame {
+                    function: sym.name().map_or_else(|| format!("{addr:#x}"), |n| format!("{n:#}")),
+                    file: sym.filename().map(|p| {
+                        let p = p.to_string_lossy();
+                        match &self.cwd {
+                            Some(cwd) => p.strip_prefix(cwd.as_str()).unwrap_or(&p).to_string(),
+                            None => p.into_owned(),
+                        }
+                    }),
+                    line: sym.lineno(),
+                });
+            });
+            if frames.is_empty() {
+                frames.push(Frame { function: format!("{addr:#x}"), file: None, line: None });
+            }
+            frames
+        } else {
+            let name = match mapping {
+                Some((start, _, path)) => {
+                    let lib = path.rsplit('/').next().unwrap_or(path);
+                    format!("{lib}+{:#x}", addr - start)
+                }
+                None => format!("{addr:#x}"),
+            };
+            vec![Frame { function: name, file: None, line: None }]
+        };
+        let frames: Arc<[Frame]> = frames.into();
+        self.cache.insert(addr, frames.clone());
+        frames
+    }
+}
+
+/// Executable mappings (with a path) from the text of `/proc/self/maps`.
+fn parse_exec_maps(text: &str) -> Vec<(usize, usize, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let range = parts.next()?;
+            let perms = parts.next()?;
+            let path = parts.nth(3)?;
+            if !perms.contains('x') || !path.starts_with('/') {
+                return None;
+            }
+            let (s, e) = range.split_once('-')?;
+            Some((usize::from_str_radix(s, 16).ok()?, usize::from_str_radix(e, 16).ok()?, path.to_string()))
+        })
+        .collect()
+}
+
+/// Whether a frame is plumbing: the allocator, the Rust and C++ standard libraries, a
+/// crate from the registry, libtorch's headers (tch's C++ glue is compiled into the
+/// executable), a shared library, or anything without a source location.
+pub fn is_plumbing(frame: &Frame) -> bool {
+    let Some(file) = &frame.file else { return true };
+    const OUTSIDE: &[&str] = &["/rustc/", "/.cargo/registry/", "/.cargo/git/", "/library/std/", "/library/core/", "/library/alloc/", "/rustlib/", "tikv-jemalloc-sys", "/out/build/src/", "/site-packages/torch/", "/include/c++/", "/usr/include/"];
+    const MACHINERY: &[&str] = &["profiler::alloc", "tikv_jemalloc", "dhat::", "__rust", "alloc::alloc::"];
+    OUTSIDE.iter().any(|p| file.contains(p)) || MACHINERY.iter().any(|m| frame.function.contains(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[inline(never)]
+    fn a_function_of_ours() -> usize {
+        // The return address of a call made from here lies inside this function.
+        let mut addr = 0usize;
+        backtrace::trace(|f| {
+            addr = f.ip() as usize + 1; // as a return address would be
+            false
+        });
+        std::hint::black_box(addr)
+    }
+
+    #[test]
+    fn resolves_our_own_code_to_file_and_line_and_caches() {
+        let mut s = Symbolizer::new();
+        let addr = a_function_of_ours();
+        let frames = s.resolve(addr);
+        assert!(frames.iter().any(|f| f.file.as_deref().is_some_and(|p| p.ends_with(".rs"))), "{frames:?}");
+        let n = s.cached();
+        s.resolve(addr);
+        assert_eq!(s.cached(), n);
+    }
+
+    #[test]
+    fn plumbing_rules() {
+        let f = |function: &str, file: Option<&str>| Frame { function: function.into(), file: file.map(Into::into), line: Some(1) };
+        assert!(is_plumbing(&f("libtorch_cpu.so+0x10", None)));
+        assert!(is_plumbing(&f("alloc::vec::Vec<T>::push", Some("/rustc/abc/library/alloc/src/vec/mod.rs"))));
+        assert!(is_plumbing(&f("tch::wrappers::tensor::Tensor::copy", Some("/root/.cargo/registry/src/x/tch-0.24.0/src/x.rs"))));
+        assert!(is_plumbing(&f("prof_backtrace_impl", Some("/w/target/release/build/tikv-jemalloc-sys-7f98/out/build/src/prof_sys.c"))));
+        assert!(!is_plumbing(&f("reference_trainer::validate::validate_epoch", Some("reference-trainer/src/validate.rs"))));
+    }
+
+    #[test]
+    fn parses_exec_maps() {
+        let maps = "55d0-55e0 r-xp 00000000 08:01 1 /usr/bin/diagnose\n55e0-55f0 rw-p 00000000 08:01 1 /usr/bin/diagnose\n7f00-7f10 r-xp 00000000 00:00 0 [vdso]\n";
+        assert_eq!(parse_exec_maps(maps), vec![(0x55d0, 0x55e0, "/usr/bin/diagnose".to_string())]);
+    }
+}

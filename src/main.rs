@@ -32,9 +32,23 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Library errors already carry their cause in their message.
+            eprintln!("error: {e}");
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+/// Print to stdout; a closed pipe (`diagnose report DIR | head`) ends the program quietly.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(EXIT_ERROR as i32);
     }
 }
 
@@ -95,18 +109,18 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let analysis = report::rebuild(&out)?;
     for e in &train_report.epochs {
-        println!("epoch {}: train loss {:.4}, val loss {:.4}, ST-IoU {:.3}, mAP@0.5 {:.3}, {:.1} s",
-            e.epoch, e.train_loss, e.val.loss, e.val.st_iou, e.val.map50, e.seconds);
+        emit(&format!("epoch {}: train loss {:.4}, val loss {:.4}, ST-IoU {:.3}, mAP@0.5 {:.3}, {:.1} s\n",
+            e.epoch, e.train_loss, e.val.loss, e.val.st_iou, e.val.map50, e.seconds));
     }
-    print!("{}", report::text_summary(&analysis));
-    println!("reports: {}", out.display());
+    emit(&report::text_summary(&analysis));
+    emit(&format!("reports: {}\n", out.display()));
     Ok(verdict_exit(&analysis, args.fail_on_leak))
 }
 
 fn report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let analysis = report::rebuild(&args.dir)?;
-    print!("{}", report::text_summary(&analysis));
-    println!("reports: {}", args.dir.display());
+    emit(&report::text_summary(&analysis));
+    emit(&format!("reports: {}\n", args.dir.display()));
     Ok(verdict_exit(&analysis, args.fail_on_leak))
 }
 
@@ -126,7 +140,7 @@ fn compare_cmd(args: CompareArgs) -> anyhow::Result<ExitCode> {
             cmp.write(&out)?;
         }
     }
-    print!("{text}");
-    println!("written: {}", out.join("compare.md").display());
+    emit(&text);
+    emit(&format!("written: {}\n", out.join("compare.md").display()));
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,6 @@
 //! The seed's root cause, reproduced: validation lists kept across epochs. The verdict is
 //! growing, --fail-on-leak exits 3, and the measured heap slope matches the bytes the
-//! trainer says the leak retained (within 30 %).
+//! trainer says the leak retained (within 30 %), and attribution names validate_epoch.
 
 mod common;
 use common::*;
@@ -9,7 +9,7 @@ use common::*;
 fn validation_accumulators_leak_is_growing_with_the_true_slope() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("leak");
-    let (output, s) = run_into(&out, &["--leak", "validation-accumulators", "--epochs", "6", "--episodes-per-epoch", "10", "--fail-on-leak", "--no-progress"]);
+    let (output, s) = run_into(&out, &["--leak", "validation-accumulators", "--epochs", "6", "--episodes-per-epoch", "10", "--fail-on-leak", "--attribute", "--no-progress"]);
     assert_eq!(output.status.code(), Some(3), "exit code 3 for a leak with --fail-on-leak");
     assert_eq!(s["verdict"], "growing", "{s:#}");
     let heap = series(&s, "je_allocated_bytes");
@@ -19,6 +19,10 @@ fn validation_accumulators_leak_is_growing_with_the_true_slope() {
     assert!(truth > 1e6, "the trainer reports the leak's bytes: {truth}");
     let error = (measured - truth).abs() / truth;
     assert!(error < 0.30, "measured {measured:.0} B/epoch vs retained {truth:.0} B/epoch ({:.0} % off)", error * 100.0);
+    let top = s["sites"].as_array().unwrap().iter().find(|v| v["class"] == "growing").expect("a growing site");
+    assert!(top["function"].as_str().unwrap().contains("validate_epoch"), "{top:#}");
+    assert!(top["location"].as_str().unwrap().contains("reference-trainer/src/validate.rs"), "{top:#}");
     let ledger = s["ledger"].to_string();
+    assert!(ledger.contains("validate_epoch") && ledger.contains("/epoch, growing"), "{ledger}");
     assert!(ledger.contains("Live heap allocations grow"), "{ledger}");
 }

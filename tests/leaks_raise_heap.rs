@@ -1,46 +1,62 @@
-//! Each other injected leak raises jemalloc's allocated bytes at every epoch end and is
-//! called growing; the clean trainer with the same settings is not.
+//! Each other injected leak raises jemalloc's allocated bytes at every epoch end, is
+//! called growing, and attribution names the function holding it; the clean trainer with
+//! the same settings is flat and no call site of it is classed growing (its frame cache
+//! fills to capacity, which is bounded, not growth).
 
 mod common;
 use common::*;
 
-fn heap_verdict(leak: Option<&str>) -> (String, f64, f64) {
+/// Run a quick 4-epoch config with attribution; returns (summary, heap class).
+fn run_leak(leak: Option<&str>) -> (serde_json::Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let mut args = vec!["--epochs", "4"];
+    let mut args = vec!["--epochs", "4", "--attribute"];
     args.extend_from_slice(QUICK);
     if let Some(l) = leak {
         args.extend_from_slice(&["--leak", l]);
     }
     let (_, s) = run_into(&out, &args);
-    let heap = series(&s, "je_allocated_bytes");
-    (
-        heap["class"].as_str().unwrap().to_string(),
-        heap["slope_bytes_per_epoch"].as_f64().unwrap(),
-        heap["tolerance_bytes_per_epoch"].as_f64().unwrap(),
-    )
+    assert!(out.join("callsites.csv").exists() && out.join("callsites.png").exists());
+    let class = series(&s, "je_allocated_bytes")["class"].as_str().unwrap().to_string();
+    (s, class)
+}
+
+/// The top growing site: (function, location, stack).
+fn top_growing_site(s: &serde_json::Value) -> (String, String, String) {
+    let site = s["sites"].as_array().unwrap().iter().find(|v| v["class"] == "growing").unwrap_or_else(|| panic!("no growing site: {:#}", s["sites"]));
+    let text = |k: &str| site[k].as_str().unwrap().to_string();
+    (text("function"), text("location"), text("stack"))
 }
 
 #[test]
-fn clean_quick_config_is_flat() {
-    let (class, slope, tol) = heap_verdict(None);
-    assert_eq!(class, "flat", "slope {slope:.0} B/epoch, tolerance {tol:.0}");
+fn clean_quick_config_is_flat_with_no_growing_site() {
+    let (s, class) = run_leak(None);
+    assert_eq!(class, "flat", "{:#}", series(&s, "je_allocated_bytes"));
+    let growing: Vec<_> = s["sites"].as_array().unwrap().iter().filter(|v| v["class"] == "growing").collect();
+    assert!(growing.is_empty(), "sites blamed on the clean trainer: {growing:#?}");
 }
 
 #[test]
-fn model_cache_leak_grows() {
-    let (class, slope, tol) = heap_verdict(Some("model-cache"));
-    assert_eq!(class, "growing", "slope {slope:.0} tolerance {tol:.0}");
+fn model_cache_leak_grows_in_cache_prototypes() {
+    let (s, class) = run_leak(Some("model-cache"));
+    assert_eq!(class, "growing");
+    let (function, location, _) = top_growing_site(&s);
+    assert!(function.contains("cache_prototypes") && location.contains("model.rs"), "{function} {location}");
 }
 
 #[test]
-fn frame_cache_leak_grows() {
-    let (class, slope, tol) = heap_verdict(Some("frame-cache"));
-    assert_eq!(class, "growing", "slope {slope:.0} tolerance {tol:.0}");
+fn frame_cache_leak_grows_in_decode_into_cache() {
+    let (s, class) = run_leak(Some("frame-cache"));
+    assert_eq!(class, "growing");
+    let (function, location, _) = top_growing_site(&s);
+    assert!(function.contains("decode_into_cache") && location.contains("data.rs"), "{function} {location}");
 }
 
 #[test]
-fn autograd_graph_leak_grows() {
-    let (class, slope, tol) = heap_verdict(Some("autograd-graph"));
-    assert_eq!(class, "growing", "slope {slope:.0} tolerance {tol:.0}");
+fn autograd_graph_leak_grows_in_the_forward_kept_by_validation() {
+    let (s, class) = run_leak(Some("autograd-graph"));
+    assert_eq!(class, "growing");
+    let (function, location, stack) = top_growing_site(&s);
+    assert!(function.contains("features") && location.contains("model.rs"), "{function} {location}");
+    assert!(stack.contains("validate_epoch"), "the activations come from validation's forward: {stack}");
 }

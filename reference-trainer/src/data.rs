@@ -198,18 +198,24 @@ pub struct Clip {
     pub boxes: Vec<BoxF>,
 }
 
+/// Decode a frame missing from the cache and store it there.
+#[inline(never)]
+fn decode_into_cache(ds: &Dataset, cache: &Mutex<FrameCache>, key: FrameKey, side: i64) -> Tensor {
+    let frame = Tensor::from_slice(&ds.decode_frame(key)).view([3, side, side]);
+    cache.lock().unwrap().insert(key, frame.shallow_clone());
+    frame
+}
+
 /// Load a clip through the frame cache.
 pub fn load_clip(ds: &Dataset, cache: &Mutex<FrameCache>, class: u32, video: u32) -> Clip {
     let s = ds.size as i64;
     let frames: Vec<Tensor> = (0..ds.frames)
         .map(|t| {
             let key = (class, video, t);
-            if let Some(f) = cache.lock().unwrap().get(&key) {
-                return f;
+            match cache.lock().unwrap().get(&key) {
+                Some(f) => f,
+                None => decode_into_cache(ds, cache, key, s),
             }
-            let frame = Tensor::from_slice(&ds.decode_frame(key)).view([3, s, s]);
-            cache.lock().unwrap().insert(key, frame.shallow_clone());
-            frame
         })
         .collect();
     let frames = Tensor::stack(&frames, 0).to_kind(Kind::Float) / 255.0;

@@ -17,15 +17,17 @@ use serde::Serialize;
 use crate::timeline::{Row, Timeline, TimelineMeta, MEMORY_SERIES};
 use phases::PhaseTable;
 
-/// Series whose growth makes the overall verdict "growing". GPU reserved and NVML's
-/// per-process figure are left out: they include the caching allocator's free blocks.
+/// Series whose growth makes the overall verdict "growing". RSS counts as "RSS in use"
+/// where jemalloc's counters exist (raw RSS otherwise): the allocator's idle pages are
+/// returned on its own schedule. GPU reserved and NVML's per-process figure are left
+/// out: they include the caching allocator's free blocks.
 pub const PRIMARY_SERIES: &[&str] =
-    &["rss_bytes", "je_allocated_bytes", "heap_exact_bytes", "gpu_allocated_bytes"];
+    &["rss_in_use_bytes", "je_allocated_bytes", "heap_exact_bytes", "gpu_allocated_bytes"];
 
 /// Host series that count against the memory limit (retained and mapped are virtual;
 /// GPU series have the device's own limit).
 const RESIDENT_HOST_SERIES: &[&str] =
-    &["rss_bytes", "pss_bytes", "je_allocated_bytes", "je_active_bytes", "je_resident_bytes", "heap_exact_bytes"];
+    &["rss_bytes", "rss_in_use_bytes", "pss_bytes", "je_allocated_bytes", "je_active_bytes", "je_resident_bytes", "heap_exact_bytes"];
 
 /// When a growing series reaches the memory limit, at its current slope.
 #[derive(Clone, Debug, Serialize)]
@@ -293,7 +295,9 @@ impl Analyzer {
             user_bytes_per_epoch,
             plot: self.plot,
         };
-        if PRIMARY_SERIES.iter().any(|c| analysis.class_of(c) == Some(Class::Growing)) {
+        let rss_primary = if analysis.series("rss_in_use_bytes").is_some() { "rss_in_use_bytes" } else { "rss_bytes" };
+        let primary = PRIMARY_SERIES.iter().map(|c| if *c == "rss_in_use_bytes" { rss_primary } else { c });
+        if primary.into_iter().any(|c| analysis.class_of(c) == Some(Class::Growing)) {
             analysis.verdict = "growing";
         }
         analysis.ledger = explain(&analysis);
@@ -364,8 +368,11 @@ fn explain(a: &Analysis) -> Vec<String> {
     if !a.sites.is_empty() && !a.sites.iter().any(|s| s.class == Class::Growing) {
         lines.push("No call site's live heap grows.".into());
     }
-    if grows("rss_bytes") && !grows("je_allocated_bytes") {
-        if grows("je_resident_bytes") || grows("je_active_bytes") {
+    let in_use_measured = a.series("rss_in_use_bytes").is_some();
+    if grows("rss_bytes") && in_use_measured && !grows("rss_in_use_bytes") {
+        lines.push("RSS grows but RSS in use does not: the growth is pages the allocator holds free and returns on its own schedule (jemalloc decay). Not a leak.".into());
+    } else if grows("rss_bytes") && !grows("je_allocated_bytes") {
+        if grows("je_active_bytes") {
             lines.push("RSS grows while live allocations are flat: the allocator holds more pages (fragmentation, or freed pages not yet returned to the OS). Not a leak of objects.".into());
         } else {
             lines.push("RSS grows outside the heap allocator: thread stacks, memory-mapped files, GPU driver host memory, or a library with its own allocator.".into());
@@ -453,6 +460,29 @@ mod tests {
         assert_eq!(a.verdict, "growing");
         assert!(a.ledger.iter().any(|l| l.contains("outside the heap allocator")), "{:?}", a.ledger);
         assert!(!a.ledger.iter().any(|l| l.contains("Live heap")));
+    }
+
+    #[test]
+    fn rss_growth_from_idle_allocator_pages_is_not_a_leak() {
+        let mut a = Analyzer::new(Tolerance::default());
+        for e in 0..6u32 {
+            let idle = e as u64 * 15 * MB; // freed pages jemalloc has not purged yet
+            a.add(&Row {
+                t_s: e as f64,
+                phase: "epoch_end".into(),
+                epoch: Some(e),
+                rss_bytes: Some(400 * MB + idle),
+                je_allocated_bytes: Some(80 * MB),
+                je_active_bytes: Some(84 * MB),
+                je_resident_bytes: Some(90 * MB + idle),
+                ..Row::default()
+            });
+        }
+        let r = a.finish(&TimelineMeta::default(), false);
+        assert_eq!(r.series("rss_bytes").unwrap().class, Class::Growing);
+        assert_eq!(r.series("rss_in_use_bytes").unwrap().class, Class::Flat);
+        assert_eq!(r.verdict, "flat");
+        assert!(r.ledger.iter().any(|l| l.contains("RSS in use does not")), "{:?}", r.ledger);
     }
 
     #[test]

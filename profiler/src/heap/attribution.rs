@@ -112,9 +112,19 @@ impl HeapAttribution {
     }
 
     fn site_of(&mut self, frames: &[Frame]) -> Result<u32, Error> {
-        let site_frame = frames.iter().find(|f| !is_plumbing(f));
-        let (function, location) = match site_frame {
-            Some(f) => (f.function.clone(), format!("{}:{}", f.file.as_deref().unwrap_or("?"), f.line.unwrap_or(0))),
+        let site_index = frames.iter().position(|f| !is_plumbing(f));
+        let (function, location) = match site_index {
+            Some(i) => {
+                let f = &frames[i];
+                // A closure's name says little; name the function it is in.
+                let mut function = f.function.clone();
+                if function.starts_with("{closure") {
+                    if let Some(outer) = frames[i + 1..].iter().find(|o| !o.function.starts_with('{')) {
+                        function = format!("{function} in {}", outer.function);
+                    }
+                }
+                (function, format!("{}:{}", f.file.as_deref().unwrap_or("?"), f.line.unwrap_or(0)))
+            }
             None => ("<no frame in the program's source>".to_string(), String::new()),
         };
         let key = (function.clone(), location.clone());

@@ -47,16 +47,17 @@
 #![deny(missing_docs)]
 
 mod alloc;
-mod boundary;
 mod error;
+mod flat;
 mod limits;
 mod recorder;
 pub mod source;
 pub mod timeline;
 
 pub use alloc::{exact_mode, set_exact_mode, ProfilerAlloc, JEMALLOC_CONF};
-pub use boundary::{Boundary, Marker, NoMarker, Phase};
+pub use profiler_api::{Boundary, Marker, NoMarker, Phase};
 pub use error::Error;
+pub use flat::{FlatMemory, FlatReport, SeriesCheck};
 pub use limits::{memory_limit, MemLimit};
 pub use recorder::{HeapMode, Profiler, ProfilerBuilder};
 pub use timeline::{read_timeline, Row, Timeline, TimelineMeta};

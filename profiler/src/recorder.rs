@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::boundary::{Boundary, Marker, Phase};
+use profiler_api::{Boundary, Marker, Phase};
 use crate::error::Error;
 use crate::heap::HeapAttribution;
 use crate::limits::memory_limit;

@@ -3,7 +3,7 @@
 //! Built wherever the torch package ships CUDA (pip's torch does, even on CPU-only
 //! machines); calls fail cleanly where CUDA is unusable.
 
-use profiler::source::{GpuAllocatorSnapshot, GpuAllocatorStats};
+use profiler_api::{GpuAllocatorSnapshot, GpuAllocatorStats};
 
 #[cfg(cuda_shim)]
 extern "C" {

@@ -212,10 +212,10 @@ pub fn load_clip(ds: &Dataset, cache: &Mutex<FrameCache>, class: u32, video: u32
     let frames: Vec<Tensor> = (0..ds.frames)
         .map(|t| {
             let key = (class, video, t);
-            match cache.lock().unwrap().get(&key) {
-                Some(f) => f,
-                None => decode_into_cache(ds, cache, key, s),
-            }
+            // Bind first: a guard in the match scrutinee would be held across the
+            // insert below, which locks again.
+            let cached = cache.lock().unwrap().get(&key);
+            cached.unwrap_or_else(|| decode_into_cache(ds, cache, key, s))
         })
         .collect();
     let frames = Tensor::stack(&frames, 0).to_kind(Kind::Float) / 255.0;

@@ -6,7 +6,7 @@
 //! loop that accumulates predictions to compute ST-IoU and mAP@0.5. Every knob the
 //! incident names is a flag ([`TrainerArgs`]), and [`Leak`]s reproduce its causes.
 //!
-//! It knows only the profiler's [`profiler::Marker`] API.
+//! It knows only the profiler's instrumentation API, [`profiler_api::Marker`].
 #![deny(missing_docs)]
 
 pub mod config;

@@ -4,6 +4,9 @@
 use clap::Parser;
 use reference_trainer::{train, TrainerArgs};
 
+// The default build runs on the profiler's jemalloc; `--no-default-features` on the
+// system allocator, with no profiler linked (the overhead benchmark's baseline).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOC: profiler::ProfilerAlloc = profiler::ProfilerAlloc;
 
@@ -24,11 +27,13 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let report = train(&cfg, &mut profiler::NoMarker);
+    let started = std::time::Instant::now();
+    let report = train(&cfg, &mut profiler_api::NoMarker);
     for e in &report.epochs {
         println!(
             "epoch {} train_loss {:.4} val_loss {:.4} st_iou {:.3} map50 {:.3} triplets {} leak_bytes {} {:.1}s",
             e.epoch, e.train_loss, e.val.loss, e.val.st_iou, e.val.map50, e.triplet_batches, e.leak_bytes, e.seconds
         );
     }
+    println!("training wall time {:.3} s", started.elapsed().as_secs_f64());
 }

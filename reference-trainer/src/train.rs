@@ -13,7 +13,7 @@ use crate::config::{Config, Leak};
 use crate::data::{Dataset, Episode, EpisodeSpec, FrameCache, Loader, TripletBatch};
 use crate::model::{Detections, FewShotModel};
 use crate::validate::{validate_epoch, Retained, ValMetrics};
-use profiler::{Boundary, Marker, Phase};
+use profiler_api::{Boundary, Marker, Phase};
 
 /// Streams of episodes: training epochs use `TRAIN_STREAM + epoch`, validation always
 /// the same episodes.

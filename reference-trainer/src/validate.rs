@@ -9,7 +9,7 @@ use crate::data::{BoxF, Episode};
 use crate::metrics::{map50, st_iou, Detection, GroundTruth};
 use crate::model::FewShotModel;
 use crate::train::{episode_losses, Forward};
-use profiler::Marker;
+use profiler_api::Marker;
 
 /// The seed's validation lists, one entry per query sample.
 #[derive(Default)]

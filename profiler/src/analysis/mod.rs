@@ -10,7 +10,7 @@ mod verdict;
 pub use phases::{phase_group, PhaseStats, Stat, PHASE_SERIES};
 pub use sites::{classify_sites, SiteVerdict, SITE_TOLERANCE};
 pub use trend::{theil_sen, Trend};
-pub use verdict::{classify, warmup_epochs, Class, Classified, Tolerance};
+pub use verdict::{classify, classify_measured, warmup_epochs, Class, Classified, Tolerance};
 
 use serde::Serialize;
 

@@ -88,16 +88,27 @@ pub struct Classified {
     pub warmup: usize,
 }
 
-/// Classify epoch-end points `(epoch, bytes)`, in epoch order.
+/// Classify epoch-end points `(epoch, bytes)`, in epoch order, excluding warm-up.
 pub fn classify(points: &[(f64, f64)], tol: Tolerance) -> Classified {
     let warmup = warmup_epochs(points.len());
-    let kept = &points[warmup..];
+    let mut c = classify_measured(&points[warmup..], tol);
+    c.warmup = warmup;
+    if points.len() < 3 {
+        c.class = Class::Insufficient;
+        c.trend = None;
+    }
+    c
+}
+
+/// Classify points that are all past warm-up (the caller chose which).
+pub fn classify_measured(kept: &[(f64, f64)], tol: Tolerance) -> Classified {
+    let warmup = 0;
     let mut levels: Vec<f64> = kept.iter().map(|p| p.1).collect();
     levels.sort_by(|a, b| a.total_cmp(b));
     let level = levels.get(levels.len() / 2).copied().unwrap_or(0.0);
     let tolerance_bytes = tol.floor_bytes.max(tol.relative * level);
 
-    let Some(trend) = theil_sen(kept).filter(|_| points.len() >= 3) else {
+    let Some(trend) = theil_sen(kept) else {
         return Classified { class: Class::Insufficient, trend: None, tolerance_bytes, warmup };
     };
     // The last half levelling off marks saturation; it needs enough points to say so.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::jeprof::{activate_sampling, dump_profile};
-use super::symbols::{is_plumbing, Frame, Symbolizer};
+use super::symbols::{is_plumbing, relative, Frame, Symbolizer};
 use crate::error::Error;
 
 /// Each site seen, once: `site, function, location, stack`.
@@ -123,7 +123,7 @@ impl HeapAttribution {
                         function = format!("{function} in {}", outer.function);
                     }
                 }
-                (function, format!("{}:{}", f.file.as_deref().unwrap_or("?"), f.line.unwrap_or(0)))
+                (function, format!("{}:{}", relative(f.file.as_deref().unwrap_or("?")), f.line.unwrap_or(0)))
             }
             None => ("<no frame in the program's source>".to_string(), String::new()),
         };
@@ -132,7 +132,9 @@ impl HeapAttribution {
             return Ok(id);
         }
         let id = self.site_ids.len() as u32;
-        let stack = frames.iter().take(MAX_STACK_FRAMES).map(Frame::describe).collect::<Vec<_>>().join(" <- ");
+        // The allocator's own frames open every stack and say nothing: start after them.
+        let in_allocator = |f: &&Frame| f.file.as_deref().is_some_and(|p| p.contains("tikv-jemalloc") || p.contains("profiler/src/alloc.rs"));
+        let stack = frames.iter().skip_while(in_allocator).take(MAX_STACK_FRAMES).map(Frame::describe).collect::<Vec<_>>().join(" <- ");
         let info = SiteInfo { site: id, function, location, stack };
         let path = self.dir.join(SITES_FILE);
         self.sites.serialize(&info).map_err(|e| out_err(&path, e))?;

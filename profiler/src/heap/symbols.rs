@@ -21,21 +21,30 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// "function (file:line)" or "function".
+    /// "function (file:line)" or "function", the file relative to the working directory.
     pub fn describe(&self) -> String {
         match (&self.file, self.line) {
-            (Some(f), Some(l)) => format!("{} ({f}:{l})", self.function),
-            (Some(f), None) => format!("{} ({f})", self.function),
+            (Some(f), Some(l)) => format!("{} ({}:{l})", self.function, relative(f)),
+            (Some(f), None) => format!("{} ({})", self.function, relative(f)),
             _ => self.function.clone(),
         }
+    }
+}
+
+/// `path` relative to the working directory where it lies below it.
+pub fn relative(path: &str) -> String {
+    match std::env::current_dir() {
+        Ok(cwd) => match std::path::Path::new(path).strip_prefix(&cwd) {
+            Ok(rel) => rel.display().to_string(),
+            Err(_) => path.to_string(),
+        },
+        Err(_) => path.to_string(),
     }
 }
 
 /// Address → frames, cached.
 pub struct Symbolizer {
     cache: HashMap<usize, Arc<[Frame]>>,
-    /// The working directory with a trailing slash, stripped from file names.
-    cwd: Option<String>,
     /// (start, end, path) of each executable mapping of this process.
     maps: Vec<(usize, usize, String)>,
     exe: Option<String>,
@@ -52,8 +61,7 @@ impl Symbolizer {
     pub fn new() -> Self {
         let exe = fs::read_link("/proc/self/exe").ok().map(|p| p.to_string_lossy().into_owned());
         let maps = fs::read_to_string("/proc/self/maps").map(|t| parse_exec_maps(&t)).unwrap_or_default();
-        let cwd = std::env::current_dir().ok().map(|d| format!("{}/", d.display()));
-        Symbolizer { cache: HashMap::new(), cwd, maps, exe }
+        Symbolizer { cache: HashMap::new(), maps, exe }
     }
 
     /// Addresses resolved so far.
@@ -74,13 +82,7 @@ impl Symbolizer {
             backtrace::resolve(addr.saturating_sub(1) as *mut std::ffi::c_void, |sym| {
                 frames.push(Frame {
                     function: sym.name().map_or_else(|| format!("{addr:#x}"), |n| format!("{n:#}")),
-                    file: sym.filename().map(|p| {
-                        let p = p.to_string_lossy();
-                        match &self.cwd {
-                            Some(cwd) => p.strip_prefix(cwd.as_str()).unwrap_or(&p).to_string(),
-                            None => p.into_owned(),
-                        }
-                    }),
+                    file: sym.filename().map(|p| p.to_string_lossy().into_owned()),
                     line: sym.lineno(),
                 });
             });
@@ -127,8 +129,10 @@ fn parse_exec_maps(text: &str) -> Vec<(usize, usize, String)> {
 pub fn is_plumbing(frame: &Frame) -> bool {
     let Some(file) = &frame.file else { return true };
     const OUTSIDE: &[&str] = &["/rustc/", "/.cargo/registry/", "/.cargo/git/", "/library/std/", "/library/core/", "/library/alloc/", "/rustlib/", "tikv-jemalloc-sys", "/out/build/src/", "/site-packages/torch/", "/include/c++/", "/usr/include/"];
+    // The profiler's own allocator and attribution code.
+    const OURS: &[&str] = &["profiler/src/alloc.rs", "profiler/src/heap/"];
     const MACHINERY: &[&str] = &["profiler::alloc", "tikv_jemalloc", "dhat::", "__rust", "alloc::alloc::"];
-    OUTSIDE.iter().any(|p| file.contains(p)) || MACHINERY.iter().any(|m| frame.function.contains(m))
+    OUTSIDE.iter().chain(OURS).any(|p| file.contains(p)) || MACHINERY.iter().any(|m| frame.function.contains(m))
 }
 
 #[cfg(test)]
@@ -163,6 +167,7 @@ mod tests {
         assert!(is_plumbing(&f("libtorch_cpu.so+0x10", None)));
         assert!(is_plumbing(&f("alloc::vec::Vec<T>::push", Some("/rustc/abc/library/alloc/src/vec/mod.rs"))));
         assert!(is_plumbing(&f("tch::wrappers::tensor::Tensor::copy", Some("/root/.cargo/registry/src/x/tch-0.24.0/src/x.rs"))));
+        assert!(is_plumbing(&f("alloc", Some("/work/main/profiler/src/alloc.rs"))));
         assert!(is_plumbing(&f("prof_backtrace_impl", Some("/w/target/release/build/tikv-jemalloc-sys-7f98/out/build/src/prof_sys.c"))));
         assert!(!is_plumbing(&f("reference_trainer::validate::validate_epoch", Some("reference-trainer/src/validate.rs"))));
     }

@@ -96,7 +96,7 @@ pub fn summary(a: &Analysis) -> String {
 /// A few lines for the terminal.
 pub fn text_summary(a: &Analysis) -> String {
     let mut s = format!("verdict: {} ({} epochs, {:.0} s)\n", a.verdict, a.epochs, a.duration_s);
-    for v in a.series.iter().filter(|v| matches!(v.column.as_str(), "rss_bytes" | "je_allocated_bytes" | "gpu_allocated_bytes" | "gpu_reserved_bytes" | "heap_exact_bytes")) {
+    for v in a.series.iter().filter(|v| matches!(v.column.as_str(), "rss_bytes" | "rss_in_use_bytes" | "je_allocated_bytes" | "gpu_allocated_bytes" | "gpu_reserved_bytes" | "heap_exact_bytes")) {
         let proj = projection_cell(v);
         let _ = writeln!(s, "  {:<16} {:<12} {}{}", v.name, v.class.as_str(), slope_cell(v),
             if proj.is_empty() || v.class != Class::Growing { String::new() } else { format!("; {proj}") });

@@ -1,6 +1,6 @@
 //! Boundaries: the points in a training loop where memory is recorded.
 //!
-//! A program marks a boundary through the [`Marker`] trait; the [`crate::Profiler`]
+//! A program marks a boundary through the [`Marker`] trait; the `profiler` crate's `Profiler`
 //! implements it by recording one timeline row, [`NoMarker`] by doing nothing (for builds
 //! that are not being profiled).
 

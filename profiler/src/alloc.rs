@@ -6,10 +6,16 @@
 //! may therefore be freed on the other (dhat ignores frees of blocks it never saw). That
 //! is what lets [`set_exact_mode`] switch at start-up without a rebuild.
 //!
-//! The `malloc_conf` symbol below is read by jemalloc before `main`. `background_thread`
-//! is not optional: with jemalloc's default decay, libtorch's churn of large buffers made
-//! a training loop 1.5x slower than glibc malloc (shared/DESIGN.md). `prof:true` compiles
-//! in the sampling profiler but leaves it inactive until call-site attribution asks.
+//! The `malloc_conf` symbol below is read by jemalloc before `main`. The decay setting
+//! is not optional: jemalloc returns freed pages to the OS on a schedule and refaults them
+//! when libtorch reallocates its large buffers a moment later. On the reference trainer
+//! (benches/overhead.sh) the default decay ran at 1.49x the system allocator's wall time,
+//! with `background_thread:true` as well (shared/DESIGN.md found background threads
+//! enough on another loop; here they were not), and with 30 s decay still 1.3x; only
+//! `dirty_decay_ms:-1` (keep freed pages, as glibc keeps its heap) matched glibc. The
+//! pages kept are visible in the ledger: allocator resident minus active, which the
+//! verdict's "RSS in use" leaves out. `prof:true` compiles in the sampling profiler but
+//! leaves it inactive until call-site attribution asks.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,13 +23,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tikv_jemallocator::Jemalloc;
 
 /// Options jemalloc reads before `main` (overridable at run time with `MALLOC_CONF`).
-pub const JEMALLOC_CONF: &str = "background_thread:true,prof:true,prof_active:false";
+pub const JEMALLOC_CONF: &str = "background_thread:true,dirty_decay_ms:-1,prof:true,prof_active:false";
 
-/// The `malloc_conf` symbol jemalloc looks for. The layout matches C's `const char *`.
+/// The `malloc_conf` symbol jemalloc looks for (the same text as [`JEMALLOC_CONF`]). The
+/// layout matches C's `const char *`.
 #[used]
 #[export_name = "malloc_conf"]
 pub static MALLOC_CONF: Option<&'static u8> =
-    Some(&b"background_thread:true,prof:true,prof_active:false\0"[0]);
+    Some(&b"background_thread:true,dirty_decay_ms:-1,prof:true,prof_active:false\0"[0]);
 
 /// True while allocations go through dhat (exact mode).
 static EXACT: AtomicBool = AtomicBool::new(false);

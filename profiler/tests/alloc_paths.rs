@@ -20,6 +20,10 @@ fn jemalloc_exact_mode_and_cross_path_frees() {
     // jemalloc is configured from our malloc_conf symbol.
     let background: bool = unsafe { tikv_jemalloc_ctl::raw::read(b"opt.background_thread\0") }.unwrap();
     assert!(background, "malloc_conf was not picked up: background_thread is off");
+    let decay: isize = unsafe { tikv_jemalloc_ctl::raw::read(b"opt.dirty_decay_ms\0") }.unwrap();
+    assert_eq!(decay, -1, "malloc_conf's dirty_decay_ms was not applied");
+    let conf = profiler::JEMALLOC_CONF;
+    assert!(conf.contains("background_thread:true") && conf.contains("dirty_decay_ms:-1"));
 
     // 1. jemalloc allocated rises while a buffer is held and falls after.
     let je = JemallocSource::new().unwrap();

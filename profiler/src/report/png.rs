@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -33,11 +35,40 @@ fn axis_unit(max: f64) -> (f64, &'static str) {
     }
 }
 
-/// Draw the plot of `a` into `path`.
-pub fn draw_memory(a: &Analysis, path: &Path) -> Result<(), Error> {
+type Chart<'a> = ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The frame both plots share: white canvas, caption, axes with their descriptions.
+fn styled_chart<'a>(
+    root: &'a DrawingArea<BitMapBackend<'a>, Shift>,
+    caption: &str,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    (x_desc, y_desc): (&str, &str),
+) -> Result<Chart<'a>, String> {
     REGISTER.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     });
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 30))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(90)
+        .build_cartesian_2d(x, y)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 18))
+        .axis_desc_style(("sans-serif", 20))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
+/// Draw the plot of `a` into `path`.
+pub fn draw_memory(a: &Analysis, path: &Path) -> Result<(), Error> {
     let to_err = |e: &dyn std::fmt::Display| Error::Plot { path: path.to_path_buf(), message: e.to_string() };
 
     let series: Vec<_> = PLOTTED
@@ -50,23 +81,9 @@ pub fn draw_memory(a: &Analysis, path: &Path) -> Result<(), Error> {
     let y_top = (y_max / unit * 1.1).max(1.0);
 
     let root = BitMapBackend::new(path, (1400, 800)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| to_err(&e))?;
     let title = format!("Memory over time: verdict {}", a.verdict);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 30))
-        .margin(20)
-        .x_label_area_size(50)
-        .y_label_area_size(90)
-        .build_cartesian_2d(0f64..t_max, 0f64..y_top)
-        .map_err(|e| to_err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds since start")
-        .y_desc(format!("memory ({unit_name})"))
-        .label_style(("sans-serif", 18))
-        .axis_desc_style(("sans-serif", 20))
-        .draw()
-        .map_err(|e| to_err(&e))?;
+    let y_desc = format!("memory ({unit_name})");
+    let mut chart = styled_chart(&root, &title, 0f64..t_max, 0f64..y_top, ("seconds since start", &y_desc)).map_err(|e| to_err(&e))?;
 
     // Validation spans, shaded.
     let shade = RGBColor(255, 200, 120).mix(0.25);
@@ -124,9 +141,6 @@ const TOP_SITES: usize = 6;
 
 /// Draw live bytes per epoch of the top sites (growing first) into `path`.
 pub fn draw_sites(a: &Analysis, path: &Path) -> Result<(), Error> {
-    REGISTER.call_once(|| {
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    });
     let to_err = |e: &dyn std::fmt::Display| Error::Plot { path: path.to_path_buf(), message: e.to_string() };
     let top: Vec<_> = a.sites.iter().take(TOP_SITES).collect();
     let e_max = top.iter().flat_map(|s| s.bytes_by_epoch.iter().map(|b| b.0)).max().unwrap_or(1).max(1) as f64;
@@ -135,22 +149,9 @@ pub fn draw_sites(a: &Analysis, path: &Path) -> Result<(), Error> {
     let y_top = (y_max / unit * 1.15).max(1.0);
 
     let root = BitMapBackend::new(path, (1400, 800)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| to_err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Live heap by call site at epoch ends (sampled)", ("sans-serif", 30))
-        .margin(20)
-        .x_label_area_size(50)
-        .y_label_area_size(90)
-        .build_cartesian_2d(0f64..e_max, 0f64..y_top)
-        .map_err(|e| to_err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc(format!("live bytes ({unit_name})"))
-        .label_style(("sans-serif", 18))
-        .axis_desc_style(("sans-serif", 20))
-        .draw()
-        .map_err(|e| to_err(&e))?;
+    let y_desc = format!("live bytes ({unit_name})");
+    let caption = "Live heap by call site at epoch ends (sampled)";
+    let mut chart = styled_chart(&root, caption, 0f64..e_max, 0f64..y_top, ("epoch", &y_desc)).map_err(|e| to_err(&e))?;
     for (i, s) in top.iter().enumerate() {
         let colour = Palette99::pick(i).to_rgba();
         let pts: Vec<(f64, f64)> = s.bytes_by_epoch.iter().map(|&(e, b)| (e as f64, b as f64 / unit)).collect();

@@ -35,16 +35,16 @@ fn axis_unit(max: f64) -> (f64, &'static str) {
     }
 }
 
-type Chart<'a> = ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// The frame both plots share: white canvas, caption, axes with their descriptions.
-fn styled_chart<'a>(
-    root: &'a DrawingArea<BitMapBackend<'a>, Shift>,
+fn styled_chart<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, Shift>,
     caption: &str,
     x: std::ops::Range<f64>,
     y: std::ops::Range<f64>,
     (x_desc, y_desc): (&str, &str),
-) -> Result<Chart<'a>, String> {
+) -> Result<Chart<'a, 'b>, String> {
     REGISTER.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     });

@@ -44,6 +44,7 @@ fn styled_chart<'a, 'b>(
     x: std::ops::Range<f64>,
     y: std::ops::Range<f64>,
     (x_desc, y_desc): (&str, &str),
+    x_labels: usize,
 ) -> Result<Chart<'a, 'b>, String> {
     REGISTER.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
@@ -58,6 +59,7 @@ fn styled_chart<'a, 'b>(
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
+        .x_labels(x_labels)
         .x_desc(x_desc)
         .y_desc(y_desc)
         .label_style(("sans-serif", 18))
@@ -83,7 +85,7 @@ pub fn draw_memory(a: &Analysis, path: &Path) -> Result<(), Error> {
     let root = BitMapBackend::new(path, (1400, 800)).into_drawing_area();
     let title = format!("Memory over time: verdict {}", a.verdict);
     let y_desc = format!("memory ({unit_name})");
-    let mut chart = styled_chart(&root, &title, 0f64..t_max, 0f64..y_top, ("seconds since start", &y_desc)).map_err(|e| to_err(&e))?;
+    let mut chart = styled_chart(&root, &title, 0f64..t_max, 0f64..y_top, ("seconds since start", &y_desc), 12).map_err(|e| to_err(&e))?;
 
     // Validation spans, shaded.
     let shade = RGBColor(255, 200, 120).mix(0.25);
@@ -151,14 +153,17 @@ pub fn draw_sites(a: &Analysis, path: &Path) -> Result<(), Error> {
     let root = BitMapBackend::new(path, (1400, 800)).into_drawing_area();
     let y_desc = format!("live bytes ({unit_name})");
     let caption = "Live heap by call site at epoch ends (sampled)";
-    let mut chart = styled_chart(&root, caption, 0f64..e_max, 0f64..y_top, ("epoch", &y_desc)).map_err(|e| to_err(&e))?;
+    let mut chart = styled_chart(&root, caption, 0f64..e_max, 0f64..y_top, ("epoch", &y_desc), e_max as usize + 1).map_err(|e| to_err(&e))?;
     for (i, s) in top.iter().enumerate() {
         let colour = Palette99::pick(i).to_rgba();
         let pts: Vec<(f64, f64)> = s.bytes_by_epoch.iter().map(|&(e, b)| (e as f64, b as f64 / unit)).collect();
-        let mut label = format!("{} [{}]", s.name(), s.class.as_str());
-        if label.len() > 90 {
-            label = format!("{}…", &label[..label.char_indices().nth(89).map_or(label.len(), |c| c.0)]);
-        }
+        // Shorten the function, never the location or the class.
+        let function: String = if s.function.chars().count() > 48 {
+            s.function.chars().take(47).chain(std::iter::once('…')).collect()
+        } else {
+            s.function.clone()
+        };
+        let label = format!("{function} ({}) [{}]", s.location, s.class.as_str());
         chart
             .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(3)))
             .map_err(|e| to_err(&e))?

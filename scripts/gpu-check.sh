@@ -4,7 +4,8 @@
 #
 #   scripts/gpu-check.sh [DIAGNOSE_BINARY] [OUT_DIR]
 #
-# 1. a clean CUDA run: GPU columns filled, verdict flat;
+# 1. a clean CUDA run with call-site attribution: GPU columns filled, verdict flat,
+#    no growing site;
 # 2. --leak gpu-tensors: GPU allocated classed growing, exit code 3 with --fail-on-leak.
 set -uo pipefail
 BIN="${1:-target/release/diagnose}"
@@ -16,7 +17,7 @@ mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total --format=csv || true
 fail=0
 
-"$BIN" run --device cuda --epochs 3 --out "$OUT/clean" --force --no-progress
+"$BIN" run --device cuda --epochs 3 --attribute --out "$OUT/clean" --force --no-progress
 echo "clean run exit code: $?"
 "$BIN" run --device cuda --epochs 5 --leak gpu-tensors --fail-on-leak --out "$OUT/gpu-leak" --force --no-progress
 leak_rc=$?
@@ -46,6 +47,7 @@ for run in ("clean", "gpu-leak"):
     classes = {v["column"]: v["class"] for v in s["series"]}
     if run == "clean":
         check(s["verdict"] == "flat", "clean: verdict flat")
+        check(len(s["sites"]) > 0 and not any(v["class"] == "growing" for v in s["sites"]), "clean: sites attributed, none growing")
     else:
         check(classes.get("gpu_allocated_bytes") == "growing", "gpu-leak: GPU allocated growing")
         check(s["verdict"] == "growing", "gpu-leak: verdict growing")

@@ -8,6 +8,9 @@ use serde::Serialize;
 use super::verdict::{classify, Class, Tolerance};
 use crate::heap::{SiteInfo, SiteRow};
 
+/// Epoch ends after warm-up needed before a site may be called growing.
+pub const MIN_SITE_POINTS: usize = 3;
+
 /// Sites hold sampled estimates: tolerate more noise than whole-process series.
 pub const SITE_TOLERANCE: Tolerance = Tolerance { floor_bytes: 1024.0 * 1024.0, relative: 0.02 };
 
@@ -54,7 +57,12 @@ pub fn classify_sites(sites: &[SiteInfo], rows: &[SiteRow]) -> Vec<SiteVerdict> 
                 .map(|&e| (e, rows.iter().filter(|r| r.epoch == e && r.site == info.site).map(|r| r.bytes).sum()))
                 .collect();
             let pts: Vec<(f64, f64)> = bytes_by_epoch.iter().map(|&(e, b)| (e as f64, b as f64)).collect();
-            let c = classify(&pts, SITE_TOLERANCE);
+            let mut c = classify(&pts, SITE_TOLERANCE);
+            // Sampled bytes of a churning site (a full LRU cache) jump by tens of % between
+            // snapshots: two points after warm-up cannot tell growth from that.
+            if pts.len() - c.warmup < MIN_SITE_POINTS && c.class == Class::Growing {
+                c.class = Class::Insufficient;
+            }
             SiteVerdict {
                 site: info.site,
                 function: info.function.clone(),
@@ -97,5 +105,12 @@ mod tests {
         assert!((v[0].slope_bytes_per_epoch.unwrap() - 10.0 * MB as f64).abs() < 1.0);
         assert!(v[1..].iter().all(|s| s.class != Class::Growing), "{v:?}");
         assert_eq!(v[0].name(), "leaky (src/leaky.rs:1)");
+    }
+
+    #[test]
+    fn two_points_after_warmup_never_blame_a_site() {
+        let sites = [info(0, "lru")];
+        let rows: Vec<_> = [4.8, 2.7, 5.3].iter().enumerate().map(|(e, mb)| SiteRow { epoch: e as u32, site: 0, bytes: (mb * MB as f64) as u64 }).collect();
+        assert_eq!(classify_sites(&sites, &rows)[0].class, Class::Insufficient);
     }
 }

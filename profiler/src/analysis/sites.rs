@@ -46,6 +46,25 @@ impl SiteVerdict {
     }
 }
 
+/// jemalloc samples one allocation per this many bytes on average (`lg_prof_sample` 19).
+pub const SAMPLE_PERIOD_BYTES: f64 = 524_288.0;
+
+/// A site's tolerance: [`SITE_TOLERANCE`], raised to twice the slope's standard deviation
+/// that sampling alone causes. A site of B live bytes holds about B / 512 KiB samples, so
+/// its estimate varies by about sqrt(B × 512 KiB) between snapshots when its objects are
+/// replaced (a full LRU cache), and a least-squares slope over n epochs by that times
+/// sqrt(12 / (n³ − n)).
+pub fn site_tolerance(points: &[(f64, f64)]) -> Tolerance {
+    let kept = &points[super::verdict::warmup_epochs(points.len())..];
+    let n = kept.len() as f64;
+    let mut levels: Vec<f64> = kept.iter().map(|p| p.1).collect();
+    levels.sort_by(|a, b| a.total_cmp(b));
+    let level = levels.get(levels.len() / 2).copied().unwrap_or(0.0);
+    let sampling_sd = (level * SAMPLE_PERIOD_BYTES).sqrt();
+    let slope_sd = if n >= 2.0 { sampling_sd * (12.0 / (n * n * n - n)).sqrt() } else { f64::INFINITY };
+    Tolerance { floor_bytes: SITE_TOLERANCE.floor_bytes.max(2.0 * slope_sd), relative: SITE_TOLERANCE.relative }
+}
+
 /// Classify every site; growing first, then by slope.
 pub fn classify_sites(sites: &[SiteInfo], rows: &[SiteRow]) -> Vec<SiteVerdict> {
     let epochs: Vec<u32> = rows.iter().map(|r| r.epoch).collect::<BTreeSet<_>>().into_iter().collect();
@@ -57,7 +76,7 @@ pub fn classify_sites(sites: &[SiteInfo], rows: &[SiteRow]) -> Vec<SiteVerdict> 
                 .map(|&e| (e, rows.iter().filter(|r| r.epoch == e && r.site == info.site).map(|r| r.bytes).sum()))
                 .collect();
             let pts: Vec<(f64, f64)> = bytes_by_epoch.iter().map(|&(e, b)| (e as f64, b as f64)).collect();
-            let mut c = classify(&pts, SITE_TOLERANCE);
+            let mut c = classify(&pts, site_tolerance(&pts));
             // Sampled bytes of a churning site (a full LRU cache) jump by tens of % between
             // snapshots: two points after warm-up cannot tell growth from that.
             if pts.len() - c.warmup < MIN_SITE_POINTS && c.class == Class::Growing {
@@ -108,9 +127,19 @@ mod tests {
     }
 
     #[test]
+    fn sampling_noise_raises_the_tolerance_of_big_sites() {
+        let small: Vec<(f64, f64)> = (0..6).map(|e| (e as f64, MB as f64)).collect();
+        assert_eq!(site_tolerance(&small).floor_bytes, SITE_TOLERANCE.floor_bytes);
+        let big: Vec<(f64, f64)> = (0..4).map(|e| (e as f64, 100.0 * MB as f64)).collect();
+        // sqrt(100 MiB × 512 KiB) ≈ 7.2 MiB; over 3 epochs × 0.71, doubled ≈ 10 MiB.
+        let t = site_tolerance(&big).floor_bytes / MB as f64;
+        assert!((9.0..11.0).contains(&t), "{t}");
+    }
+
+    #[test]
     fn two_points_after_warmup_never_blame_a_site() {
         let sites = [info(0, "lru")];
         let rows: Vec<_> = [4.8, 2.7, 5.3].iter().enumerate().map(|(e, mb)| SiteRow { epoch: e as u32, site: 0, bytes: (mb * MB as f64) as u64 }).collect();
-        assert_eq!(classify_sites(&sites, &rows)[0].class, Class::Insufficient);
+        assert_ne!(classify_sites(&sites, &rows)[0].class, Class::Growing);
     }
 }

@@ -69,6 +69,19 @@ fn styled_chart<'a, 'b>(
     Ok(chart)
 }
 
+/// Draw the legend and write the image.
+fn finish_chart(chart: &mut Chart<'_, '_>, root: &DrawingArea<BitMapBackend<'_>, Shift>, position: SeriesLabelPosition, font: u32) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(("sans-serif", font))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
 /// Draw the plot of `a` into `path`.
 pub fn draw_memory(a: &Analysis, path: &Path) -> Result<(), Error> {
     let to_err = |e: &dyn std::fmt::Display| Error::Plot { path: path.to_path_buf(), message: e.to_string() };
@@ -126,16 +139,7 @@ pub fn draw_memory(a: &Analysis, path: &Path) -> Result<(), Error> {
                 .map_err(|e| to_err(&e))?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font(("sans-serif", 18))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()
-        .map_err(|e| to_err(&e))?;
-    root.present().map_err(|e| to_err(&e))?;
-    Ok(())
+    finish_chart(&mut chart, &root, SeriesLabelPosition::LowerRight, 18).map_err(|e| to_err(&e))
 }
 
 /// Sites drawn in `callsites.png`.
@@ -171,14 +175,5 @@ pub fn draw_sites(a: &Analysis, path: &Path) -> Result<(), Error> {
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3)));
         chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, colour.filled()))).map_err(|e| to_err(&e))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font(("sans-serif", 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()
-        .map_err(|e| to_err(&e))?;
-    root.present().map_err(|e| to_err(&e))?;
-    Ok(())
+    finish_chart(&mut chart, &root, SeriesLabelPosition::UpperLeft, 16).map_err(|e| to_err(&e))
 }

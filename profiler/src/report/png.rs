@@ -70,7 +70,7 @@ fn styled_chart<'a, 'b>(
 }
 
 /// Draw the legend and write the image.
-fn finish_chart(chart: &mut Chart<'_, '_>, root: &DrawingArea<BitMapBackend<'_>, Shift>, position: SeriesLabelPosition, font: u32) -> Result<(), String> {
+fn finish_chart<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, root: &DrawingArea<BitMapBackend<'b>, Shift>, position: SeriesLabelPosition, font: u32) -> Result<(), String> {
     chart
         .configure_series_labels()
         .position(position)

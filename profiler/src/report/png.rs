@@ -19,6 +19,7 @@ static REGISTER: Once = Once::new();
 /// Series drawn, in legend order, with their colours.
 const PLOTTED: &[(&str, RGBColor)] = &[
     ("rss_bytes", RGBColor(31, 119, 180)),
+    ("rss_in_use_bytes", RGBColor(23, 190, 207)),
     ("je_resident_bytes", RGBColor(44, 160, 44)),
     ("je_allocated_bytes", RGBColor(214, 39, 40)),
     ("heap_exact_bytes", RGBColor(140, 86, 75)),

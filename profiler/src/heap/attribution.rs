@@ -134,7 +134,7 @@ impl HeapAttribution {
         let id = self.site_ids.len() as u32;
         // The allocator's own frames open every stack and say nothing: start after them.
         let in_allocator = |f: &&Frame| f.file.as_deref().is_some_and(|p| p.contains("tikv-jemalloc") || p.contains("profiler/src/alloc.rs"));
-        let stack = frames.iter().skip_while(in_allocator).take(MAX_STACK_FRAMES).map(Frame::describe).collect::<Vec<_>>().join(" <- ");
+        let stack = describe_stack(frames.iter().skip_while(in_allocator));
         let info = SiteInfo { site: id, function, location, stack };
         let path = self.dir.join(SITES_FILE);
         self.sites.serialize(&info).map_err(|e| out_err(&path, e))?;
@@ -182,6 +182,28 @@ impl HeapAttribution {
     }
 }
 
+/// Frames joined by " <- ", with each run of frames inside one shared library folded
+/// into one entry ("libtorch_cpu.so (x23)"): libtorch alone can be dozens deep.
+fn describe_stack<'a>(frames: impl Iterator<Item = &'a Frame>) -> String {
+    let mut parts: Vec<(String, usize)> = Vec::new();
+    for f in frames {
+        let library = f.file.is_none().then(|| f.function.split_once('+').map(|(lib, _)| lib.to_string())).flatten();
+        match (&library, parts.last_mut()) {
+            (Some(lib), Some((last, n))) if last == lib => *n += 1,
+            (Some(lib), _) => parts.push((lib.clone(), 1)),
+            (None, _) => parts.push((f.describe(), 0)),
+        }
+        if parts.len() >= MAX_STACK_FRAMES {
+            break;
+        }
+    }
+    parts
+        .into_iter()
+        .map(|(text, n)| if n > 1 { format!("{text} (x{n})") } else { text })
+        .collect::<Vec<_>>()
+        .join(" <- ")
+}
+
 /// Read `sites.csv` and `heap_sites.csv` from a run folder (`None` if attribution was off).
 /// A partial last line (a killed run) is end of data; anything else malformed is an error
 /// naming the file and line.
@@ -204,4 +226,19 @@ fn read_complete_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec
         out.push(r.map_err(|e: csv::Error| malformed(i as u64 + 2, e.to_string()))?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_frames_fold_and_own_frames_stay() {
+        let lib = |off: u32| Frame { function: format!("libtorch_cpu.so+{off:#x}"), file: None, line: None };
+        let own = Frame { function: "validate_epoch".into(), file: Some("src/validate.rs".into()), line: Some(3) };
+        let mut frames: Vec<Frame> = (0..60).map(lib).collect();
+        frames.push(own);
+        let text = describe_stack(frames.iter());
+        assert_eq!(text, "libtorch_cpu.so (x60) <- validate_epoch (src/validate.rs:3)");
+    }
 }

@@ -59,4 +59,6 @@ fn autograd_graph_leak_grows_in_the_forward_kept_by_validation() {
     let (function, location, stack) = top_growing_site(&s);
     assert!(function.contains("features") && location.contains("model.rs"), "{function} {location}");
     assert!(stack.contains("validate_epoch"), "the activations come from validation's forward: {stack}");
+    let via = s["sites"].as_array().unwrap().iter().find(|v| v["class"] == "growing").unwrap()["via"].as_str().unwrap().to_string();
+    assert!(via.contains("validate_epoch"), "{via}");
 }

@@ -23,6 +23,8 @@ pub struct SiteVerdict {
     pub function: String,
     /// Its file:line.
     pub location: String,
+    /// The program's own callers, nearest first.
+    pub via: String,
     /// Frames from the allocation outwards.
     pub stack: String,
     /// Live bytes at each epoch end (0 where the site had none).
@@ -36,13 +38,14 @@ pub struct SiteVerdict {
 }
 
 impl SiteVerdict {
-    /// "function (file:line)".
+    /// "function (file:line) via caller <- caller".
     pub fn name(&self) -> String {
-        if self.location.is_empty() {
-            self.function.clone()
-        } else {
-            format!("{} ({})", self.function, self.location)
+        let mut name = if self.location.is_empty() { self.function.clone() } else { format!("{} ({})", self.function, self.location) };
+        if !self.via.is_empty() {
+            name.push_str(" via ");
+            name.push_str(&self.via);
         }
+        name
     }
 }
 
@@ -86,6 +89,7 @@ pub fn classify_sites(sites: &[SiteInfo], rows: &[SiteRow]) -> Vec<SiteVerdict> 
                 site: info.site,
                 function: info.function.clone(),
                 location: info.location.clone(),
+                via: info.via.clone(),
                 stack: info.stack.clone(),
                 bytes_by_epoch,
                 class: c.class,
@@ -106,7 +110,7 @@ mod tests {
     const MB: u64 = 1 << 20;
 
     fn info(site: u32, f: &str) -> SiteInfo {
-        SiteInfo { site, function: f.into(), location: format!("src/{f}.rs:1"), stack: f.into() }
+        SiteInfo { site, function: f.into(), location: format!("src/{f}.rs:1"), via: String::new(), stack: f.into() }
     }
 
     #[test]

@@ -15,6 +15,8 @@ use crate::error::Error;
 pub const SITES_FILE: &str = "sites.csv";
 /// Live bytes per site per snapshot: `epoch, site, bytes`.
 pub const SITE_ROWS_FILE: &str = "heap_sites.csv";
+/// The program's own callers that, with the allocating frame, tell sites apart.
+const CALLERS_IN_KEY: usize = 3;
 /// Frames kept in a site's stack description.
 const MAX_STACK_FRAMES: usize = 40;
 
@@ -27,6 +29,10 @@ pub struct SiteInfo {
     pub function: String,
     /// Its file:line.
     pub location: String,
+    /// The program's own callers of that frame, nearest first, " <- " between them: the
+    /// same line reached by different paths (validation's forward, the triplet branch's)
+    /// is a different site.
+    pub via: String,
     /// Frames from the allocation outwards, " <- " between them.
     pub stack: String,
 }
@@ -46,7 +52,7 @@ pub struct SiteRow {
 pub struct HeapAttribution {
     dir: PathBuf,
     symbols: Symbolizer,
-    site_ids: HashMap<(String, String), u32>,
+    site_ids: HashMap<(String, String, String), u32>,
     sites: csv::Writer<File>,
     rows: csv::Writer<File>,
     snapshots: Vec<(u32, PathBuf)>,
@@ -113,6 +119,17 @@ impl HeapAttribution {
 
     fn site_of(&mut self, frames: &[Frame]) -> Result<u32, Error> {
         let site_index = frames.iter().position(|f| !is_plumbing(f));
+        let via = site_index
+            .map(|i| {
+                frames[i + 1..]
+                    .iter()
+                    .filter(|f| !is_plumbing(f) && !f.function.starts_with('{'))
+                    .take(CALLERS_IN_KEY)
+                    .map(|f| f.function.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" <- ")
+            })
+            .unwrap_or_default();
         let (function, location) = match site_index {
             Some(i) => {
                 let f = &frames[i];
@@ -127,7 +144,7 @@ impl HeapAttribution {
             }
             None => ("<no frame in the program's source>".to_string(), String::new()),
         };
-        let key = (function.clone(), location.clone());
+        let key = (function.clone(), location.clone(), via.clone());
         if let Some(&id) = self.site_ids.get(&key) {
             return Ok(id);
         }
@@ -135,7 +152,7 @@ impl HeapAttribution {
         // The allocator's own frames open every stack and say nothing: start after them.
         let in_allocator = |f: &&Frame| f.file.as_deref().is_some_and(|p| p.contains("tikv-jemalloc") || p.contains("profiler/src/alloc.rs"));
         let stack = describe_stack(frames.iter().skip_while(in_allocator));
-        let info = SiteInfo { site: id, function, location, stack };
+        let info = SiteInfo { site: id, function, location, via, stack };
         let path = self.dir.join(SITES_FILE);
         self.sites.serialize(&info).map_err(|e| out_err(&path, e))?;
         self.sites.flush().map_err(|e| out_err(&path, e))?;

@@ -168,7 +168,8 @@ pub fn draw_sites(a: &Analysis, path: &Path) -> Result<(), Error> {
         } else {
             s.function.clone()
         };
-        let label = format!("{function} ({}) [{}]", s.location, s.class.as_str());
+        let caller = s.via.split(" <- ").next().filter(|c| !c.is_empty()).map(|c| format!(" via {c}")).unwrap_or_default();
+        let label = format!("{function} ({}){caller} [{}]", s.location, s.class.as_str());
         chart
             .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(3)))
             .map_err(|e| to_err(&e))?

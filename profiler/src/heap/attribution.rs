@@ -31,7 +31,8 @@ pub struct SiteInfo {
     pub location: String,
     /// The program's own callers of that frame, nearest first, " <- " between them: the
     /// same line reached by different paths (validation's forward, the triplet branch's)
-    /// is a different site.
+    /// is a different site. (Absent in files from before this column: empty.)
+    #[serde(default)]
     pub via: String,
     /// Frames from the allocation outwards, " <- " between them.
     pub stack: String,

@@ -20,7 +20,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::analysis::{classify_measured, classify_sites, Class, Classified, SiteVerdict, Tolerance};
+use crate::analysis::{classify_measured, classify_sites_with, Class, Classified, SiteVerdict, Tolerance};
 use crate::heap::{read_sites, HeapAttribution};
 use crate::report::{human_bytes, signed_bytes};
 use crate::source::{JemallocSource, ProcessSource, Source};
@@ -218,18 +218,11 @@ impl FlatMemory {
     }
 }
 
-/// Sites classified per iteration with the check's own tolerance.
+/// Sites classified per iteration (all measured, no warm-up cut) with the check's own
+/// tolerance, raised for sampled estimates.
 fn classify_sites_per_iteration(sites: &[crate::heap::SiteInfo], rows: &[crate::heap::SiteRow], tol: Tolerance) -> Vec<SiteVerdict> {
-    let mut v = classify_sites(sites, rows);
-    for s in &mut v {
-        let pts: Vec<(f64, f64)> = s.bytes_by_epoch.iter().map(|&(e, b)| (e as f64, b as f64)).collect();
-        let c = classify_measured(&pts, Tolerance { floor_bytes: tol.floor_bytes.max(256.0 * 1024.0), relative: tol.relative.max(0.02) });
-        s.class = c.class;
-        s.slope_bytes_per_epoch = c.trend.map(|t| t.slope);
-        s.slope_interval = c.trend.map(|t| (t.low, t.high));
-    }
-    v.sort_by(|a, b| (a.class != Class::Growing, -a.slope_bytes_per_epoch.unwrap_or(0.0)).partial_cmp(&(b.class != Class::Growing, -b.slope_bytes_per_epoch.unwrap_or(0.0))).unwrap_or(std::cmp::Ordering::Equal));
-    v
+    let site_tol = Tolerance { floor_bytes: tol.floor_bytes.max(256.0 * 1024.0), relative: tol.relative.max(0.02) };
+    classify_sites_with(sites, rows, |pts| classify_measured(pts, site_tol))
 }
 
 impl fmt::Display for FlatReport {

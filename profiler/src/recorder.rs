@@ -219,7 +219,7 @@ impl Marker for Profiler {
         row.phase = boundary.phase.as_str().to_string();
         row.epoch = boundary.epoch;
         row.episode = boundary.episode;
-        row.label = boundary.label.clone();
+        row.label = boundary.label;
         row.user_bytes = boundary.user_bytes;
         for source in &mut self.sources {
             source.sample(row);

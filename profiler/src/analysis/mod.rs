@@ -8,7 +8,7 @@ mod trend;
 mod verdict;
 
 pub use phases::{phase_group, PhaseStats, Stat, PHASE_SERIES};
-pub use sites::{classify_sites, SiteVerdict, SITE_TOLERANCE};
+pub use sites::{classify_sites, classify_sites_with, SiteVerdict, SITE_TOLERANCE};
 pub use trend::{theil_sen, Trend};
 pub use verdict::{classify, classify_measured, warmup_epochs, Class, Classified, Tolerance};
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::verdict::{classify, Class, Tolerance};
+use super::verdict::{classify, Class, Classified, Tolerance};
 use crate::heap::{SiteInfo, SiteRow};
 
 /// Epoch ends after warm-up needed before a site may be called growing.
@@ -68,8 +68,22 @@ pub fn site_tolerance(points: &[(f64, f64)]) -> Tolerance {
     Tolerance { floor_bytes: SITE_TOLERANCE.floor_bytes.max(2.0 * slope_sd), relative: SITE_TOLERANCE.relative }
 }
 
-/// Classify every site; growing first, then by slope.
+/// Classify every site at epoch ends; growing first, then by slope.
 pub fn classify_sites(sites: &[SiteInfo], rows: &[SiteRow]) -> Vec<SiteVerdict> {
+    classify_sites_with(sites, rows, |pts| {
+        let mut c = classify(pts, site_tolerance(pts));
+        // Sampled bytes of a churning site (a full LRU cache) jump by tens of % between
+        // snapshots: two points after warm-up cannot tell growth from that.
+        if pts.len() - c.warmup < MIN_SITE_POINTS && c.class == Class::Growing {
+            c.class = Class::Insufficient;
+        }
+        c
+    })
+}
+
+/// Classify every site with `rule` over its (snapshot, bytes) points; growing first,
+/// then by slope.
+pub fn classify_sites_with(sites: &[SiteInfo], rows: &[SiteRow], rule: impl Fn(&[(f64, f64)]) -> Classified) -> Vec<SiteVerdict> {
     let epochs: Vec<u32> = rows.iter().map(|r| r.epoch).collect::<BTreeSet<_>>().into_iter().collect();
     let mut out: Vec<SiteVerdict> = sites
         .iter()
@@ -79,12 +93,7 @@ pub fn classify_sites(sites: &[SiteInfo], rows: &[SiteRow]) -> Vec<SiteVerdict> 
                 .map(|&e| (e, rows.iter().filter(|r| r.epoch == e && r.site == info.site).map(|r| r.bytes).sum()))
                 .collect();
             let pts: Vec<(f64, f64)> = bytes_by_epoch.iter().map(|&(e, b)| (e as f64, b as f64)).collect();
-            let mut c = classify(&pts, site_tolerance(&pts));
-            // Sampled bytes of a churning site (a full LRU cache) jump by tens of % between
-            // snapshots: two points after warm-up cannot tell growth from that.
-            if pts.len() - c.warmup < MIN_SITE_POINTS && c.class == Class::Growing {
-                c.class = Class::Insufficient;
-            }
+            let c = rule(&pts);
             SiteVerdict {
                 site: info.site,
                 function: info.function.clone(),

@@ -238,7 +238,7 @@ fn read_complete_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec
         Error::Timeline(crate::timeline::TimelineError::Malformed { path: path.to_path_buf(), line, message })
     };
     let text = fs::read_to_string(path).map_err(|e| malformed(0, e.to_string()))?;
-    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    let complete = crate::timeline::complete_lines(&text);
     let mut out = Vec::new();
     for (i, r) in csv::Reader::from_reader(complete.as_bytes()).deserialize().enumerate() {
         out.push(r.map_err(|e: csv::Error| malformed(i as u64 + 2, e.to_string()))?);

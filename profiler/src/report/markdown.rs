@@ -5,8 +5,9 @@ use std::fmt::Write;
 use super::{human_bytes, human_seconds, signed_bytes};
 use crate::analysis::{Analysis, Class, SeriesVerdict, PHASE_SERIES};
 
-fn slope_cell(s: &SeriesVerdict) -> String {
-    match (s.slope_bytes_per_epoch, s.slope_interval) {
+/// "+2.1 MiB/epoch [+1.9 MiB, +2.3 MiB]", or a dash without a fit.
+fn slope_cell(slope: Option<f64>, interval: Option<(f64, f64)>) -> String {
+    match (slope, interval) {
         (Some(b), Some((lo, hi))) => format!("{}/epoch [{}, {}]", signed_bytes(b), signed_bytes(lo), signed_bytes(hi)),
         _ => "–".into(),
     }
@@ -53,7 +54,7 @@ pub fn summary(a: &Analysis) -> String {
     let _ = writeln!(s, "| series | class | slope (90 % interval) | first → last | warm-up epochs | projection |");
     let _ = writeln!(s, "|---|---|---|---|---|---|");
     for v in &a.series {
-        let _ = writeln!(s, "| {} | {} | {} | {} → {} | {} | {} |", v.name, v.class.as_str(), slope_cell(v),
+        let _ = writeln!(s, "| {} | {} | {} | {} → {} | {} | {} |", v.name, v.class.as_str(), slope_cell(v.slope_bytes_per_epoch, v.slope_interval),
             human_bytes(v.first_bytes as f64), human_bytes(v.last_bytes as f64), epochs_list(&v.warmup_epochs), projection_cell(v));
     }
     let _ = writeln!(s, "\nNoise tolerance per series: growth below the larger of 512 KiB and 0.4 % of its level per epoch is flat; with only two epochs after warm-up, growth must also exceed 10 % of the level per epoch.");
@@ -62,10 +63,7 @@ pub fn summary(a: &Analysis) -> String {
         let _ = writeln!(s, "| site | class | slope (90 % interval) | live at last epoch end |");
         let _ = writeln!(s, "|---|---|---|---|");
         for v in a.sites.iter().take(10) {
-            let slope = match (v.slope_bytes_per_epoch, v.slope_interval) {
-                (Some(b), Some((lo, hi))) => format!("{}/epoch [{}, {}]", signed_bytes(b), signed_bytes(lo), signed_bytes(hi)),
-                _ => "–".into(),
-            };
+            let slope = slope_cell(v.slope_bytes_per_epoch, v.slope_interval);
             let last = v.bytes_by_epoch.last().map_or(0, |b| b.1);
             let _ = writeln!(s, "| `{}` | {} | {} | {} |", v.name().replace('|', "\\|"), v.class.as_str(), slope, human_bytes(last as f64));
         }
@@ -98,7 +96,7 @@ pub fn text_summary(a: &Analysis) -> String {
     let mut s = format!("verdict: {} ({} epochs, {:.0} s)\n", a.verdict, a.epochs, a.duration_s);
     for v in a.series.iter().filter(|v| matches!(v.column.as_str(), "rss_bytes" | "rss_in_use_bytes" | "je_allocated_bytes" | "gpu_allocated_bytes" | "gpu_reserved_bytes" | "heap_exact_bytes")) {
         let proj = projection_cell(v);
-        let _ = writeln!(s, "  {:<16} {:<12} {}{}", v.name, v.class.as_str(), slope_cell(v),
+        let _ = writeln!(s, "  {:<16} {:<12} {}{}", v.name, v.class.as_str(), slope_cell(v.slope_bytes_per_epoch, v.slope_interval),
             if proj.is_empty() || v.class != Class::Growing { String::new() } else { format!("; {proj}") });
     }
     for line in &a.ledger {

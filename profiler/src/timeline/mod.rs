@@ -15,6 +15,7 @@
 mod reader;
 mod writer;
 
+pub(crate) use reader::complete_lines;
 pub use reader::{read_timeline, Timeline, TimelineError};
 pub use writer::TimelineWriter;
 

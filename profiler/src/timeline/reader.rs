@@ -53,6 +53,12 @@ pub fn read_timeline(path: &Path) -> Result<Timeline, TimelineError> {
     parse_timeline(path, &text)
 }
 
+/// The text up to its last newline: a file not ending in one was cut mid-row by a killed
+/// writer, and that partial row is dropped.
+pub(crate) fn complete_lines(text: &str) -> &str {
+    &text[..text.rfind('\n').map_or(0, |i| i + 1)]
+}
+
 fn malformed(path: &Path, line: u64, message: impl Into<String>) -> TimelineError {
     TimelineError::Malformed { path: path.to_path_buf(), line, message: message.into() }
 }
@@ -62,9 +68,8 @@ pub(crate) fn parse_timeline(path: &Path, text: &str) -> Result<Timeline, Timeli
     let first = text.lines().next().unwrap_or("");
     let meta = parse_meta(first).map_err(|m| malformed(path, 1, m))?;
 
-    // A file not ending in a newline was cut mid-row: drop the partial last line.
     let truncated = !text.ends_with('\n');
-    let body = if truncated { &text[..text.rfind('\n').map_or(0, |i| i + 1)] } else { text };
+    let body = complete_lines(text);
     let body = &body[body.find('\n').map_or(body.len(), |i| i + 1)..];
 
     let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(body.as_bytes());

@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::analysis::{classify_measured, classify_sites_with, Class, Classified, SiteVerdict, Tolerance};
-use crate::heap::{read_sites, HeapAttribution};
+use crate::heap::{read_sites, HeapAttribution, StackSource};
 use crate::report::{human_bytes, signed_bytes};
 use crate::source::{JemallocSource, ProcessSource, Source};
 use crate::timeline::Row;
@@ -127,7 +127,7 @@ impl FlatMemory {
         let mut process = ProcessSource::new(false);
         let mut jemalloc = JemallocSource::new().ok();
         let dir = std::env::temp_dir().join(format!("flat-memory-{}-{}", std::process::id(), RUNS.fetch_add(1, Ordering::SeqCst)));
-        let mut attribution = if self.attribute { HeapAttribution::start(&dir).ok() } else { None };
+        let mut attribution = if self.attribute { HeapAttribution::start(&dir, StackSource::JemallocSampled).ok() } else { None };
 
         for i in 0..self.warmup {
             workload(i);

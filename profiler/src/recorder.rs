@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use profiler_api::{Boundary, Marker, Phase};
 use crate::error::Error;
-use crate::heap::HeapAttribution;
+use crate::heap::{HeapAttribution, StackSource, DHAT_MAX_FRAMES};
 use crate::limits::memory_limit;
 use crate::source::{
     ExactHeapSource, GpuAllocatorStats, GpuSource, GpuStatus, JemallocSource, NvmlSource,
@@ -23,8 +23,11 @@ pub enum HeapMode {
     /// jemalloc's counters only (the everyday mode; no per-allocation cost).
     #[default]
     Sampled,
-    /// dhat counts every Rust allocation exactly (slow: a backtrace per allocation) and
-    /// writes `dhat-heap.json` for DHAT's viewer when the profiler finishes.
+    /// dhat counts every Rust allocation exactly (slow: a backtrace per allocation),
+    /// attributes the live Rust heap to call sites at every epoch end (as
+    /// [`ProfilerBuilder::attribute`] does with jemalloc), and writes DHAT's JSON for its
+    /// viewer: `dhat/epoch-N.json` at each epoch end, `dhat-heap.json` at the finish.
+    /// C++ allocations (libtorch's tensors) go straight to jemalloc and are not seen.
     Exact,
 }
 
@@ -41,7 +44,8 @@ pub struct ProfilerBuilder {
 
 impl ProfilerBuilder {
     /// Attribute live heap to call sites at every epoch end with jemalloc's sampling
-    /// profiler (`sites.csv`, `heap_sites.csv`, `growth.pb.gz`, `growth.svg`).
+    /// profiler (`sites.csv`, `heap_sites.csv`, `growth.pb.gz`, `growth.svg`). In
+    /// [`HeapMode::Exact`] dhat attributes instead, whatever this says.
     pub fn attribute(mut self, on: bool) -> Self {
         self.attribute = on;
         self
@@ -107,11 +111,20 @@ impl ProfilerBuilder {
         };
         let writer = TimelineWriter::create(&out_dir.join("timeline.csv"), &meta)?;
 
-        let attribution = if self.attribute { Some(HeapAttribution::start(&out_dir)?) } else { None };
+        let stack_source = match (self.heap, self.attribute) {
+            (HeapMode::Exact, _) => Some(StackSource::DhatExact),
+            (HeapMode::Sampled, true) => Some(StackSource::JemallocSampled),
+            (HeapMode::Sampled, false) => None,
+        };
+        // Before dhat starts, so that the attribution's own state is not counted.
+        let attribution = stack_source.map(|s| HeapAttribution::start(&out_dir, s)).transpose()?;
         let dhat = (self.heap == HeapMode::Exact).then(|| {
             crate::alloc::set_exact_mode(true);
             sources.push(Box::new(ExactHeapSource::new()));
-            dhat::Profiler::builder().file_name(out_dir.join("dhat-heap.json")).build()
+            dhat::Profiler::builder()
+                .file_name(out_dir.join("dhat-heap.json"))
+                .trim_backtraces(Some(DHAT_MAX_FRAMES))
+                .build()
         });
 
         let mut profiler = Profiler {

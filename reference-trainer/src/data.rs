@@ -113,18 +113,19 @@ impl Dataset {
     }
 }
 
-/// An LRU cache of decoded frames (uint8 tensors), shared by the workers.
+/// A decoded frame on the host (`[3, H, W]` bytes), as a Python loader's frame cache
+/// holds numpy arrays; shared with readers without copying.
+pub type Frame = Arc<[u8]>;
+
+/// An LRU cache of decoded frames, shared by the workers.
 pub struct FrameCache {
     capacity: usize,
     unbounded: bool,
-    entries: HashMap<FrameKey, (Tensor, u64)>,
+    entries: HashMap<FrameKey, (Frame, u64)>,
     by_age: BTreeMap<u64, FrameKey>,
     clock: u64,
     frame_bytes: u64,
 }
-
-// Tensors in the cache are only touched under the cache's mutex.
-unsafe impl Send for FrameCache {}
 
 impl FrameCache {
     /// A cache of `capacity` frames; with `unbounded` (the frame-cache leak) it never evicts.
@@ -148,18 +149,18 @@ impl FrameCache {
     }
 
     /// The cached frame, marking it recently used.
-    pub fn get(&mut self, key: &FrameKey) -> Option<Tensor> {
+    pub fn get(&mut self, key: &FrameKey) -> Option<Frame> {
         self.clock += 1;
         let clock = self.clock;
-        let (tensor, stamp) = self.entries.get_mut(key)?;
+        let (frame, stamp) = self.entries.get_mut(key)?;
         self.by_age.remove(stamp);
         *stamp = clock;
         self.by_age.insert(clock, *key);
-        Some(tensor.shallow_clone())
+        Some(frame.clone())
     }
 
     /// Store a frame, evicting the least recently used beyond capacity.
-    pub fn insert(&mut self, key: FrameKey, frame: Tensor) {
+    pub fn insert(&mut self, key: FrameKey, frame: Frame) {
         if self.unbounded {
             self.insert_unbounded(key, frame);
         } else {
@@ -167,7 +168,7 @@ impl FrameCache {
         }
     }
 
-    fn insert_bounded(&mut self, key: FrameKey, frame: Tensor) {
+    fn insert_bounded(&mut self, key: FrameKey, frame: Frame) {
         self.put(key, frame);
         while self.entries.len() > self.capacity {
             let Some((_, oldest)) = self.by_age.pop_first() else { break };
@@ -177,11 +178,11 @@ impl FrameCache {
 
     /// The frame-cache leak: the capacity is never enforced.
     #[inline(never)]
-    fn insert_unbounded(&mut self, key: FrameKey, frame: Tensor) {
+    fn insert_unbounded(&mut self, key: FrameKey, frame: Frame) {
         self.put(key, frame);
     }
 
-    fn put(&mut self, key: FrameKey, frame: Tensor) {
+    fn put(&mut self, key: FrameKey, frame: Frame) {
         self.clock += 1;
         if let Some((_, old)) = self.entries.insert(key, (frame, self.clock)) {
             self.by_age.remove(&old);
@@ -200,9 +201,11 @@ pub struct Clip {
 
 /// Decode a frame missing from the cache and store it there.
 #[inline(never)]
-fn decode_into_cache(ds: &Dataset, cache: &Mutex<FrameCache>, key: FrameKey, side: i64) -> Tensor {
-    let frame = Tensor::from_slice(&ds.decode_frame(key)).view([3, side, side]);
-    cache.lock().unwrap().insert(key, frame.shallow_clone());
+fn decode_into_cache(ds: &Dataset, cache: &Mutex<FrameCache>, key: FrameKey) -> Frame {
+    // The cache's block is allocated here (moving the decoded bytes into an Arc), so a
+    // cache that never evicts is blamed on this function.
+    let frame: Frame = ds.decode_frame(key).into();
+    cache.lock().unwrap().insert(key, frame.clone());
     frame
 }
 
@@ -215,7 +218,8 @@ pub fn load_clip(ds: &Dataset, cache: &Mutex<FrameCache>, class: u32, video: u32
             // Bind first: a guard in the match scrutinee would be held across the
             // insert below, which locks again.
             let cached = cache.lock().unwrap().get(&key);
-            cached.unwrap_or_else(|| decode_into_cache(ds, cache, key, s))
+            let frame = cached.unwrap_or_else(|| decode_into_cache(ds, cache, key));
+            Tensor::from_slice(&frame).view([3, s, s])
         })
         .collect();
     let frames = Tensor::stack(&frames, 0).to_kind(Kind::Float) / 255.0;
@@ -423,7 +427,7 @@ mod tests {
     fn lru_evicts_oldest_and_unbounded_does_not() {
         let mut c = FrameCache::new(2, false, 10);
         for v in 0..3 {
-            c.insert((0, v, 0), Tensor::zeros([1], (Kind::Uint8, tch::Device::Cpu)));
+            c.insert((0, v, 0), vec![0u8; 10].into());
             if v == 1 {
                 assert!(c.get(&(0, 0, 0)).is_some()); // touch 0 so 1 is oldest
             }
@@ -432,7 +436,7 @@ mod tests {
         assert!(c.get(&(0, 1, 0)).is_none() && c.get(&(0, 0, 0)).is_some());
         let mut u = FrameCache::new(2, true, 10);
         for v in 0..5 {
-            u.insert((0, v, 0), Tensor::zeros([1], (Kind::Uint8, tch::Device::Cpu)));
+            u.insert((0, v, 0), vec![0u8; 10].into());
         }
         assert_eq!((u.len(), u.bytes_over_capacity()), (5, 30));
     }

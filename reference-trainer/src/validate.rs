@@ -11,31 +11,37 @@ use crate::model::FewShotModel;
 use crate::train::{episode_losses, Forward};
 use profiler_api::Marker;
 
-/// The seed's validation lists, one entry per query sample.
+/// The seed's validation lists, one entry per query sample. Like the seed's (lists of
+/// `.cpu().numpy()` arrays) they hold host copies, flat, row-major.
 #[derive(Default)]
 pub struct Accumulators {
+    /// Frames per sample (T) and boxes per frame (G).
+    pub frames: usize,
+    /// Boxes per frame (G).
+    pub boxes_per_frame: usize,
     /// ST-IoU of the top box per frame against the ground-truth tube.
     pub st_ious: Vec<f64>,
     /// Every predicted box, `[T, G, 4]` per sample.
-    pub pred_bboxes: Vec<Tensor>,
+    pub pred_bboxes: Vec<Vec<f32>>,
     /// Objectness of every box, `[T, G]`.
-    pub pred_scores: Vec<Tensor>,
-    /// Predicted class of every box, `[T, G]` (int64).
-    pub pred_classes: Vec<Tensor>,
+    pub pred_scores: Vec<Vec<f32>>,
+    /// Predicted class of every box, `[T, G]`.
+    pub pred_classes: Vec<Vec<i64>>,
     /// Ground-truth box per frame, `[T, 4]`.
-    pub gt_bboxes: Vec<Tensor>,
+    pub gt_bboxes: Vec<Vec<f32>>,
     /// Ground-truth class, `[1]`.
-    pub gt_classes: Vec<Tensor>,
+    pub gt_classes: Vec<Vec<i64>>,
 }
 
 impl Accumulators {
-    /// Bytes of tensor data held.
+    /// Bytes of array data held.
     pub fn bytes(&self) -> u64 {
-        let lists = [&self.pred_bboxes, &self.pred_scores, &self.pred_classes, &self.gt_bboxes, &self.gt_classes];
-        let tensors: u64 = lists.iter().flat_map(|l| l.iter()).map(tensor_bytes).sum();
-        tensors + (self.st_ious.len() * 8) as u64
+        let f32s: usize = [&self.pred_bboxes, &self.pred_scores, &self.gt_bboxes].iter().flat_map(|l| l.iter()).map(|a| a.len() * 4).sum();
+        let i64s: usize = [&self.pred_classes, &self.gt_classes].iter().flat_map(|l| l.iter()).map(|a| a.len() * 8).sum();
+        (f32s + i64s + self.st_ious.len() * 8) as u64
     }
 }
+
 
 /// Bytes of a tensor's data.
 pub fn tensor_bytes(t: &Tensor) -> u64 {
@@ -84,12 +90,15 @@ pub fn keep_outputs_on_device(scores: &Tensor, boxes: &Tensor, retained: &mut Re
 }
 
 fn to_boxes(t: &Tensor) -> Vec<BoxF> {
-    let v = Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().view([-1])).unwrap_or_default();
-    v.chunks_exact(4).map(|c| BoxF { x0: c[0], y0: c[1], x1: c[2], y1: c[3] }).collect()
+    boxes_of(&Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().view([-1])).unwrap_or_default())
+}
+
+fn boxes_of(flat: &[f32]) -> Vec<BoxF> {
+    flat.chunks_exact(4).map(|c| BoxF { x0: c[0], y0: c[1], x1: c[2], y1: c[3] }).collect()
 }
 
 /// Predictions per frame kept for mAP: the top few boxes by score.
-const TOP_K: i64 = 3;
+const TOP_K: usize = 3;
 
 /// Validate one epoch. Marks `validation_start`, and `validation_end` while the
 /// accumulators are still alive (validation's peak).
@@ -134,16 +143,19 @@ pub fn validate_epoch(
             let (s, b) = (scores.get(i), boxes.get(i)); // [T, G], [T, G, 4]
             let gt = episode.query_boxes.get(i);
             let top = s.argmax(1, false); // [T]
-            let frames = s.size()[0];
+            let (frames, per_frame) = (s.size()[0], s.size()[1]);
             let top_boxes = to_boxes(&b.gather(1, &top.view([frames, 1, 1]).expand([frames, 1, 4], false), false));
             let pred_tube: Vec<Option<BoxF>> = top_boxes.into_iter().map(Some).collect();
             let gt_tube: Vec<Option<BoxF>> = to_boxes(&gt).into_iter().map(Some).collect();
             acc.st_ious.push(st_iou(&pred_tube, &gt_tube));
-            acc.pred_bboxes.push(b.copy());
-            acc.pred_scores.push(s.copy());
-            acc.pred_classes.push(Tensor::full(s.size(), class, (Kind::Int64, tch::Device::Cpu)));
-            acc.gt_bboxes.push(gt.copy());
-            acc.gt_classes.push(Tensor::from_slice(&[gt_class]));
+            (acc.frames, acc.boxes_per_frame) = (frames as usize, per_frame as usize);
+            // Host copies made here, in the loop (as the seed's lists were filled), so
+            // that a kept list is blamed on validate_epoch.
+            acc.pred_bboxes.push(Vec::<f32>::try_from(b.contiguous().view([-1])).expect("f32 boxes"));
+            acc.pred_scores.push(Vec::<f32>::try_from(s.contiguous().view([-1])).expect("f32 scores"));
+            acc.pred_classes.push(vec![class; (frames * per_frame) as usize]);
+            acc.gt_bboxes.push(Vec::<f32>::try_from(gt.to_kind(Kind::Float).contiguous().view([-1])).expect("f32 boxes"));
+            acc.gt_classes.push(vec![gt_class]);
         }
         n += 1;
     }
@@ -163,18 +175,20 @@ pub fn validate_epoch(
 fn map_from_accumulators(acc: &Accumulators) -> f64 {
     let mut dets = Vec::new();
     let mut gts = Vec::new();
+    let (frames, g) = (acc.frames, acc.boxes_per_frame);
     for (sample, scores) in acc.pred_scores.iter().enumerate() {
-        let frames = scores.size()[0];
-        let gt_class = acc.gt_classes[sample].int64_value(&[0]);
-        let gt_boxes = to_boxes(&acc.gt_bboxes[sample]);
+        let gt_class = acc.gt_classes[sample][0];
+        let gt_boxes = boxes_of(&acc.gt_bboxes[sample]);
+        let pred_boxes = boxes_of(&acc.pred_bboxes[sample]);
         for t in 0..frames {
-            let image = sample * frames as usize + t as usize;
-            gts.push(GroundTruth { image, class: gt_class, bbox: gt_boxes[t as usize] });
-            let (top_scores, top_idx) = scores.get(t).topk(TOP_K, 0, true, true);
-            let boxes = to_boxes(&acc.pred_bboxes[sample].get(t).index_select(0, &top_idx));
-            let class = acc.pred_classes[sample].int64_value(&[t, 0]);
-            for (k, bbox) in boxes.into_iter().enumerate() {
-                dets.push(Detection { image, class, score: top_scores.double_value(&[k as i64]) as f32, bbox });
+            let image = sample * frames + t;
+            gts.push(GroundTruth { image, class: gt_class, bbox: gt_boxes[t] });
+            let row = &scores[t * g..(t + 1) * g];
+            let mut by_score: Vec<usize> = (0..g).collect();
+            by_score.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            let class = acc.pred_classes[sample][t * g];
+            for &k in by_score.iter().take(TOP_K) {
+                dets.push(Detection { image, class, score: row[k], bbox: pred_boxes[t * g + k] });
             }
         }
     }

@@ -123,6 +123,8 @@ pub struct Analysis {
     pub ledger: Vec<String>,
     /// Call sites, growing first (empty unless the run attributed its heap).
     pub sites: Vec<SiteVerdict>,
+    /// Which profiler the call sites' bytes come from (none without attribution).
+    pub sites_source: Option<crate::heap::StackSource>,
     /// Growth per epoch of the program's own `user_bytes` (e.g. bytes a known leak holds).
     pub user_bytes_per_epoch: Option<f64>,
     /// Thinned series for the plots.
@@ -292,6 +294,7 @@ impl Analyzer {
             phases: self.phases.finish(),
             ledger: Vec::new(),
             sites: Vec::new(),
+            sites_source: None,
             user_bytes_per_epoch,
             plot: self.plot,
         };
@@ -307,8 +310,9 @@ impl Analyzer {
 
 impl Analysis {
     /// Add call-site verdicts and re-read the ledger with them.
-    pub fn with_sites(mut self, sites: Vec<SiteVerdict>) -> Self {
+    pub fn with_sites(mut self, sites: Vec<SiteVerdict>, source: crate::heap::StackSource) -> Self {
         self.sites = sites;
+        self.sites_source = Some(source);
         self.ledger = explain(&self);
         self
     }
@@ -367,6 +371,17 @@ fn explain(a: &Analysis) -> Vec<String> {
     }
     if !a.sites.is_empty() && !a.sites.iter().any(|s| s.class == Class::Growing) {
         lines.push("No call site's live heap grows.".into());
+    }
+    if let (Some(crate::heap::StackSource::DhatExact), Some(heap)) = (a.sites_source, a.series("je_allocated_bytes")) {
+        // dhat sees Rust allocations only; say so when jemalloc's count grows beyond them.
+        let explained: f64 = a.sites.iter().filter(|s| s.class == Class::Growing).filter_map(|s| s.slope_bytes_per_epoch).sum();
+        let total = heap.slope_bytes_per_epoch.unwrap_or(0.0);
+        if heap.class == Class::Growing && explained < 0.5 * total {
+            lines.push(format!(
+                "dhat's growing call sites hold {}/epoch of the {}/epoch by which live allocations grow: the rest is outside the Rust heap that dhat sees (C++ allocations: libtorch tensors, autograd graphs). Run with --attribute (jemalloc sampling sees both) to name its call site.",
+                crate::report::signed_bytes(explained), crate::report::signed_bytes(total)
+            ));
+        }
     }
     let in_use_measured = a.series("rss_in_use_bytes").is_some();
     if grows("rss_bytes") && in_use_measured && !grows("rss_in_use_bytes") {

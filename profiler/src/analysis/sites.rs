@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::verdict::{classify, Class, Classified, Tolerance};
-use crate::heap::{SiteInfo, SiteRow};
+use crate::heap::{SiteInfo, SiteRow, StackSource};
 
 /// Epoch ends after warm-up needed before a site may be called growing.
 pub const MIN_SITE_POINTS: usize = 3;
@@ -68,10 +68,15 @@ pub fn site_tolerance(points: &[(f64, f64)]) -> Tolerance {
     Tolerance { floor_bytes: SITE_TOLERANCE.floor_bytes.max(2.0 * slope_sd), relative: SITE_TOLERANCE.relative }
 }
 
-/// Classify every site at epoch ends; growing first, then by slope.
-pub fn classify_sites(sites: &[SiteInfo], rows: &[SiteRow]) -> Vec<SiteVerdict> {
+/// Classify every site at epoch ends; growing first, then by slope. Sampled bytes get
+/// [`site_tolerance`]; dhat's exact bytes have no sampling noise, only [`SITE_TOLERANCE`].
+pub fn classify_sites(sites: &[SiteInfo], rows: &[SiteRow], source: StackSource) -> Vec<SiteVerdict> {
     classify_sites_with(sites, rows, |pts| {
-        let mut c = classify(pts, site_tolerance(pts));
+        let tolerance = match source {
+            StackSource::JemallocSampled => site_tolerance(pts),
+            StackSource::DhatExact => SITE_TOLERANCE,
+        };
+        let mut c = classify(pts, tolerance);
         // Sampled bytes of a churning site (a full LRU cache) jump by tens of % between
         // snapshots: two points after warm-up cannot tell growth from that.
         if pts.len() - c.warmup < MIN_SITE_POINTS && c.class == Class::Growing {
@@ -131,7 +136,7 @@ mod tests {
             rows.push(SiteRow { epoch: e, site: 1, bytes: 10 * MB * (e as u64 + 1) });
             rows.push(SiteRow { epoch: e, site: 2, bytes: 6 * MB.min(MB * 3 * (e as u64 + 1)) });
         }
-        let v = classify_sites(&sites, &rows);
+        let v = classify_sites(&sites, &rows, StackSource::JemallocSampled);
         assert_eq!(v[0].function, "leaky");
         assert_eq!(v[0].class, Class::Growing);
         assert!((v[0].slope_bytes_per_epoch.unwrap() - 10.0 * MB as f64).abs() < 1.0);
@@ -150,9 +155,19 @@ mod tests {
     }
 
     #[test]
+    fn exact_bytes_need_no_sampling_allowance() {
+        // 100 MiB steady plus 3 MiB/epoch: inside sampling noise, but exact bytes do not
+        // jump, so dhat's data calls it growing.
+        let sites = [info(0, "big")];
+        let rows: Vec<_> = (0..5u32).map(|e| SiteRow { epoch: e, site: 0, bytes: 100 * MB + 3 * MB * e as u64 }).collect();
+        assert_eq!(classify_sites(&sites, &rows, StackSource::DhatExact)[0].class, Class::Growing);
+        assert_ne!(classify_sites(&sites, &rows, StackSource::JemallocSampled)[0].class, Class::Growing);
+    }
+
+    #[test]
     fn two_points_after_warmup_never_blame_a_site() {
         let sites = [info(0, "lru")];
         let rows: Vec<_> = [4.8, 2.7, 5.3].iter().enumerate().map(|(e, mb)| SiteRow { epoch: e as u32, site: 0, bytes: (mb * MB as f64) as u64 }).collect();
-        assert_ne!(classify_sites(&sites, &rows)[0].class, Class::Growing);
+        assert_ne!(classify_sites(&sites, &rows, StackSource::JemallocSampled)[0].class, Class::Growing);
     }
 }

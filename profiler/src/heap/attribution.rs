@@ -1,8 +1,11 @@
 //! Streams per-site live bytes at each epoch end, and writes the growth profile at the end.
+//!
+//! The live heap by stack comes from one of two profilers ([`StackSource`]); everything
+//! after that (symbols, sites, rows, growth) is the same for both.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::BufReader;
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +22,42 @@ pub const SITE_ROWS_FILE: &str = "heap_sites.csv";
 const CALLERS_IN_KEY: usize = 3;
 /// Frames kept in a site's stack description.
 const MAX_STACK_FRAMES: usize = 40;
+
+/// Where the live heap by call stack comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StackSource {
+    /// jemalloc's sampling profiler: Rust and libtorch (C++) allocations alike, live bytes
+    /// estimated from samples (one per 512 KiB allocated, on average). Snapshots:
+    /// `heap/epoch-N.heap` (jeprof's format).
+    JemallocSampled,
+    /// dhat: every Rust allocation, exactly; allocations made in C++ (libtorch's tensors)
+    /// are not seen. Snapshots: `dhat/epoch-N.json` (DHAT's viewer opens it) and
+    /// `heap/epoch-N.live` (the same live heap with raw addresses, for the growth profile).
+    DhatExact,
+}
+
+impl StackSource {
+    /// Words for reports: "sampled live heap (jemalloc)".
+    pub fn describe(self) -> &'static str {
+        match self {
+            StackSource::JemallocSampled => "sampled live heap (jemalloc: Rust and C++)",
+            StackSource::DhatExact => "exact live Rust heap (dhat; C++ allocations not seen)",
+        }
+    }
+}
+
+/// One stack of a live-heap snapshot: return addresses from the allocation outwards.
+struct LiveStack {
+    addrs: Vec<usize>,
+    bytes: f64,
+}
+
+/// The folder of DHAT's per-epoch JSON files in exact mode.
+pub const DHAT_DIR: &str = "dhat";
+/// dhat keeps this many frames of each allocation's backtrace (its default, 10, often
+/// ends inside the allocator's callers, before the program's own frame).
+pub const DHAT_MAX_FRAMES: usize = 64;
 
 /// A site's description (one row of `sites.csv`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,6 +90,7 @@ pub struct SiteRow {
 
 /// The attribution state of a run.
 pub struct HeapAttribution {
+    source: StackSource,
     dir: PathBuf,
     symbols: Symbolizer,
     site_ids: HashMap<(String, String, String), u32>,
@@ -64,16 +104,26 @@ fn out_err(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 impl HeapAttribution {
-    /// Switch jemalloc's sampling on and create the site files in `dir`.
-    pub fn start(dir: &Path) -> Result<Self, Error> {
-        activate_sampling(true)?;
-        let heap_dir = dir.join("heap");
-        fs::create_dir_all(&heap_dir).map_err(|e| out_err(&heap_dir, e))?;
+    /// Create the site files in `dir` and, for jemalloc, switch its sampling on. For
+    /// dhat, start its profiler after this (with [`DHAT_MAX_FRAMES`]), so that this
+    /// state is not counted as the program's.
+    pub fn start(dir: &Path, source: StackSource) -> Result<Self, Error> {
+        if source == StackSource::JemallocSampled {
+            activate_sampling(true)?;
+        }
+        let mut folders = vec![dir.join("heap")];
+        if source == StackSource::DhatExact {
+            folders.push(dir.join(DHAT_DIR));
+        }
+        for folder in &folders {
+            fs::create_dir_all(folder).map_err(|e| out_err(folder, e))?;
+        }
         let open = |name: &str| {
             let p = dir.join(name);
             csv::Writer::from_path(&p).map_err(|e| out_err(&p, e))
         };
         Ok(HeapAttribution {
+            source,
             dir: dir.to_path_buf(),
             symbols: Symbolizer::new(),
             site_ids: HashMap::new(),
@@ -83,29 +133,44 @@ impl HeapAttribution {
         })
     }
 
-    /// Dump the sampled heap at the end of `epoch` and append its per-site bytes.
-    pub fn snapshot(&mut self, epoch: u32) -> Result<(), Error> {
-        let path = self.dir.join("heap").join(format!("epoch-{epoch}.heap"));
-        dump_profile(&path)?;
-        // Our own parsing and symbol cache are not the program's memory: do not sample them.
-        activate_sampling(false)?;
-        let result = self.attribute_dump(epoch, &path);
-        activate_sampling(true)?;
-        result
+    /// Which profiler the snapshots come from.
+    pub fn source(&self) -> StackSource {
+        self.source
     }
 
-    fn attribute_dump(&mut self, epoch: u32, path: &Path) -> Result<(), Error> {
-        let path = path.to_path_buf();
-        let file = File::open(&path).map_err(|e| Error::HeapProfile(format!("{}: {e}", path.display())))?;
-        let profile = pprof_util::parse_jeheap(BufReader::new(file), None)
-            .map_err(|e| Error::HeapProfile(format!("{}: {e}", path.display())))?;
+    /// Take the live heap at the end of `epoch` and append its per-site bytes.
+    pub fn snapshot(&mut self, epoch: u32) -> Result<(), Error> {
+        match self.source {
+            StackSource::JemallocSampled => {
+                let path = self.dir.join("heap").join(format!("epoch-{epoch}.heap"));
+                dump_profile(&path)?;
+                // Our own parsing and symbol cache are not the program's memory: do not
+                // sample them.
+                activate_sampling(false)?;
+                let result = load_jemalloc(&path).and_then(|stacks| self.attribute(epoch, &path, stacks));
+                activate_sampling(true)?;
+                result
+            }
+            // Likewise not counted by dhat. Exact mode's path switch stays on: a block
+            // dhat counted must be freed through it, whichever thread frees it.
+            StackSource::DhatExact => dhat::untracked(|| {
+                let json = self.dir.join(DHAT_DIR).join(format!("epoch-{epoch}.json"));
+                // The JSON and the live heap describe one instant: their bytes agree.
+                let live = dhat::save_snapshot(&json).map_err(|e| out_err(&json, e))?;
+                let stacks: Vec<LiveStack> = live.into_iter().map(|pp| LiveStack { addrs: pp.ips, bytes: pp.curr_bytes as f64 }).collect();
+                let path = self.dir.join("heap").join(format!("epoch-{epoch}.live"));
+                save_live(&path, &stacks)?;
+                self.attribute(epoch, &path, stacks)
+            }),
+        }
+    }
 
+    fn attribute(&mut self, epoch: u32, path: &Path, stacks: Vec<LiveStack>) -> Result<(), Error> {
         let mut bytes_by_site: HashMap<u32, f64> = HashMap::new();
-        for (stack, _) in profile.iter() {
-            // parse_jeheap stores stacks outermost first; walk from the allocation out.
-            let frames: Vec<Frame> = stack.addrs.iter().rev().flat_map(|&a| self.symbols.resolve(a).to_vec()).collect();
+        for stack in &stacks {
+            let frames: Vec<Frame> = stack.addrs.iter().flat_map(|&a| self.symbols.resolve(a).to_vec()).collect();
             let site = self.site_of(&frames)?;
-            *bytes_by_site.entry(site).or_default() += stack.weight;
+            *bytes_by_site.entry(site).or_default() += stack.bytes;
         }
         let mut rows: Vec<(u32, f64)> = bytes_by_site.into_iter().collect();
         rows.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -114,7 +179,7 @@ impl HeapAttribution {
             self.rows.serialize(row).map_err(|e| out_err(&self.dir.join(SITE_ROWS_FILE), e))?;
         }
         self.rows.flush().map_err(|e| out_err(&self.dir.join(SITE_ROWS_FILE), e))?;
-        self.snapshots.push((epoch, path));
+        self.snapshots.push((epoch, path.to_path_buf()));
         Ok(())
     }
 
@@ -151,7 +216,7 @@ impl HeapAttribution {
         }
         let id = self.site_ids.len() as u32;
         // The allocator's own frames open every stack and say nothing: start after them.
-        let in_allocator = |f: &&Frame| f.file.as_deref().is_some_and(|p| p.contains("tikv-jemalloc") || p.contains("profiler/src/alloc.rs"));
+        let in_allocator = |f: &&Frame| f.file.as_deref().is_some_and(|p| p.contains("tikv-jemalloc") || p.contains("profiler/src/alloc.rs") || p.contains("vendor/dhat/src/"));
         let stack = describe_stack(frames.iter().skip_while(in_allocator));
         let info = SiteInfo { site: id, function, location, via, stack };
         let path = self.dir.join(SITES_FILE);
@@ -164,26 +229,36 @@ impl HeapAttribution {
     /// Stop sampling and write the growth from the first post-warm-up snapshot to the
     /// last as `growth.pb.gz` (pprof) and `growth.svg` (flamegraph), if there are two.
     pub fn finish(&mut self) -> Result<(), Error> {
-        let _ = activate_sampling(false);
+        match self.source {
+            StackSource::JemallocSampled => {
+                let _ = activate_sampling(false);
+                self.write_growth()
+            }
+            StackSource::DhatExact => dhat::untracked(|| self.write_growth()),
+        }
+    }
+
+    fn write_growth(&mut self) -> Result<(), Error> {
         let n = self.snapshots.len();
         let first = crate::analysis::warmup_epochs(n);
         if n < 2 || first >= n - 1 {
             return Ok(());
         }
-        let parse = |p: &Path| -> Result<pprof_util::StackProfile, Error> {
-            let f = File::open(p).map_err(|e| Error::HeapProfile(format!("{}: {e}", p.display())))?;
-            pprof_util::parse_jeheap(BufReader::new(f), None).map_err(|e| Error::HeapProfile(format!("{}: {e}", p.display())))
+        let load = |p: &Path| match self.source {
+            StackSource::JemallocSampled => load_jemalloc(p),
+            StackSource::DhatExact => load_live(p),
         };
-        let (before, after) = (parse(&self.snapshots[first].1)?, parse(&self.snapshots[n - 1].1)?);
+        let (before, after) = (load(&self.snapshots[first].1)?, load(&self.snapshots[n - 1].1)?);
         let mut weights: HashMap<Vec<usize>, f64> = HashMap::new();
-        for (s, _) in after.iter() {
-            *weights.entry(s.addrs.clone()).or_default() += s.weight;
+        for s in after {
+            *weights.entry(s.addrs).or_default() += s.bytes;
         }
-        for (s, _) in before.iter() {
-            *weights.entry(s.addrs.clone()).or_default() -= s.weight;
+        for s in before {
+            *weights.entry(s.addrs).or_default() -= s.bytes;
         }
         let mut growth = pprof_util::StackProfile::default();
-        for (addrs, weight) in weights.into_iter().filter(|(_, w)| *w > 0.0) {
+        for (mut addrs, weight) in weights.into_iter().filter(|(_, w)| *w > 0.0) {
+            addrs.reverse(); // pprof_util keeps stacks outermost first
             growth.push_stack(pprof_util::WeightedStack { addrs, weight }, None);
         }
         let pb = self.dir.join("growth.pb.gz");
@@ -198,6 +273,49 @@ impl HeapAttribution {
         }
         Ok(())
     }
+}
+
+fn read_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::HeapProfile(format!("{}: {e}", path.display()))
+}
+
+/// A jemalloc heap dump's stacks, from the allocation outwards.
+fn load_jemalloc(path: &Path) -> Result<Vec<LiveStack>, Error> {
+    let file = File::open(path).map_err(|e| read_err(path, e))?;
+    let profile = pprof_util::parse_jeheap(BufReader::new(file), None).map_err(|e| read_err(path, e))?;
+    // parse_jeheap stores stacks outermost first.
+    Ok(profile.iter().map(|(s, _)| LiveStack { addrs: s.addrs.iter().rev().copied().collect(), bytes: s.weight }).collect())
+}
+
+/// Write a live heap as lines of `bytes addr addr ...` (hex addresses, allocation first).
+fn save_live(path: &Path, stacks: &[LiveStack]) -> Result<(), Error> {
+    let write = || -> std::io::Result<()> {
+        let mut w = BufWriter::new(File::create(path)?);
+        for s in stacks {
+            write!(w, "{}", s.bytes)?;
+            for a in &s.addrs {
+                write!(w, " {a:x}")?;
+            }
+            writeln!(w)?;
+        }
+        w.into_inner().map_err(|e| e.into_error())?.sync_data()
+    };
+    write().map_err(|e| out_err(path, e))
+}
+
+/// Read what [`save_live`] wrote.
+fn load_live(path: &Path) -> Result<Vec<LiveStack>, Error> {
+    let file = File::open(path).map_err(|e| read_err(path, e))?;
+    let mut stacks = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| read_err(path, e))?;
+        let bad = || read_err(path, format!("line {}: expected `bytes addr addr ...`", i + 1));
+        let mut parts = line.split_whitespace();
+        let bytes: f64 = parts.next().and_then(|b| b.parse().ok()).ok_or_else(bad)?;
+        let addrs = parts.map(|a| usize::from_str_radix(a, 16).map_err(|_| bad())).collect::<Result<_, _>>()?;
+        stacks.push(LiveStack { addrs, bytes });
+    }
+    Ok(stacks)
 }
 
 /// Frames joined by " <- ", with each run of frames inside one shared library folded
@@ -249,6 +367,19 @@ fn read_complete_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_files_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("epoch-1.live");
+        let stacks = vec![LiveStack { addrs: vec![0x55d0_1234, 0x7f00_0001], bytes: 4096.0 }, LiveStack { addrs: vec![], bytes: 8.0 }];
+        save_live(&path, &stacks).unwrap();
+        let back = load_live(&path).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!((back[0].addrs.clone(), back[0].bytes), (stacks[0].addrs.clone(), 4096.0));
+        fs::write(&path, "12 zz\n").unwrap();
+        assert!(load_live(&path).unwrap_err().to_string().contains("line 1"));
+    }
 
     #[test]
     fn library_frames_fold_and_own_frames_stay() {

@@ -1,7 +1,9 @@
 //! Call-site attribution from jemalloc's sampling heap profiler, which sees Rust and
-//! libtorch (C++) allocations alike.
+//! libtorch (C++) allocations alike, or from dhat in exact mode, which sees every Rust
+//! allocation and no C++ one.
 //!
-//! At each epoch end the recorder dumps a heap profile (`heap/epoch-N.heap`), attributes
+//! At each epoch end the recorder takes the live heap by stack (`heap/epoch-N.heap`, or
+//! in exact mode `dhat/epoch-N.json` for DHAT's viewer and `heap/epoch-N.live`), attributes
 //! every sampled stack to its *site*, the first frame in the program's own source (not
 //! the allocator, the standard library, a registry crate or a shared library), and
 //! streams one row per site to `heap_sites.csv`, and each newly seen site once to
@@ -14,6 +16,8 @@ mod attribution;
 mod jeprof;
 mod symbols;
 
-pub use attribution::{HeapAttribution, SiteRow, SiteInfo, read_sites, SITES_FILE, SITE_ROWS_FILE};
+pub use attribution::{
+    read_sites, HeapAttribution, SiteInfo, SiteRow, StackSource, DHAT_DIR, DHAT_MAX_FRAMES, SITES_FILE, SITE_ROWS_FILE,
+};
 pub use jeprof::{activate_sampling, dump_profile, profiling_available};
 pub use symbols::{Frame, Symbolizer};

@@ -129,8 +129,8 @@ fn parse_exec_maps(text: &str) -> Vec<(usize, usize, String)> {
 pub fn is_plumbing(frame: &Frame) -> bool {
     let Some(file) = &frame.file else { return true };
     const OUTSIDE: &[&str] = &["/rustc/", "/.cargo/registry/", "/.cargo/git/", "/library/std/", "/library/core/", "/library/alloc/", "/rustlib/", "tikv-jemalloc-sys", "/out/build/src/", "/site-packages/torch/", "/include/c++/", "/usr/include/"];
-    // The profiler's own allocator and attribution code.
-    const OURS: &[&str] = &["profiler/src/alloc.rs", "profiler/src/heap/"];
+    // The profiler's own allocator and attribution code, and its copy of dhat.
+    const OURS: &[&str] = &["profiler/src/alloc.rs", "profiler/src/heap/", "vendor/dhat/src/"];
     const MACHINERY: &[&str] = &["profiler::alloc", "tikv_jemalloc", "dhat::", "__rust", "alloc::alloc::"];
     OUTSIDE.iter().chain(OURS).any(|p| file.contains(p)) || MACHINERY.iter().any(|m| frame.function.contains(m))
 }
@@ -168,6 +168,7 @@ mod tests {
         assert!(is_plumbing(&f("alloc::vec::Vec<T>::push", Some("/rustc/abc/library/alloc/src/vec/mod.rs"))));
         assert!(is_plumbing(&f("tch::wrappers::tensor::Tensor::copy", Some("/root/.cargo/registry/src/x/tch-0.24.0/src/x.rs"))));
         assert!(is_plumbing(&f("alloc", Some("/work/main/profiler/src/alloc.rs"))));
+        assert!(is_plumbing(&f("alloc", Some("/work/main/vendor/dhat/src/lib.rs"))));
         assert!(is_plumbing(&f("prof_backtrace_impl", Some("/w/target/release/build/tikv-jemalloc-sys-7f98/out/build/src/prof_sys.c"))));
         assert!(!is_plumbing(&f("reference_trainer::validate::validate_epoch", Some("reference-trainer/src/validate.rs"))));
     }

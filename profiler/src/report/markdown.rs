@@ -59,7 +59,8 @@ pub fn summary(a: &Analysis) -> String {
     }
     let _ = writeln!(s, "\nNoise tolerance per series: growth below the larger of 512 KiB and 0.4 % of its level per epoch is flat; with only two epochs after warm-up, growth must also exceed 10 % of the level per epoch.");
     if !a.sites.is_empty() {
-        let _ = writeln!(s, "\n## Call sites (sampled live heap at epoch ends, growing first)\n");
+        let source = a.sites_source.map_or("live heap", |s| s.describe());
+        let _ = writeln!(s, "\n## Call sites ({source} at epoch ends, growing first)\n");
         let _ = writeln!(s, "| site | class | slope (90 % interval) | live at last epoch end |");
         let _ = writeln!(s, "|---|---|---|---|");
         for v in a.sites.iter().take(10) {
@@ -68,6 +69,9 @@ pub fn summary(a: &Analysis) -> String {
             let _ = writeln!(s, "| `{}` | {} | {} | {} |", v.name().replace('|', "\\|"), v.class.as_str(), slope, human_bytes(last as f64));
         }
         let _ = writeln!(s, "\nFull stacks in callsites.csv; the growth between the first post-warm-up snapshot and the last in growth.pb.gz (pprof) and growth.svg (flamegraph).");
+        if a.sites_source == Some(crate::heap::StackSource::DhatExact) {
+            let _ = writeln!(s, "DHAT's own profile of the live heap at each epoch end: dhat/epoch-N.json (open it in DHAT's viewer, dh_view.html); of the whole run: dhat-heap.json.");
+        }
     }
     let _ = writeln!(s, "\n## Memory per phase (peak / mean at its boundaries)\n");
     let present: Vec<_> = PHASE_SERIES.iter().filter(|(c, _)| a.phases.iter().any(|p| p.peak(c).is_some())).collect();

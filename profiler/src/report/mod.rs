@@ -41,7 +41,13 @@ pub fn rebuild(dir: &Path) -> Result<Analysis, Error> {
     let timeline = crate::timeline::read_timeline(&dir.join("timeline.csv"))?;
     let mut analysis = crate::analysis::analyze(&timeline);
     if let Some((sites, rows)) = crate::heap::read_sites(dir)? {
-        analysis = analysis.with_sites(crate::analysis::classify_sites(&sites, &rows));
+        // Exact mode is the only one that fills heap_exact_bytes, and its sites come from dhat.
+        let source = if timeline.rows.iter().any(|r| r.heap_exact_bytes.is_some()) {
+            crate::heap::StackSource::DhatExact
+        } else {
+            crate::heap::StackSource::JemallocSampled
+        };
+        analysis = analysis.with_sites(crate::analysis::classify_sites(&sites, &rows, source), source);
     }
     write_all(&analysis, dir)?;
     Ok(analysis)

@@ -8,9 +8,14 @@ mod common;
 use common::*;
 
 use std::path::Path;
+use std::sync::Mutex;
+
+/// dhat's lock spins: exact runs side by side on two cores take 3× longer. One at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// A 4-epoch exact run; returns the run folder's owner and summary.json.
 fn run_exact(leak: Option<&str>) -> (tempfile::TempDir, serde_json::Value) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let mut args = vec!["--epochs", "4", "--heap", "exact"];
@@ -57,13 +62,15 @@ fn validation_lists_are_named_and_dhat_json_agrees_with_the_sites() {
     let top = growing_sites(&s).into_iter().next().unwrap_or_else(|| panic!("no growing site: {:#}", s["sites"]));
     assert!(top["function"].as_str().unwrap().contains("validate_epoch"), "{top:#}");
     assert!(top["location"].as_str().unwrap().starts_with("reference-trainer/src/validate.rs"), "{top:#}");
-    // The lists' bytes, exactly: every growing site is in validate_epoch, and together
-    // they hold what the trainer says the lists retain.
+    // The lists' bytes, exactly: every growing site is in validate_epoch, and its sites
+    // (one per list; the small lists are below the noise floor on their own) together
+    // grow by what the trainer says the lists retain.
     let growing = growing_sites(&s);
     assert!(growing.iter().all(|v| v["function"].as_str().unwrap().contains("validate_epoch")), "{growing:#?}");
-    let held: f64 = growing.iter().map(|v| v["slope_bytes_per_epoch"].as_f64().unwrap()).sum();
+    let in_validate = s["sites"].as_array().unwrap().iter().filter(|v| v["function"].as_str().unwrap().contains("validate_epoch"));
+    let held: f64 = in_validate.filter_map(|v| v["slope_bytes_per_epoch"].as_f64()).sum();
     let truth = s["user_bytes_per_epoch"].as_f64().unwrap();
-    assert!((held - truth).abs() < 0.1 * truth, "sites hold {held:.0} B/epoch, the lists {truth:.0}");
+    assert!((held - truth).abs() < 0.05 * truth, "validate_epoch's sites grow {held:.0} B/epoch, the lists {truth:.0}");
     assert_eq!(series(&s, "heap_exact_bytes")["class"], "growing");
     // One instant, two views: DHAT's file and our rows hold the same bytes.
     for epoch in 0..4 {

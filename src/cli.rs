@@ -39,7 +39,9 @@ pub enum HeapArg {
     /// jemalloc counters (fast, the default).
     #[default]
     Sampled,
-    /// dhat counts every Rust allocation (slow) and writes dhat-heap.json.
+    /// dhat counts every Rust allocation (slow; C++ allocations are not seen), attributes
+    /// the live Rust heap to call sites at every epoch end, and writes DHAT's JSON
+    /// (dhat/epoch-N.json, dhat-heap.json).
     Exact,
 }
 
@@ -67,7 +69,8 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t)]
     pub heap: HeapArg,
     /// Attribute live heap to call sites at every epoch end (jemalloc sampling; writes
-    /// callsites.csv, callsites.png, growth.pb.gz, growth.svg).
+    /// callsites.csv, callsites.png, growth.pb.gz, growth.svg). With --heap exact, dhat
+    /// attributes instead.
     #[arg(long)]
     pub attribute: bool,
     /// Do not draw the progress bar.

@@ -48,6 +48,7 @@ impl StackSource {
 }
 
 /// One stack of a live-heap snapshot: return addresses from the allocation outwards.
+#[derive(Debug)]
 struct LiveStack {
     addrs: Vec<usize>,
     bytes: f64,

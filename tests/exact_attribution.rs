@@ -28,10 +28,6 @@ fn run_exact(leak: Option<&str>) -> (tempfile::TempDir, serde_json::Value) {
     (dir, s)
 }
 
-fn growing_sites(s: &serde_json::Value) -> Vec<&serde_json::Value> {
-    s["sites"].as_array().unwrap().iter().filter(|v| v["class"] == "growing").collect()
-}
-
 /// Live bytes per epoch from DHAT's JSON (`eb` summed over program points), checking the
 /// file is what DHAT's viewer reads.
 fn dhat_live_bytes(run: &Path, epoch: u32) -> u64 {

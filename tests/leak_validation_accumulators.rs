@@ -19,7 +19,7 @@ fn validation_accumulators_leak_is_growing_with_the_true_slope() {
     assert!(truth > 1e6, "the trainer reports the leak's bytes: {truth}");
     let error = (measured - truth).abs() / truth;
     assert!(error < 0.30, "measured {measured:.0} B/epoch vs retained {truth:.0} B/epoch ({:.0} % off)", error * 100.0);
-    let top = s["sites"].as_array().unwrap().iter().find(|v| v["class"] == "growing").expect("a growing site");
+    let top = *growing_sites(&s).first().expect("a growing site");
     assert!(top["function"].as_str().unwrap().contains("validate_epoch"), "{top:#}");
     assert!(top["location"].as_str().unwrap().contains("reference-trainer/src/validate.rs"), "{top:#}");
     let ledger = s["ledger"].to_string();

@@ -23,7 +23,7 @@ fn run_leak(leak: Option<&str>) -> (serde_json::Value, String) {
 
 /// The top growing site: (function, location, stack).
 fn top_growing_site(s: &serde_json::Value) -> (String, String, String) {
-    let site = s["sites"].as_array().unwrap().iter().find(|v| v["class"] == "growing").unwrap_or_else(|| panic!("no growing site: {:#}", s["sites"]));
+    let site = growing_sites(s).into_iter().next().unwrap_or_else(|| panic!("no growing site: {:#}", s["sites"]));
     let text = |k: &str| site[k].as_str().unwrap().to_string();
     (text("function"), text("location"), text("stack"))
 }
@@ -32,7 +32,7 @@ fn top_growing_site(s: &serde_json::Value) -> (String, String, String) {
 fn clean_quick_config_is_flat_with_no_growing_site() {
     let (s, class) = run_leak(None);
     assert_eq!(class, "flat", "{:#}", series(&s, "je_allocated_bytes"));
-    let growing: Vec<_> = s["sites"].as_array().unwrap().iter().filter(|v| v["class"] == "growing").collect();
+    let growing = growing_sites(&s);
     assert!(growing.is_empty(), "sites blamed on the clean trainer: {growing:#?}");
 }
 
@@ -59,6 +59,6 @@ fn autograd_graph_leak_grows_in_the_forward_kept_by_validation() {
     let (function, location, stack) = top_growing_site(&s);
     assert!(function.contains("features") && location.contains("model.rs"), "{function} {location}");
     assert!(stack.contains("validate_epoch"), "the activations come from validation's forward: {stack}");
-    let via = s["sites"].as_array().unwrap().iter().find(|v| v["class"] == "growing").unwrap()["via"].as_str().unwrap().to_string();
+    let via = growing_sites(&s)[0]["via"].as_str().unwrap().to_string();
     assert!(via.contains("validate_epoch"), "{via}");
 }

@@ -39,6 +39,11 @@ pub fn series<'a>(summary: &'a serde_json::Value, column: &str) -> &'a serde_jso
     summary["series"].as_array().unwrap().iter().find(|s| s["column"] == column).unwrap_or_else(|| panic!("no series {column}"))
 }
 
+/// The call sites classed growing in a summary, growing-first order kept (top first).
+pub fn growing_sites(summary: &serde_json::Value) -> Vec<&serde_json::Value> {
+    summary["sites"].as_array().unwrap().iter().filter(|v| v["class"] == "growing").collect()
+}
+
 /// A recorded fixture's path.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)

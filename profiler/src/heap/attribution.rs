@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::jeprof::{activate_sampling, dump_profile};
-use super::symbols::{is_plumbing, relative, Frame, Symbolizer};
+use super::symbols::{is_allocator, is_plumbing, relative, Frame, Symbolizer};
 use crate::error::Error;
 
 /// Each site seen, once: `site, function, location, stack`.
@@ -38,7 +38,7 @@ pub enum StackSource {
 }
 
 impl StackSource {
-    /// Words for reports: "sampled live heap (jemalloc)".
+    /// Words for reports: "sampled live heap (jemalloc: Rust and C++)".
     pub fn describe(self) -> &'static str {
         match self {
             StackSource::JemallocSampled => "sampled live heap (jemalloc: Rust and C++)",
@@ -134,11 +134,6 @@ impl HeapAttribution {
         })
     }
 
-    /// Which profiler the snapshots come from.
-    pub fn source(&self) -> StackSource {
-        self.source
-    }
-
     /// Take the live heap at the end of `epoch` and append its per-site bytes.
     pub fn snapshot(&mut self, epoch: u32) -> Result<(), Error> {
         match self.source {
@@ -217,8 +212,7 @@ impl HeapAttribution {
         }
         let id = self.site_ids.len() as u32;
         // The allocator's own frames open every stack and say nothing: start after them.
-        let in_allocator = |f: &&Frame| f.file.as_deref().is_some_and(|p| p.contains("tikv-jemalloc") || p.contains("profiler/src/alloc.rs") || p.contains("vendor/dhat/src/"));
-        let stack = describe_stack(frames.iter().skip_while(in_allocator));
+        let stack = describe_stack(frames.iter().skip_while(|f| is_allocator(f)));
         let info = SiteInfo { site: id, function, location, via, stack };
         let path = self.dir.join(SITES_FILE);
         self.sites.serialize(&info).map_err(|e| out_err(&path, e))?;

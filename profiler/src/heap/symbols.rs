@@ -123,16 +123,25 @@ fn parse_exec_maps(text: &str) -> Vec<(usize, usize, String)> {
         .collect()
 }
 
+/// Where the allocators' own frames are: jemalloc, the profiler's allocator switch and its
+/// copy of dhat. Every stack opens with them.
+const ALLOCATOR_FILES: &[&str] = &["tikv-jemalloc", "profiler/src/alloc.rs", "vendor/dhat/src/"];
+
+/// Whether a frame is inside an allocator (see [`ALLOCATOR_FILES`]).
+pub fn is_allocator(frame: &Frame) -> bool {
+    frame.file.as_deref().is_some_and(|p| ALLOCATOR_FILES.iter().any(|a| p.contains(a)))
+}
+
 /// Whether a frame is plumbing: the allocator, the Rust and C++ standard libraries, a
 /// crate from the registry, libtorch's headers (tch's C++ glue is compiled into the
 /// executable), a shared library, or anything without a source location.
 pub fn is_plumbing(frame: &Frame) -> bool {
     let Some(file) = &frame.file else { return true };
-    const OUTSIDE: &[&str] = &["/rustc/", "/.cargo/registry/", "/.cargo/git/", "/library/std/", "/library/core/", "/library/alloc/", "/rustlib/", "tikv-jemalloc-sys", "/out/build/src/", "/site-packages/torch/", "/include/c++/", "/usr/include/"];
-    // The profiler's own allocator and attribution code, and its copy of dhat.
-    const OURS: &[&str] = &["profiler/src/alloc.rs", "profiler/src/heap/", "vendor/dhat/src/"];
+    const OUTSIDE: &[&str] = &["/rustc/", "/.cargo/registry/", "/.cargo/git/", "/library/std/", "/library/core/", "/library/alloc/", "/rustlib/", "/out/build/src/", "/site-packages/torch/", "/include/c++/", "/usr/include/"];
+    // The profiler's own attribution code.
+    const OURS: &[&str] = &["profiler/src/heap/"];
     const MACHINERY: &[&str] = &["profiler::alloc", "tikv_jemalloc", "dhat::", "__rust", "alloc::alloc::"];
-    OUTSIDE.iter().chain(OURS).any(|p| file.contains(p)) || MACHINERY.iter().any(|m| frame.function.contains(m))
+    is_allocator(frame) || OUTSIDE.iter().chain(OURS).any(|p| file.contains(p)) || MACHINERY.iter().any(|m| frame.function.contains(m))
 }
 
 #[cfg(test)]

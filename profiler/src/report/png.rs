@@ -157,11 +157,8 @@ pub fn draw_sites(a: &Analysis, path: &Path) -> Result<(), Error> {
 
     let root = BitMapBackend::new(path, (1400, 800)).into_drawing_area();
     let y_desc = format!("live bytes ({unit_name})");
-    let caption = match a.sites_source {
-        Some(crate::heap::StackSource::DhatExact) => "Live Rust heap by call site at epoch ends (dhat, exact)",
-        _ => "Live heap by call site at epoch ends (sampled)",
-    };
-    let mut chart = styled_chart(&root, caption, 0f64..e_max, 0f64..y_top, ("epoch", &y_desc), e_max as usize + 1).map_err(|e| to_err(&e))?;
+    let caption = format!("Call sites at epoch ends: {}", a.sites_source.map_or("live heap", |s| s.describe()));
+    let mut chart = styled_chart(&root, &caption, 0f64..e_max, 0f64..y_top, ("epoch", &y_desc), e_max as usize + 1).map_err(|e| to_err(&e))?;
     for (i, s) in top.iter().enumerate() {
         let colour = Palette99::pick(i).to_rgba();
         let pts: Vec<(f64, f64)> = s.bytes_by_epoch.iter().map(|&(e, b)| (e as f64, b as f64 / unit)).collect();

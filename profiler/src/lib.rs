@@ -47,12 +47,14 @@
 #![deny(missing_docs)]
 
 mod alloc;
+pub mod cgroup;
 mod error;
 mod flat;
 mod limits;
 mod recorder;
 pub mod source;
 pub mod timeline;
+pub mod watch;
 
 pub use alloc::{exact_mode, set_exact_mode, ProfilerAlloc, JEMALLOC_CONF};
 pub use profiler_api::{Boundary, Marker, NoMarker, Phase};

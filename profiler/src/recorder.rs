@@ -13,7 +13,7 @@ use crate::heap::{HeapAttribution, StackSource, DHAT_MAX_FRAMES};
 use crate::limits::memory_limit;
 use crate::source::{
     ExactHeapSource, GpuAllocatorStats, GpuSource, GpuStatus, JemallocSource, NvmlSource,
-    ProcessSource, Source,
+    ProcessSource, Source, SystemSource,
 };
 use crate::timeline::{Row, TimelineMeta, TimelineWriter};
 
@@ -84,7 +84,10 @@ impl ProfilerBuilder {
         fs::create_dir_all(&out_dir)
             .map_err(|source| Error::Output { path: out_dir.clone(), source })?;
 
-        let mut sources: Vec<Box<dyn Source>> = vec![Box::new(ProcessSource::new(self.pss))];
+        let mut sources: Vec<Box<dyn Source>> = vec![
+            Box::new(ProcessSource::new(self.pss)),
+            Box::new(SystemSource::new(crate::cgroup::MemoryCgroup::of(None), true)),
+        ];
         match JemallocSource::new() {
             Ok(j) => sources.push(Box::new(j)),
             Err(e) => eprintln!("profiler: jemalloc statistics unavailable ({e}); is ProfilerAlloc the global allocator?"),
@@ -108,6 +111,8 @@ impl ProfilerBuilder {
             mem_limit_bytes: limit.as_ref().map(|l| l.bytes),
             mem_limit_source: limit.map(|l| l.source.to_string()),
             gpu: Some(gpu_status.to_token()),
+            recorder: Some("run".into()),
+            window_s: None,
         };
         let writer = TimelineWriter::create(&out_dir.join("timeline.csv"), &meta)?;
 

@@ -1,5 +1,7 @@
 //! Runs the reference trainer on its own, with no profiling, printing each epoch's
-//! metrics. `diagnose run` runs the same trainer instrumented.
+//! metrics. `diagnose run` runs the same trainer instrumented; `diagnose watch --
+//! reference-trainer ...` watches it from outside, its boundaries sent over the marker
+//! socket.
 
 use clap::Parser;
 use reference_trainer::{train, TrainerArgs};
@@ -28,7 +30,8 @@ fn main() {
         }
     };
     let started = std::time::Instant::now();
-    let report = train(&cfg, &mut profiler_api::NoMarker);
+    // Under `diagnose watch`, boundaries go to its marker socket; otherwise nowhere.
+    let report = train(&cfg, &mut profiler_api::SocketMarker::from_env());
     for e in &report.epochs {
         println!(
             "epoch {} train_loss {:.4} val_loss {:.4} st_iou {:.3} map50 {:.3} triplets {} leak_bytes {} {:.1}s",

@@ -442,7 +442,7 @@ mod tests {
             });
         }
         a.add(&Row { t_s: 1000.0, phase: "finish".into(), ..Row::default() });
-        let meta = TimelineMeta { mem_limit_bytes: Some(1000 * MB), mem_limit_source: Some("meminfo".into()), gpu: None };
+        let meta = TimelineMeta { mem_limit_bytes: Some(1000 * MB), mem_limit_source: Some("meminfo".into()), ..TimelineMeta::default() };
         a.finish(&meta, false)
     }
 

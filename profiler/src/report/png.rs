@@ -26,6 +26,13 @@ const PLOTTED: &[(&str, RGBColor)] = &[
     ("gpu_process_used_bytes", RGBColor(127, 127, 127)),
     ("gpu_reserved_bytes", RGBColor(148, 103, 189)),
     ("gpu_allocated_bytes", RGBColor(255, 127, 14)),
+    // A watched process tree.
+    ("tree_rss_bytes", RGBColor(170, 170, 170)),
+    ("tree_pss_bytes", RGBColor(31, 119, 180)),
+    ("main_uss_bytes", RGBColor(44, 160, 44)),
+    ("workers_uss_bytes", RGBColor(214, 39, 40)),
+    ("workers_shared_bytes", RGBColor(188, 189, 34)),
+    ("gpu_tree_used_bytes", RGBColor(148, 103, 189)),
 ];
 
 fn axis_unit(max: f64) -> (f64, &'static str) {

@@ -4,11 +4,13 @@ mod exact_heap;
 mod gpu;
 mod jemalloc;
 mod process;
+mod system;
 
 pub use exact_heap::ExactHeapSource;
 pub use gpu::{GpuAllocatorSnapshot, GpuAllocatorStats, GpuSource, GpuStatus, NvmlSource};
 pub use jemalloc::{JemallocSource, JemallocStats};
 pub use process::{parse_smaps_rollup_pss, parse_status, ProcessSource};
+pub use system::{used_bytes, SystemSource};
 
 use crate::timeline::Row;
 

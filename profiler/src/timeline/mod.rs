@@ -22,7 +22,10 @@ pub use writer::TimelineWriter;
 use serde::{Deserialize, Serialize};
 
 /// The version written in (and required from) a timeline's first line.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Format 1 had the columns before `tree_rss_bytes`; such files still load.
+pub const FORMAT_1_COLUMNS: usize = 23;
 
 /// Facts recorded once, in the timeline's first line.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33,6 +36,10 @@ pub struct TimelineMeta {
     pub mem_limit_source: Option<String>,
     /// Whether GPU columns are filled, and if not why (see `GpuStatus::to_token`).
     pub gpu: Option<String>,
+    /// What recorded the rows: `run` (in-process profiler) or `watch` (from outside).
+    pub recorder: Option<String>,
+    /// With `watch --window`: epoch ends are fixed windows of this many seconds.
+    pub window_s: Option<f64>,
 }
 
 impl TimelineMeta {
@@ -47,6 +54,12 @@ impl TimelineMeta {
         }
         if let Some(gpu) = &self.gpu {
             s.push_str(&format!(" gpu={gpu}"));
+        }
+        if let Some(r) = &self.recorder {
+            s.push_str(&format!(" recorder={r}"));
+        }
+        if let Some(w) = self.window_s {
+            s.push_str(&format!(" window_s={w}"));
         }
         s
     }
@@ -79,6 +92,52 @@ pub struct Row {
     pub gpu_peak_allocated_bytes: Option<u64>,
     pub gpu_peak_reserved_bytes: Option<u64>,
     pub user_bytes: Option<u64>,
+    // Columns added in format 2: a watched process tree (`diagnose watch`), the memory
+    // cgroup and the machine. A format-1 file lacks them; they read as empty.
+    #[serde(default)]
+    pub tree_rss_bytes: Option<u64>,
+    #[serde(default)]
+    pub tree_pss_bytes: Option<u64>,
+    #[serde(default)]
+    pub tree_uss_bytes: Option<u64>,
+    #[serde(default)]
+    pub tree_swap_bytes: Option<u64>,
+    #[serde(default)]
+    pub tree_processes: Option<u64>,
+    #[serde(default)]
+    pub main_rss_bytes: Option<u64>,
+    #[serde(default)]
+    pub main_pss_bytes: Option<u64>,
+    #[serde(default)]
+    pub main_uss_bytes: Option<u64>,
+    #[serde(default)]
+    pub workers_rss_bytes: Option<u64>,
+    #[serde(default)]
+    pub workers_pss_bytes: Option<u64>,
+    #[serde(default)]
+    pub workers_uss_bytes: Option<u64>,
+    #[serde(default)]
+    pub workers_count: Option<u64>,
+    #[serde(default)]
+    pub cgroup_usage_bytes: Option<u64>,
+    #[serde(default)]
+    pub cgroup_limit_bytes: Option<u64>,
+    #[serde(default)]
+    pub cgroup_working_set_bytes: Option<u64>,
+    #[serde(default)]
+    pub cgroup_anon_bytes: Option<u64>,
+    #[serde(default)]
+    pub cgroup_file_bytes: Option<u64>,
+    #[serde(default)]
+    pub cgroup_shmem_bytes: Option<u64>,
+    #[serde(default)]
+    pub cgroup_oom_kills: Option<u64>,
+    #[serde(default)]
+    pub system_used_bytes: Option<u64>,
+    #[serde(default)]
+    pub shm_used_bytes: Option<u64>,
+    #[serde(default)]
+    pub gpu_tree_used_bytes: Option<u64>,
 }
 
 /// A column's name and what it holds, in file order (the README's table is made from this).
@@ -106,6 +165,28 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("gpu_peak_allocated_bytes", "peak of gpu_allocated_bytes so far"),
     ("gpu_peak_reserved_bytes", "peak of gpu_reserved_bytes so far"),
     ("user_bytes", "a byte count the program reports about itself (the reference trainer: bytes its injected leaks hold)"),
+    ("tree_rss_bytes", "watch: RSS summed over every process of the watched tree; an overcount, since pages shared between processes (fork, libraries, /dev/shm) are counted once per process"),
+    ("tree_pss_bytes", "watch: PSS summed over the tree (smaps_rollup): each shared page split among its sharers, so this is the physical memory the tree holds; the overall verdict reads it"),
+    ("tree_uss_bytes", "watch: USS summed over the tree: private pages only (Private_Clean + Private_Dirty), what would be freed if every process exited"),
+    ("tree_swap_bytes", "watch: swap used by the tree (Swap in smaps_rollup)"),
+    ("tree_processes", "watch: processes in the tree at this sample"),
+    ("main_rss_bytes", "watch: RSS of the main process (the command, past wrappers such as bash or env)"),
+    ("main_pss_bytes", "watch: PSS of the main process"),
+    ("main_uss_bytes", "watch: USS of the main process: a leak in the trainer itself shows here"),
+    ("workers_rss_bytes", "watch: RSS summed over the main process's descendants (DataLoader workers, subprocesses); empty when there are none"),
+    ("workers_pss_bytes", "watch: PSS summed over the workers"),
+    ("workers_uss_bytes", "watch: USS summed over the workers: a leak in the workers, or copy-on-write copies of what they share with the main process"),
+    ("workers_count", "watch: how many workers were alive"),
+    ("cgroup_usage_bytes", "memory charged to the memory cgroup of the process (v1 memory.usage_in_bytes, v2 memory.current), page cache included"),
+    ("cgroup_limit_bytes", "that cgroup's limit (v1 memory.limit_in_bytes, v2 memory.max); empty when unlimited"),
+    ("cgroup_working_set_bytes", "usage minus inactive page cache (as the kubelet counts it): what the OOM killer cannot reclaim; the out-of-memory projection reads it"),
+    ("cgroup_anon_bytes", "anonymous memory in the cgroup (v1 total_rss, v2 anon)"),
+    ("cgroup_file_bytes", "page cache in the cgroup (v1 total_cache, v2 file)"),
+    ("cgroup_shmem_bytes", "shared memory and tmpfs in the cgroup (v1 total_shmem, v2 shmem)"),
+    ("cgroup_oom_kills", "OOM kills in the cgroup so far (v1 memory.oom_control oom_kill, v2 memory.events oom_kill)"),
+    ("system_used_bytes", "the machine's memory in use: MemTotal minus MemAvailable (/proc/meminfo); the projection reads it when no cgroup limit applies"),
+    ("shm_used_bytes", "bytes in use on /dev/shm (PyTorch passes worker tensors through shared memory)"),
+    ("gpu_tree_used_bytes", "watch: GPU memory of every process in the tree, summed over devices (NVML per-process)"),
 ];
 
 /// The memory series the analysis and the plots know about, with a display name.
@@ -123,6 +204,15 @@ pub const MEMORY_SERIES: &[(&str, &str)] = &[
     ("gpu_process_used_bytes", "GPU process used"),
     ("gpu_allocated_bytes", "GPU allocated"),
     ("gpu_reserved_bytes", "GPU reserved"),
+    ("tree_pss_bytes", "tree PSS"),
+    ("tree_rss_bytes", "summed RSS (overcount)"),
+    ("tree_uss_bytes", "tree USS"),
+    ("main_uss_bytes", "main process USS"),
+    ("workers_uss_bytes", "workers USS"),
+    ("cgroup_working_set_bytes", "cgroup working set"),
+    ("system_used_bytes", "machine memory used"),
+    ("shm_used_bytes", "/dev/shm used"),
+    ("gpu_tree_used_bytes", "GPU used by the tree"),
 ];
 
 impl Row {
@@ -158,6 +248,30 @@ impl Row {
             "gpu_peak_allocated_bytes" => self.gpu_peak_allocated_bytes,
             "gpu_peak_reserved_bytes" => self.gpu_peak_reserved_bytes,
             "user_bytes" => self.user_bytes,
+            "tree_rss_bytes" => self.tree_rss_bytes,
+            "tree_pss_bytes" => self.tree_pss_bytes,
+            "tree_uss_bytes" => self.tree_uss_bytes,
+            "tree_swap_bytes" => self.tree_swap_bytes,
+            "tree_processes" => self.tree_processes,
+            "main_rss_bytes" => self.main_rss_bytes,
+            "main_pss_bytes" => self.main_pss_bytes,
+            "main_uss_bytes" => self.main_uss_bytes,
+            "workers_rss_bytes" => self.workers_rss_bytes,
+            "workers_pss_bytes" => self.workers_pss_bytes,
+            "workers_uss_bytes" => self.workers_uss_bytes,
+            "workers_count" => self.workers_count,
+            "cgroup_usage_bytes" => self.cgroup_usage_bytes,
+            "cgroup_limit_bytes" => self.cgroup_limit_bytes,
+            "cgroup_working_set_bytes" => self.cgroup_working_set_bytes,
+            "cgroup_anon_bytes" => self.cgroup_anon_bytes,
+            "cgroup_file_bytes" => self.cgroup_file_bytes,
+            "cgroup_shmem_bytes" => self.cgroup_shmem_bytes,
+            "cgroup_oom_kills" => self.cgroup_oom_kills,
+            "system_used_bytes" => self.system_used_bytes,
+            "shm_used_bytes" => self.shm_used_bytes,
+            "gpu_tree_used_bytes" => self.gpu_tree_used_bytes,
+            // Pages the workers map but do not own: what copy-on-write can still copy.
+            "workers_shared_bytes" => Some(self.workers_rss_bytes?.saturating_sub(self.workers_uss_bytes?)),
             _ => None,
         }
     }

@@ -78,6 +78,7 @@ pub(crate) fn parse_timeline(path: &Path, text: &str) -> Result<Timeline, Timeli
         .map_err(|e| malformed(path, 2, format!("bad header: {e}")))?
         .clone();
     let expected: Vec<&str> = super::COLUMNS.iter().map(|(n, _)| *n).collect();
+    let expected = if meta_version(first) == Some(1) { &expected[..super::FORMAT_1_COLUMNS] } else { &expected[..] };
     if header.iter().collect::<Vec<_>>() != expected {
         return Err(malformed(path, 2, "header does not list the timeline columns"));
     }
@@ -99,6 +100,10 @@ pub(crate) fn parse_timeline(path: &Path, text: &str) -> Result<Timeline, Timeli
     Ok(Timeline { meta, rows, truncated })
 }
 
+fn meta_version(line: &str) -> Option<u32> {
+    line.split_whitespace().find_map(|f| f.strip_prefix("format=")).and_then(|v| v.parse().ok())
+}
+
 fn parse_meta(line: &str) -> Result<TimelineMeta, String> {
     let rest = line
         .strip_prefix("# profiler-timeline ")
@@ -115,11 +120,13 @@ fn parse_meta(line: &str) -> Result<TimelineMeta, String> {
             }
             "mem_limit_source" => meta.mem_limit_source = Some(value.to_string()),
             "gpu" => meta.gpu = Some(value.to_string()),
+            "recorder" => meta.recorder = Some(value.to_string()),
+            "window_s" => meta.window_s = value.parse().ok(),
             _ => {} // unknown facts from a newer writer are ignored
         }
     }
     match version {
-        Some(FORMAT_VERSION) => Ok(meta),
+        Some(1) | Some(FORMAT_VERSION) => Ok(meta),
         Some(v) => Err(format!("format {v} is not supported (this build reads {FORMAT_VERSION})")),
         None => Err("missing format version".into()),
     }
@@ -133,7 +140,7 @@ mod tests {
     fn sample_text() -> String {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
-        let meta = TimelineMeta { mem_limit_bytes: Some(1 << 30), mem_limit_source: Some("meminfo".into()), gpu: None };
+        let meta = TimelineMeta { mem_limit_bytes: Some(1 << 30), mem_limit_source: Some("meminfo".into()), ..TimelineMeta::default() };
         let mut w = TimelineWriter::create(&path, &meta).unwrap();
         for i in 0..3 {
             let row = Row { t_s: i as f64, phase: "epoch_end".into(), epoch: Some(i), rss_bytes: Some(100 + i as u64), ..Row::default() };
@@ -172,7 +179,7 @@ mod tests {
     fn foreign_file_is_rejected() {
         let err = parse_timeline(Path::new("x.csv"), "a,b\n1,2\n").unwrap_err().to_string();
         assert!(err.contains("x.csv:1:") && err.contains("not a profiler timeline"), "{err}");
-        let header_only = format!("# profiler-timeline format=1\n{}\n", COLUMNS.iter().map(|c| c.0).collect::<Vec<_>>().join(","));
+        let header_only = format!("# profiler-timeline format=2\n{}\n", COLUMNS.iter().map(|c| c.0).collect::<Vec<_>>().join(","));
         let err = parse_timeline(Path::new("x.csv"), &header_only).unwrap_err().to_string();
         assert!(err.contains("no complete row"), "{err}");
         let err = parse_timeline(Path::new("x.csv"), "# profiler-timeline format=9\n").unwrap_err().to_string();

@@ -1,0 +1,423 @@
+//! Watching a command, or a running process, from outside: its whole process tree sampled
+//! at an interval and at every boundary (log lines, markers, fixed windows), written as
+//! the same `timeline.csv` that `run` writes, plus `processes.csv`. The same analysis and
+//! reports read it.
+//!
+//! ```text
+//!  child stdout/stderr ──pump──▶ terminal (unchanged)      marker socket ──▶ ┐
+//!                         └─ lines ─▶ LogMatcher ─▶ boundary ──────────────▶ ├─▶ event loop ─▶ sample tree ─▶ timeline.csv
+//!  interval / window ticks, child exit, signals ─────────────────────────▶ ┘                            └─▶ processes.csv
+//! ```
+
+mod logscan;
+pub mod markers;
+mod sample;
+pub mod tree;
+
+pub use logscan::{LogMatcher, DEFAULT_EPOCH_PATTERN};
+pub use sample::{ProcRow, TreeSampler, PROCESS_COLUMNS};
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use profiler_api::{Boundary, Phase};
+use regex::Regex;
+
+use crate::cgroup::MemoryCgroup;
+use crate::error::Error;
+use crate::limits::memory_limit;
+use crate::source::{Source, SystemSource};
+use crate::timeline::{Row, TimelineMeta, TimelineWriter};
+use markers::{MarkerSocket, MARKER_ENV};
+
+/// What to watch.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// Start this command (program and arguments) and watch it until it exits.
+    Command(Vec<OsString>),
+    /// Watch this running process until it exits or the watch is interrupted.
+    Pid(u32),
+}
+
+/// How to watch.
+pub struct WatchOptions {
+    /// Time between samples.
+    pub interval: Duration,
+    /// Log lines matching this are epoch boundaries (`None`: logs mark no epochs).
+    pub epoch_pattern: Option<Regex>,
+    /// Log lines matching a pattern are boundaries of that name.
+    pub phases: Vec<(String, Regex)>,
+    /// Fixed windows as epochs, for programs that mark nothing.
+    pub window: Option<Duration>,
+    /// The tree's PSS may not pass this.
+    pub max_memory: Option<u64>,
+    /// Stop the child when it passes `max_memory` (after writing the report).
+    pub kill_at_limit: bool,
+    /// Time between SIGTERM and SIGKILL when stopping the child.
+    pub kill_grace: Duration,
+    /// Called with each epoch-end row (e.g. to print a status line).
+    pub on_epoch: Option<Box<dyn FnMut(&Row) + Send>>,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            interval: Duration::from_secs(1),
+            epoch_pattern: Some(Regex::new(DEFAULT_EPOCH_PATTERN).expect("valid default pattern")),
+            phases: Vec::new(),
+            window: None,
+            max_memory: None,
+            kill_at_limit: false,
+            kill_grace: Duration::from_secs(5),
+            on_epoch: None,
+        }
+    }
+}
+
+/// How the watched program ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Exited with this code.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+    /// `--pid`: the process ended (its exit code belongs to its parent).
+    Ended,
+    /// `--pid`: the watch was interrupted; the process still runs.
+    Detached,
+}
+
+impl Exit {
+    /// The exit code a shell would show for it.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(s) => 128 + s,
+            Exit::Ended | Exit::Detached => 0,
+        }
+    }
+}
+
+/// What a watch produced.
+#[derive(Clone, Debug)]
+pub struct Watched {
+    /// How the program ended.
+    pub exit: Exit,
+    /// The OOM killer ended it (SIGKILL while its cgroup's OOM-kill counter rose).
+    pub oom_killed: bool,
+    /// Seconds into the watch when the tree passed `--max-memory`, if it did.
+    pub max_memory_passed_at: Option<f64>,
+    /// Marker datagrams dropped as malformed or foreign.
+    pub markers_rejected: u64,
+    /// Markers accepted.
+    pub markers_received: u64,
+}
+
+/// Check a target before anything runs: the command exists and is executable, or the
+/// pid exists and its memory is readable by us.
+pub fn check_target(target: &Target) -> Result<(), Error> {
+    match target {
+        Target::Command(argv) => {
+            let program = argv.first().ok_or_else(|| Error::Config("no command given".into()))?;
+            find_program(program).map(|_| ())
+        }
+        Target::Pid(pid) => {
+            let dir = PathBuf::from(format!("/proc/{pid}"));
+            if !dir.exists() {
+                return Err(Error::Config(format!("no process with pid {pid}")));
+            }
+            std::fs::read_to_string(dir.join("smaps_rollup")).map(|_| ()).map_err(|e| {
+                Error::Config(format!(
+                    "cannot read the memory of pid {pid} ({e}): it belongs to another user; run diagnose as that user or as root"
+                ))
+            })
+        }
+    }
+}
+
+/// The program's path: as given when it holds a slash, else the first match on PATH.
+fn find_program(program: &OsString) -> Result<PathBuf, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| p.is_file() && p.metadata().is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+    let path = Path::new(program);
+    let shown = path.display().to_string();
+    if program.to_string_lossy().contains('/') {
+        return if executable(path) { Ok(path.to_path_buf()) } else { Err(Error::Config(format!("command not found or not executable: {shown}"))) };
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join(path))
+        .find(|p| executable(p))
+        .ok_or_else(|| Error::Config(format!("command not found: {shown} (not on PATH)")))
+}
+
+/// Something the event loop reacts to.
+enum Event {
+    Boundary { boundary: Boundary, from_marker: bool },
+    Exited(ExitStatus),
+    Signal(i32),
+}
+
+/// Frequent boundaries are counted, not sampled: the interval sampler covers them, and a
+/// tree sample per training step would cost the trainer time.
+fn is_frequent(phase: &Phase) -> bool {
+    matches!(phase, Phase::EpisodeEnd | Phase::TripletEnd)
+}
+
+/// Watch `target`, writing `timeline.csv` and `processes.csv` into `out_dir` (which
+/// must exist), until it exits (or, for a pid, until interrupted). Reports are not
+/// written here, except before stopping a child at `--max-memory`.
+pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<Watched, Error> {
+    check_target(target)?;
+    let (tx, rx) = mpsc::channel::<Event>();
+    let socket = MarkerSocket::bind().map_err(|e| Error::Config(format!("cannot create the marker socket: {e}")))?;
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    {
+        let (tx, received) = (tx.clone(), received.clone());
+        socket
+            .listen(move |m| {
+                received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _ = tx.send(Event::Boundary { boundary: m.boundary, from_marker: true });
+            })
+            .map_err(|e| Error::Config(format!("cannot listen on the marker socket: {e}")))?;
+    }
+    forward_signals(tx.clone())?;
+
+    let started = Instant::now();
+    let (root, mut child, pumps) = match target {
+        Target::Command(argv) => {
+            let (child, pumps) = spawn(argv, &socket, &opts, tx.clone())?;
+            (child.id(), Some(child), pumps)
+        }
+        Target::Pid(pid) => (*pid, None, Vec::new()),
+    };
+    let child_pid = child.as_ref().map(|c| c.id());
+    if let Some(c) = child.take() {
+        wait_in_background(c, tx.clone());
+    }
+    drop(tx);
+
+    let cgroup = MemoryCgroup::of(Some(root)).or_else(|| MemoryCgroup::of(None));
+    let oom_before = cgroup.as_ref().and_then(|c| c.read().oom_kills);
+    let mut sampler = TreeSampler::new(root, out_dir)?;
+    let limit = memory_limit();
+    let meta = TimelineMeta {
+        mem_limit_bytes: limit.as_ref().map(|l| l.bytes),
+        mem_limit_source: limit.map(|l| l.source.to_string()),
+        gpu: Some(sampler.gpu_status().to_token()),
+        recorder: Some("watch".into()),
+        window_s: opts.window.map(|w| w.as_secs_f64()),
+    };
+    let mut rec = Recorder {
+        started,
+        writer: TimelineWriter::create(&out_dir.join("timeline.csv"), &meta)?,
+        system: SystemSource::new(cgroup.clone(), false),
+        sampler: &mut sampler,
+    };
+
+    rec.record(Boundary::new(Phase::Start))?;
+    let mut next_sample = started + opts.interval;
+    let mut next_window = opts.window.map(|w| started + w);
+    let mut window_index = 0u32;
+    let mut marker_epochs = false;
+    let mut passed_at: Option<f64> = None;
+    let mut stop_deadline: Option<Instant> = None;
+    let exit = loop {
+        let now = Instant::now();
+        let due = next_window.map_or(next_sample, |w| w.min(next_sample));
+        let event = rx.recv_timeout(due.saturating_duration_since(now));
+        let row = match event {
+            Ok(Event::Boundary { boundary, from_marker }) => {
+                let is_epoch = boundary.phase == Phase::EpochEnd;
+                marker_epochs |= from_marker && is_epoch;
+                // Markers say more than logs; fixed windows replace both as epochs.
+                let superseded = is_epoch && ((!from_marker && marker_epochs) || opts.window.is_some());
+                if superseded || is_frequent(&boundary.phase) {
+                    continue;
+                }
+                rec.record(boundary)?
+            }
+            Ok(Event::Exited(status)) => break exit_of(status),
+            Ok(Event::Signal(sig)) => match child_pid {
+                // Ctrl-C reaches the child through the terminal; other signals are passed on.
+                Some(pid) if sig != libc::SIGINT => {
+                    unsafe { libc::kill(pid as i32, sig) };
+                    continue;
+                }
+                Some(_) => continue,
+                None => break Exit::Detached,
+            },
+            Err(RecvTimeoutError::Disconnected) => break Exit::Ended,
+            Err(RecvTimeoutError::Timeout) => {
+                let now = Instant::now();
+                if next_window.is_some_and(|w| now >= w) {
+                    next_window = opts.window.map(|w| now + w);
+                    window_index += 1;
+                    rec.record(Boundary::new(Phase::EpochEnd).epoch(window_index - 1).label("window"))?
+                } else {
+                    next_sample = now + opts.interval;
+                    let row = rec.record(Boundary::new(Phase::Custom("sample".into())))?;
+                    if child_pid.is_none() && row.tree_processes.is_none() {
+                        break Exit::Ended; // the watched pid is gone
+                    }
+                    row
+                }
+            }
+        };
+        if row.phase == "epoch_end" {
+            if let Some(f) = &mut opts.on_epoch {
+                f(&row);
+            }
+        }
+        if let (Some(max), Some(pss), None) = (opts.max_memory, row.tree_pss_bytes, passed_at) {
+            if pss > max {
+                passed_at = Some(row.t_s);
+                let mut b = Boundary::new(Phase::Custom("max_memory".into())).label(format!("tree PSS {pss} > {max}"));
+                b.epoch = row.epoch;
+                rec.record(b)?;
+                if opts.kill_at_limit {
+                    // The report first, so that it exists whatever happens to the tree.
+                    crate::report::rebuild(out_dir)?;
+                    stop_deadline = Some(Instant::now() + opts.kill_grace);
+                    terminate(root, libc::SIGTERM);
+                }
+            }
+        }
+        if stop_deadline.is_some_and(|d| Instant::now() >= d) {
+            terminate(root, libc::SIGKILL);
+            stop_deadline = None;
+        }
+    };
+
+    // Lines printed just before the exit are still in the pipes: read them first.
+    let drain_until = Instant::now() + Duration::from_secs(2);
+    for p in pumps {
+        while !p.is_finished() && Instant::now() < drain_until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    while let Ok(Event::Boundary { boundary, from_marker }) = rx.try_recv() {
+        let superseded = boundary.phase == Phase::EpochEnd && ((!from_marker && marker_epochs) || opts.window.is_some());
+        if !superseded && !is_frequent(&boundary.phase) {
+            rec.record(boundary)?;
+        }
+    }
+
+    let oom_after = cgroup.as_ref().and_then(|c| c.read().oom_kills);
+    let oom_killed = exit == Exit::Signal(libc::SIGKILL) && matches!((oom_before, oom_after), (Some(a), Some(b)) if b > a);
+    let mut label = match exit {
+        Exit::Code(c) => format!("exit={c}"),
+        Exit::Signal(s) => format!("signal={s}"),
+        Exit::Ended => "ended".into(),
+        Exit::Detached => "detached".into(),
+    };
+    if oom_killed {
+        label.push_str(&format!(" oom_kill={}->{}", oom_before.unwrap_or(0), oom_after.unwrap_or(0)));
+    }
+    rec.record(Boundary::new(Phase::Finish).label(label))?;
+    Ok(Watched {
+        exit,
+        oom_killed,
+        max_memory_passed_at: passed_at,
+        markers_rejected: socket.rejected(),
+        markers_received: received.load(std::sync::atomic::Ordering::Relaxed),
+    })
+}
+
+/// Takes a sample at each boundary and appends it.
+struct Recorder<'a> {
+    started: Instant,
+    writer: TimelineWriter,
+    system: SystemSource,
+    sampler: &'a mut TreeSampler,
+}
+
+impl Recorder<'_> {
+    fn record(&mut self, b: Boundary) -> Result<Row, Error> {
+        let mut row = Row {
+            t_s: self.started.elapsed().as_secs_f64(),
+            phase: b.phase.as_str().to_string(),
+            epoch: b.epoch,
+            episode: b.episode,
+            label: b.label,
+            user_bytes: b.user_bytes,
+            ..Row::default()
+        };
+        self.sampler.sample(&mut row)?;
+        self.system.sample(&mut row);
+        self.writer.append(&row)?;
+        Ok(row)
+    }
+}
+
+fn exit_of(status: ExitStatus) -> Exit {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => Exit::Code(c),
+        (None, Some(s)) => Exit::Signal(s),
+        (None, None) => Exit::Ended,
+    }
+}
+
+/// Start the command with its output piped through us (so log lines can be matched),
+/// stdin inherited, and the marker socket's path in its environment.
+fn spawn(argv: &[OsString], socket: &MarkerSocket, opts: &WatchOptions, tx: Sender<Event>) -> Result<(Child, Vec<std::thread::JoinHandle<()>>), Error> {
+    let program = find_program(&argv[0])?;
+    let mut cmd = Command::new(&program);
+    cmd.args(&argv[1..]).stdin(Stdio::inherit()).stdout(Stdio::piped()).stderr(Stdio::piped()).env(MARKER_ENV, socket.path());
+    // Python block-buffers a piped stdout, which would hold back its epoch lines.
+    if std::env::var_os("PYTHONUNBUFFERED").is_none() {
+        cmd.env("PYTHONUNBUFFERED", "1");
+    }
+    let mut child = cmd.spawn().map_err(|e| Error::Config(format!("cannot start {}: {e}", program.display())))?;
+    let matcher = Arc::new(Mutex::new(LogMatcher::new(opts.epoch_pattern.clone(), opts.phases.clone())));
+    let deliver = move |tx: Sender<Event>| move |b: Boundary| {
+        let _ = tx.send(Event::Boundary { boundary: b, from_marker: false });
+    };
+    let out = child.stdout.take().expect("piped");
+    let err = child.stderr.take().expect("piped");
+    let (m1, m2) = (matcher.clone(), matcher);
+    let d1 = deliver(tx.clone());
+    let d2 = deliver(tx);
+    let pumps = vec![
+        std::thread::spawn(move || logscan::pump(out, std::io::stdout(), m1, d1)),
+        std::thread::spawn(move || logscan::pump(err, std::io::stderr(), m2, d2)),
+    ];
+    Ok((child, pumps))
+}
+
+fn wait_in_background(mut child: Child, tx: Sender<Event>) {
+    std::thread::spawn(move || {
+        if let Ok(status) = child.wait() {
+            let _ = tx.send(Event::Exited(status));
+        }
+    });
+}
+
+/// SIGINT, SIGTERM and SIGHUP become events instead of ending us: the report must still
+/// be written, and the child decides how it ends.
+fn forward_signals(tx: Sender<Event>) -> Result<(), Error> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| Error::Config(format!("cannot handle signals: {e}")))?;
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if tx.send(Event::Signal(sig)).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Send `sig` to every process of the tree under `root`, the root last so its children
+/// are not orphaned first.
+fn terminate(root: u32, sig: i32) {
+    let members = tree::members(root);
+    for (pid, _) in members.iter().rev() {
+        unsafe { libc::kill(*pid as i32, sig) };
+    }
+}

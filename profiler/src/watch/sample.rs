@@ -1,0 +1,227 @@
+//! One sample of a watched tree: its processes' memory summed per role into a timeline
+//! row, and one `processes.csv` row per process, streamed and flushed like the timeline.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use nvml_wrapper::enums::device::UsedGpuMemory;
+use nvml_wrapper::Nvml;
+use serde::Serialize;
+
+use super::tree::{read_tree, Proc, Role};
+use crate::error::Error;
+use crate::source::GpuStatus;
+use crate::timeline::Row;
+
+/// One row of `processes.csv`.
+#[derive(Debug, Serialize)]
+pub struct ProcRow<'a> {
+    /// Seconds since the watch started (the timeline's `t_s`).
+    pub t_s: f64,
+    /// The timeline row's phase (`sample`, `epoch_end`, ...).
+    pub phase: &'a str,
+    /// Process id.
+    pub pid: u32,
+    /// Parent's id.
+    pub ppid: u32,
+    /// launcher / main / worker.
+    pub role: &'static str,
+    /// Command name (comm), never the command line.
+    pub name: &'a str,
+    /// Resident set size.
+    pub rss_bytes: Option<u64>,
+    /// Proportional set size.
+    pub pss_bytes: Option<u64>,
+    /// Unique set size.
+    pub uss_bytes: Option<u64>,
+    /// Swapped out.
+    pub swap_bytes: Option<u64>,
+    /// GPU memory of this process (NVML), summed over devices.
+    pub gpu_bytes: Option<u64>,
+}
+
+/// `processes.csv`'s columns and what they hold (the README's table).
+pub const PROCESS_COLUMNS: &[(&str, &str)] = &[
+    ("t_s", "seconds since the watch started, as in timeline.csv"),
+    ("phase", "the phase of the timeline row taken at the same moment (sample, epoch_end, ...)"),
+    ("pid", "process id"),
+    ("ppid", "parent process id"),
+    ("role", "launcher (a wrapper above the trainer: bash, env, ...), main (the trainer), worker (any descendant of the trainer: DataLoader workers, subprocesses)"),
+    ("name", "command name (/proc/PID/comm, 15 bytes at most); command lines and environments are never recorded"),
+    ("rss_bytes", "resident set size"),
+    ("pss_bytes", "proportional set size: each shared page divided among its sharers"),
+    ("uss_bytes", "unique set size: Private_Clean + Private_Dirty"),
+    ("swap_bytes", "swapped-out memory"),
+    ("gpu_bytes", "GPU memory of this process, all devices (NVML); empty without a driver or when it holds none"),
+];
+
+/// GPU memory per process, from NVML (absent without a driver).
+struct TreeGpu {
+    nvml: Nvml,
+}
+
+impl TreeGpu {
+    /// (per-pid bytes over all devices, device used summed over the devices the tree is on).
+    fn read(&self, pids: &[u32]) -> (HashMap<u32, u64>, Option<u64>) {
+        let mut per_pid = HashMap::new();
+        let mut device_used: Option<u64> = None;
+        let count = self.nvml.device_count().unwrap_or(0);
+        for i in 0..count {
+            let Ok(dev) = self.nvml.device_by_index(i) else { continue };
+            let mut on_it = false;
+            for p in dev.running_compute_processes().unwrap_or_default().into_iter().chain(dev.running_graphics_processes().unwrap_or_default()) {
+                if pids.contains(&p.pid) {
+                    on_it = true;
+                    let b = match p.used_gpu_memory {
+                        UsedGpuMemory::Used(b) => b,
+                        UsedGpuMemory::Unavailable => 0,
+                    };
+                    *per_pid.entry(p.pid).or_insert(0) += b;
+                }
+            }
+            if on_it {
+                *device_used.get_or_insert(0) += dev.memory_info().map_or(0, |m| m.used);
+            }
+        }
+        (per_pid, device_used)
+    }
+}
+
+/// Samples the tree under one root.
+pub struct TreeSampler {
+    root: u32,
+    gpu: Option<TreeGpu>,
+    gpu_status: GpuStatus,
+    procs_out: csv::Writer<File>,
+    procs_path: PathBuf,
+}
+
+impl TreeSampler {
+    /// Sample the tree under `root`, writing `processes.csv` in `dir`.
+    pub fn new(root: u32, dir: &Path) -> Result<Self, Error> {
+        let procs_path = dir.join("processes.csv");
+        let file = File::create(&procs_path).map_err(|source| Error::Output { path: procs_path.clone(), source })?;
+        let (gpu, gpu_status) = match Nvml::init() {
+            Ok(nvml) => {
+                let status = match nvml.device_count() {
+                    Ok(n) if n > 0 => {
+                        let name = nvml.device_by_index(0).and_then(|d| d.name()).unwrap_or_default();
+                        GpuStatus::Active { name: format!("{n}x {name}") }
+                    }
+                    Ok(_) => GpuStatus::NoDevice("no GPU present".into()),
+                    Err(e) => GpuStatus::NoDevice(e.to_string()),
+                };
+                (Some(TreeGpu { nvml }), status)
+            }
+            Err(e) => (None, GpuStatus::NoDriver(e.to_string())),
+        };
+        Ok(TreeSampler { root, gpu, gpu_status, procs_out: csv::Writer::from_writer(file), procs_path })
+    }
+
+    /// Whether NVML is readable, and if not why.
+    pub fn gpu_status(&self) -> &GpuStatus {
+        &self.gpu_status
+    }
+
+    /// Read the tree now, fill the tree and role columns of `row` and append one
+    /// `processes.csv` row per process. Returns the processes read (empty: root gone).
+    pub fn sample(&mut self, row: &mut Row) -> Result<Vec<Proc>, Error> {
+        let procs = read_tree(self.root);
+        let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
+        let (gpu_per_pid, gpu_device) = self.gpu.as_ref().map(|g| g.read(&pids)).unwrap_or_default();
+        fill_row(row, &procs);
+        if self.gpu.is_some() && !procs.is_empty() {
+            row.gpu_tree_used_bytes = Some(gpu_per_pid.values().sum());
+            row.gpu_device_used_bytes = gpu_device;
+        }
+        for p in &procs {
+            let m = p.mem;
+            let r = ProcRow {
+                t_s: row.t_s,
+                phase: &row.phase,
+                pid: p.pid,
+                ppid: p.ppid,
+                role: p.role.as_str(),
+                name: &p.name,
+                rss_bytes: m.map(|m| m.rss),
+                pss_bytes: m.map(|m| m.pss),
+                uss_bytes: m.map(|m| m.uss),
+                swap_bytes: m.map(|m| m.swap),
+                gpu_bytes: gpu_per_pid.get(&p.pid).copied(),
+            };
+            self.procs_out.serialize(r).map_err(|e| self.output_error(e.to_string()))?;
+        }
+        self.procs_out.flush().map_err(|e| self.output_error(e.to_string()))?;
+        Ok(procs)
+    }
+
+    fn output_error(&self, message: String) -> Error {
+        Error::Output { path: self.procs_path.clone(), source: std::io::Error::other(message) }
+    }
+}
+
+/// Sum the processes' memory into the row's tree, main and workers columns.
+pub fn fill_row(row: &mut Row, procs: &[Proc]) {
+    if procs.is_empty() {
+        return;
+    }
+    let sum = |f: &dyn Fn(&Proc) -> bool, g: fn(&super::tree::ProcMem) -> u64| -> u64 {
+        procs.iter().filter(|p| f(p)).filter_map(|p| p.mem.as_ref()).map(g).sum()
+    };
+    let all = |_: &Proc| true;
+    let main = |p: &Proc| p.role == Role::Main;
+    let worker = |p: &Proc| p.role == Role::Worker;
+    row.tree_rss_bytes = Some(sum(&all, |m| m.rss));
+    row.tree_pss_bytes = Some(sum(&all, |m| m.pss));
+    row.tree_uss_bytes = Some(sum(&all, |m| m.uss));
+    row.tree_swap_bytes = Some(sum(&all, |m| m.swap));
+    row.tree_processes = Some(procs.len() as u64);
+    if procs.iter().any(|p| main(p) && p.mem.is_some()) {
+        row.main_rss_bytes = Some(sum(&main, |m| m.rss));
+        row.main_pss_bytes = Some(sum(&main, |m| m.pss));
+        row.main_uss_bytes = Some(sum(&main, |m| m.uss));
+    }
+    let workers = procs.iter().filter(|p| worker(p) && p.mem.is_some()).count() as u64;
+    row.workers_count = Some(workers);
+    if workers > 0 {
+        row.workers_rss_bytes = Some(sum(&worker, |m| m.rss));
+        row.workers_pss_bytes = Some(sum(&worker, |m| m.pss));
+        row.workers_uss_bytes = Some(sum(&worker, |m| m.uss));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tree::ProcMem;
+    use super::*;
+
+    #[test]
+    fn rows_sum_per_role() {
+        let mem = |rss, pss, uss| Some(ProcMem { rss, pss, uss, swap: 1 });
+        let procs = vec![
+            Proc { pid: 1, ppid: 0, role: Role::Launcher, name: "bash".into(), mem: mem(4, 2, 1) },
+            Proc { pid: 2, ppid: 1, role: Role::Main, name: "python".into(), mem: mem(100, 60, 40) },
+            Proc { pid: 3, ppid: 2, role: Role::Worker, name: "python".into(), mem: mem(90, 30, 10) },
+            Proc { pid: 4, ppid: 2, role: Role::Worker, name: "python".into(), mem: mem(90, 30, 12) },
+            Proc { pid: 5, ppid: 2, role: Role::Worker, name: "python".into(), mem: None },
+        ];
+        let mut row = Row::default();
+        fill_row(&mut row, &procs);
+        assert_eq!((row.tree_rss_bytes, row.tree_pss_bytes, row.tree_uss_bytes, row.tree_swap_bytes), (Some(284), Some(122), Some(63), Some(4)));
+        assert_eq!((row.main_uss_bytes, row.workers_uss_bytes, row.workers_count, row.tree_processes), (Some(40), Some(22), Some(2), Some(5)));
+        assert_eq!(row.series("workers_shared_bytes"), Some(158));
+        let mut alone = Row::default();
+        fill_row(&mut alone, &procs[1..2]);
+        assert_eq!((alone.workers_count, alone.workers_uss_bytes), (Some(0), None));
+    }
+
+    #[test]
+    fn process_columns_match_the_struct() {
+        let mut w = csv::Writer::from_writer(vec![]);
+        w.serialize(ProcRow { t_s: 0.0, phase: "", pid: 0, ppid: 0, role: "main", name: "", rss_bytes: None, pss_bytes: None, uss_bytes: None, swap_bytes: None, gpu_bytes: None }).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        assert_eq!(header, PROCESS_COLUMNS.iter().map(|c| c.0).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,234 @@
+//! A process tree read from procfs: who is in it (the root and every descendant, found
+//! through `/proc/<pid>/task/<tid>/children`, or a scan of /proc where the kernel lacks
+//! that file), what role each plays, and what memory each holds (`smaps_rollup`).
+//!
+//! Roles: wrappers at the top of the tree (a shell running `train.sh`, `env`, `nohup`,
+//! ...) are the *launcher*; the first process below them that is not a thin wrapper is
+//! the *main* process (the trainer); its descendants are *workers* (DataLoader workers,
+//! subprocesses).
+
+use std::fs;
+
+/// What a process does in the tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A wrapper above the main process (a shell, env, nohup, ...).
+    Launcher,
+    /// The trainer itself.
+    Main,
+    /// A descendant of the main process.
+    Worker,
+}
+
+impl Role {
+    /// The name written in `processes.csv`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Launcher => "launcher",
+            Role::Main => "main",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+/// Commands that only start another: when one has a single child, the child is the job.
+const WRAPPERS: &[&str] = &["sh", "bash", "dash", "zsh", "env", "nohup", "timeout", "time", "stdbuf", "setsid", "nice", "taskset", "numactl", "uv", "conda", "chrt", "ionice", "xargs", "script"];
+
+/// Memory of one process from `smaps_rollup`, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcMem {
+    /// Resident set size.
+    pub rss: u64,
+    /// Proportional set size: shared pages split among their sharers.
+    pub pss: u64,
+    /// Unique set size: Private_Clean + Private_Dirty.
+    pub uss: u64,
+    /// Swapped out.
+    pub swap: u64,
+}
+
+/// One process of the tree at one sample.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proc {
+    /// Process id.
+    pub pid: u32,
+    /// Parent's id.
+    pub ppid: u32,
+    /// Its role.
+    pub role: Role,
+    /// The command name (`comm`, at most 15 bytes): never the command line, which can
+    /// hold tokens and passwords.
+    pub name: String,
+    /// Its memory; `None` if it vanished or turned zombie while being read.
+    pub mem: Option<ProcMem>,
+}
+
+/// (ppid, comm) of a process, from `/proc/<pid>/stat` (comm may hold spaces and parens).
+pub fn parse_stat(text: &str) -> Option<(u32, String)> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let name = text.get(open + 1..close)?.to_string();
+    let mut rest = text.get(close + 1..)?.split_whitespace();
+    let _state = rest.next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((ppid, name))
+}
+
+/// Memory from the text of `/proc/<pid>/smaps_rollup`.
+pub fn parse_rollup(text: &str) -> Option<ProcMem> {
+    let mut m = ProcMem::default();
+    let mut seen = false;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else { continue };
+        let Some(kb) = value.trim().strip_suffix("kB").and_then(|v| v.trim().parse::<u64>().ok()) else { continue };
+        let bytes = kb * 1024;
+        match key {
+            "Rss" => {
+                m.rss = bytes;
+                seen = true;
+            }
+            "Pss" => m.pss = bytes,
+            "Private_Clean" | "Private_Dirty" => m.uss += bytes,
+            "Swap" => m.swap = bytes,
+            _ => {}
+        }
+    }
+    seen.then_some(m)
+}
+
+/// The children of `pid`, through every thread's `children` file; `None` if the kernel
+/// has no such file (CONFIG_PROC_CHILDREN off) or the process is gone.
+fn children(pid: u32) -> Option<Vec<u32>> {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut out = Vec::new();
+    for task in tasks.flatten() {
+        let text = fs::read_to_string(task.path().join("children")).ok()?;
+        out.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+    }
+    Some(out)
+}
+
+/// Every (pid, ppid) on the machine, for kernels without `children` files.
+fn all_parents() -> Vec<(u32, u32)> {
+    let Ok(dir) = fs::read_dir("/proc") else { return vec![] };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?.0)))
+        .collect()
+}
+
+/// The root and its descendants as (pid, ppid), parents before children.
+pub fn members(root: u32) -> Vec<(u32, u32)> {
+    let root_ppid = fs::read_to_string(format!("/proc/{root}/stat")).ok().and_then(|t| parse_stat(&t)).map_or(0, |s| s.0);
+    let mut out = vec![(root, root_ppid)];
+    let mut i = 0;
+    let mut scanned: Option<Vec<(u32, u32)>> = None;
+    while i < out.len() {
+        let pid = out[i].0;
+        let kids = match children(pid) {
+            Some(k) => k,
+            None => {
+                let all = scanned.get_or_insert_with(all_parents);
+                all.iter().filter(|(_, pp)| *pp == pid).map(|(p, _)| *p).collect()
+            }
+        };
+        out.extend(kids.into_iter().filter(|k| !out.iter().any(|(p, _)| p == k)).map(|k| (k, pid)).collect::<Vec<_>>());
+        i += 1;
+    }
+    out
+}
+
+/// Assign roles: wrappers with exactly one child are launchers, down to the first process
+/// that is not; that one is the main process; everything below it is a worker.
+pub fn assign_roles(root: u32, procs: &mut [Proc]) {
+    let mut main = root;
+    loop {
+        let Some(p) = procs.iter().find(|p| p.pid == main) else { break };
+        let kids: Vec<u32> = procs.iter().filter(|c| c.ppid == main && c.pid != main).map(|c| c.pid).collect();
+        if kids.len() == 1 && WRAPPERS.contains(&p.name.as_str()) {
+            main = kids[0];
+        } else {
+            break;
+        }
+    }
+    // Parents come before children in `procs`, so one pass sees each parent's role first.
+    for i in 0..procs.len() {
+        let role = if procs[i].pid == main {
+            Role::Main
+        } else if procs[i].pid == root {
+            Role::Launcher
+        } else {
+            let parent = procs[i].ppid;
+            match procs[..i].iter().find(|p| p.pid == parent).map(|p| p.role) {
+                Some(Role::Main) | Some(Role::Worker) => Role::Worker,
+                _ => Role::Launcher,
+            }
+        };
+        procs[i].role = role;
+    }
+}
+
+/// Read the whole tree under `root` now. Empty if the root is gone.
+pub fn read_tree(root: u32) -> Vec<Proc> {
+    let mut procs: Vec<Proc> = members(root)
+        .into_iter()
+        .filter_map(|(pid, ppid)| {
+            let (_, name) = parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+            let mem = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok().and_then(|t| parse_rollup(&t));
+            Some(Proc { pid, ppid, role: Role::Worker, name, mem })
+        })
+        .collect();
+    assign_roles(root, &mut procs);
+    procs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_odd_names() {
+        assert_eq!(parse_stat("42 (pt_data_worker) S 7 42 1 0"), Some((7, "pt_data_worker".into())));
+        assert_eq!(parse_stat("42 (a) b) (c) R 9 1"), Some((9, "a) b) (c".into())));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn rollup_uss_is_private_clean_plus_dirty() {
+        let text = "55-77 ---p 0 0 [rollup]\nRss: 1736 kB\nPss: 530 kB\nShared_Clean: 1544 kB\nPrivate_Clean: 80 kB\nPrivate_Dirty: 112 kB\nSwap: 4 kB\nSwapPss: 4 kB\n";
+        assert_eq!(parse_rollup(text), Some(ProcMem { rss: 1736 * 1024, pss: 530 * 1024, uss: 192 * 1024, swap: 4 * 1024 }));
+        assert_eq!(parse_rollup(""), None);
+    }
+
+    fn proc(pid: u32, ppid: u32, name: &str) -> Proc {
+        Proc { pid, ppid, role: Role::Worker, name: name.into(), mem: None }
+    }
+
+    #[test]
+    fn roles_skip_wrappers() {
+        // bash train.sh -> python (main) -> 2 workers, one with a child of its own.
+        let mut t = vec![proc(1, 0, "bash"), proc(2, 1, "python"), proc(3, 2, "python"), proc(4, 2, "pt_worker"), proc(5, 4, "sh")];
+        assign_roles(1, &mut t);
+        let roles: Vec<_> = t.iter().map(|p| p.role).collect();
+        assert_eq!(roles, [Role::Launcher, Role::Main, Role::Worker, Role::Worker, Role::Worker]);
+        // A shell running two commands is the main process itself.
+        let mut t = vec![proc(1, 0, "bash"), proc(2, 1, "python"), proc(3, 1, "python")];
+        assign_roles(1, &mut t);
+        assert_eq!(t[0].role, Role::Main);
+        assert_eq!(t[1].role, Role::Worker);
+    }
+
+    #[test]
+    fn reads_own_tree() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let tree = read_tree(std::process::id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let me = tree.iter().find(|p| p.pid == std::process::id()).unwrap();
+        assert_eq!(me.role, Role::Main);
+        assert!(me.mem.unwrap().pss > 0 && me.mem.unwrap().uss <= me.mem.unwrap().rss);
+        let sleeper = tree.iter().find(|p| p.pid == child.id()).expect("child in tree");
+        assert_eq!((sleeper.role, sleeper.name.as_str()), (Role::Worker, "sleep"));
+        assert!(read_tree(u32::MAX - 1).is_empty());
+    }
+}

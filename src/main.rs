@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use profiler::report::{self, human_bytes};
 use profiler::{Analysis, Marker, Profiler};
 
-use cli::{Cli, Command, CompareArgs, ReportArgs, RunArgs};
+use cli::{Cli, Command, CompareArgs, ReportArgs, RunArgs, WatchArgs};
 
 #[global_allocator]
 static ALLOC: profiler::ProfilerAlloc = profiler::ProfilerAlloc;
@@ -21,6 +21,8 @@ static ALLOC: profiler::ProfilerAlloc = profiler::ProfilerAlloc;
 const EXIT_LEAK: u8 = 3;
 /// Exit code for errors (bad input, unwritable output, ...). Usage errors exit with 2.
 const EXIT_ERROR: u8 = 1;
+/// Exit code of `watch` when the tree's memory passed `--max-memory`.
+const EXIT_MAX_MEMORY: u8 = 4;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Report(args) => report_cmd(args),
         Command::Compare(args) => compare_cmd(args),
+        Command::Watch(args) => watch_cmd(args),
     };
     match result {
         Ok(code) => code,
@@ -61,8 +64,7 @@ fn verdict_exit(analysis: &Analysis, fail_on_leak: bool) -> ExitCode {
 }
 
 fn default_out_dir(args: &RunArgs) -> PathBuf {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut name = format!("run-{secs}");
+    let mut name = format!("run-{}", timestamp());
     for leak in &args.trainer.leaks {
         name.push('-');
         name.push_str(leak.name());
@@ -115,6 +117,64 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     emit(&report::text_summary(&analysis));
     emit(&format!("reports: {}\n", out.display()));
     Ok(verdict_exit(&analysis, args.fail_on_leak))
+}
+
+fn timestamp() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// One status line per epoch on stderr, between the command's own lines.
+fn epoch_status(row: &profiler::Row) {
+    let b = |v: Option<u64>| v.map_or("?".into(), |b| human_bytes(b as f64));
+    let mut line = format!("diagnose: epoch {}: tree PSS {}, main USS {}", row.epoch.map_or("?".into(), |e| e.to_string()), b(row.tree_pss_bytes), b(row.main_uss_bytes));
+    if let Some(n) = row.workers_count.filter(|n| *n > 0) {
+        line.push_str(&format!(", {n} workers USS {}", b(row.workers_uss_bytes)));
+    }
+    eprintln!("{line}");
+}
+
+fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    use profiler::watch::{Target, WatchOptions};
+    let target = match args.pid {
+        Some(pid) => Target::Pid(pid),
+        None if args.command.is_empty() => {
+            eprintln!("error: give a command after `--` (diagnose watch -- python train.py) or --pid PID");
+            return Ok(ExitCode::from(2));
+        }
+        None => Target::Command(args.command.clone()),
+    };
+    // Bad input fails before anything is created or started.
+    profiler::watch::check_target(&target)?;
+    let out = args.out.clone().unwrap_or_else(|| Path::new("reports").join(format!("watch-{}", timestamp())));
+    report::prepare_out_dir(&out, args.force)?;
+    let opts = WatchOptions {
+        interval: args.interval,
+        epoch_pattern: Some(args.epoch_pattern),
+        phases: args.phases,
+        window: args.window,
+        max_memory: args.max_memory,
+        kill_at_limit: args.kill_at_limit,
+        on_epoch: Some(Box::new(epoch_status)),
+        ..WatchOptions::default()
+    };
+    eprintln!("diagnose: watching {}; recording into {}", match &target {
+        Target::Pid(p) => format!("pid {p} (Ctrl-C stops watching)"),
+        Target::Command(c) => c[0].to_string_lossy().into_owned(),
+    }, out.display());
+    let watched = profiler::watch::watch(&target, &out, opts)?;
+    if watched.markers_rejected > 0 {
+        eprintln!("diagnose: {} marker datagram(s) were malformed or from another user and were ignored", watched.markers_rejected);
+    }
+    let analysis = report::rebuild(&out)?;
+    emit(&report::text_summary(&analysis));
+    emit(&format!("reports: {}\n", out.display()));
+    if watched.max_memory_passed_at.is_some() {
+        return Ok(ExitCode::from(EXIT_MAX_MEMORY));
+    }
+    if args.fail_on_leak && analysis.verdict == "growing" {
+        return Ok(ExitCode::from(EXIT_LEAK));
+    }
+    Ok(ExitCode::from(watched.exit.shell_code().clamp(0, 255) as u8))
 }
 
 fn report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {

@@ -53,3 +53,56 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// The project's venv python (scripts/env.sh installs it with torch).
+pub fn python() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
+}
+
+/// A test script under tests/python.
+pub fn py_script(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(name).to_string_lossy().into_owned()
+}
+
+/// A binary of the workspace, built next to this test's own (scripts/test builds them all).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(path.exists(), "{} not built: run scripts/test (it builds every binary first)", path.display());
+    path
+}
+
+/// Run diagnose with `args` and `extra_env`, capturing its output.
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    diagnose().args(args).envs(env.iter().copied()).output().expect("diagnose starts")
+}
+
+/// `diagnose watch --out OUT --interval 200ms ARGS -- CMD...`; returns its output and,
+/// when written, summary.json.
+pub fn watch(out: &Path, args: &[&str], cmd: &[&str]) -> (Output, Option<serde_json::Value>) {
+    let mut all = vec!["watch", "--out", out.to_str().unwrap(), "--interval", "200ms"];
+    all.extend_from_slice(args);
+    all.push("--");
+    all.extend_from_slice(cmd);
+    let output = run(&all);
+    let summary = std::fs::read_to_string(out.join("summary.json")).ok().map(|t| serde_json::from_str(&t).expect("summary.json parses"));
+    (output, summary)
+}
+
+/// The class of a series in a summary ("" when the series is absent).
+pub fn class_of(summary: &serde_json::Value, column: &str) -> String {
+    summary["series"].as_array().unwrap().iter().find(|s| s["column"] == column).map_or(String::new(), |s| s["class"].as_str().unwrap().to_string())
+}
+
+/// The ledger lines of a summary, joined.
+pub fn ledger(summary: &serde_json::Value) -> String {
+    summary["ledger"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect::<Vec<_>>().join("\n")
+}
+
+/// Tests that run real trainers take turns: they measure memory, and 2 cores are few.
+pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Take the turn, even if a test that held it failed.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}

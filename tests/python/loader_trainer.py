@@ -85,11 +85,12 @@ def main():
             t = torch.ones(int(args.leak_mib * MIB) // 4)  # float32, touched
             kept.append(t)
         kept_bytes = sum(t.numel() * t.element_size() for t in kept)
-        if args.sleep:
-            time.sleep(args.sleep)
         print(f"Epoch {epoch} loss {total:.3f} kept_bytes={kept_bytes} {time.time() - start:.2f}s")
         if markers:
             markers.epoch_end(epoch)
+        # Time for the watcher's sample while the workers of this epoch still live.
+        if args.sleep:
+            time.sleep(args.sleep)
     print("done")
 
 

@@ -2,11 +2,15 @@
 //! ledger. Reads rows only (never live profiler state), one at a time, keeping epoch-end
 //! points, running phase totals and a thinned copy of each series for the plots.
 
+mod oom;
 mod phases;
 mod sites;
+mod tree;
 mod trend;
 mod verdict;
 
+pub use oom::{project, OomProjection, RECENT_EPOCHS};
+pub use tree::{decelerating, mark_copy_on_write, parse_end, CommandEnd, COPY_ON_WRITE};
 pub use phases::{phase_group, PhaseStats, Stat, PHASE_SERIES};
 pub use sites::{classify_sites, classify_sites_with, SiteVerdict, SITE_TOLERANCE};
 pub use trend::{theil_sen, Trend};
@@ -20,26 +24,29 @@ use phases::PhaseTable;
 /// Series whose growth makes the overall verdict "growing". RSS counts as "RSS in use"
 /// where jemalloc's counters exist (raw RSS otherwise): the allocator's idle pages are
 /// returned on its own schedule. GPU reserved and NVML's per-process figure are left
-/// out: they include the caching allocator's free blocks.
-pub const PRIMARY_SERIES: &[&str] =
-    &["rss_in_use_bytes", "je_allocated_bytes", "heap_exact_bytes", "gpu_allocated_bytes"];
+/// out: they include the caching allocator's free blocks. A watched tree is judged on
+/// its PSS (summed RSS counts shared pages once per process), the USS of its main
+/// process and of its workers, and the GPU memory of its processes.
+pub const PRIMARY_SERIES: &[&str] = &[
+    "rss_in_use_bytes",
+    "je_allocated_bytes",
+    "heap_exact_bytes",
+    "gpu_allocated_bytes",
+    "tree_pss_bytes",
+    "main_uss_bytes",
+    "workers_uss_bytes",
+    "gpu_tree_used_bytes",
+];
 
-/// Host series that count against the memory limit (retained and mapped are virtual;
-/// GPU series have the device's own limit).
-const RESIDENT_HOST_SERIES: &[&str] =
-    &["rss_bytes", "rss_in_use_bytes", "pss_bytes", "je_allocated_bytes", "je_active_bytes", "je_resident_bytes", "heap_exact_bytes"];
-
-/// When a growing series reaches the memory limit, at its current slope.
+/// The command's tree passed `--max-memory`.
 #[derive(Clone, Debug, Serialize)]
-pub struct Projection {
-    /// The limit (smaller of MemTotal and the cgroup limit when recorded).
-    pub limit_bytes: u64,
-    /// Where the limit came from.
-    pub limit_source: String,
-    /// Epochs from the last one recorded until the limit.
-    pub epochs_to_limit: f64,
-    /// The same in seconds, at the run's mean epoch duration.
-    pub seconds_to_limit: Option<f64>,
+pub struct MaxMemoryPass {
+    /// Seconds into the watch.
+    pub t_s: f64,
+    /// The epoch it happened in (the last one that ended before), if any.
+    pub epoch: Option<u32>,
+    /// What passed what.
+    pub label: String,
 }
 
 /// The verdict on one memory series.
@@ -67,8 +74,12 @@ pub struct SeriesVerdict {
     pub first_bytes: u64,
     /// Value at the last epoch end.
     pub last_bytes: u64,
-    /// For growing host series: when the limit is reached.
-    pub projection: Option<Projection>,
+    /// Why it grows, where known (`copy-on-write`).
+    pub cause: Option<String>,
+    /// The most it can reach, where its cause bounds it.
+    pub ceiling_bytes: Option<u64>,
+    /// For bounded growth with a known ceiling: whether it slows epoch after epoch.
+    pub levelling_off: Option<bool>,
 }
 
 /// A thinned series for plotting: (seconds, bytes).
@@ -127,6 +138,16 @@ pub struct Analysis {
     pub sites_source: Option<crate::heap::StackSource>,
     /// Growth per epoch of the program's own `user_bytes` (e.g. bytes a known leak holds).
     pub user_bytes_per_epoch: Option<f64>,
+    /// When memory runs out, if the recent epochs' growth goes on.
+    pub oom: Option<OomProjection>,
+    /// How a watched command ended.
+    pub end: Option<CommandEnd>,
+    /// When a watched tree passed `--max-memory`.
+    pub max_memory: Option<MaxMemoryPass>,
+    /// `run` or `watch`.
+    pub recorder: String,
+    /// With `watch --window`: the window length standing in for an epoch.
+    pub window_s: Option<f64>,
     /// Thinned series for the plots.
     #[serde(skip)]
     pub plot: PlotData,
@@ -155,6 +176,9 @@ pub struct Analyzer {
     plot: PlotData,
     plot_stride: u64,
     open_validation: Option<f64>,
+    finish_label: Option<(String, f64)>,
+    max_memory: Option<MaxMemoryPass>,
+    cgroup_limit: Option<u64>,
 }
 
 impl Analyzer {
@@ -177,6 +201,9 @@ impl Analyzer {
             plot,
             plot_stride: 1,
             open_validation: None,
+            finish_label: None,
+            max_memory: None,
+            cgroup_limit: None,
         }
     }
 
@@ -188,6 +215,12 @@ impl Analyzer {
             "epoch_end" => {
                 let epoch = row.epoch.unwrap_or(self.epoch_points.len() as u32);
                 let values = MEMORY_SERIES.iter().map(|(c, _)| row.series(c)).collect();
+                // The same epoch marked twice in a row (a log line, then a marker; several
+                // ranks): its last mark is its end.
+                if self.epoch_points.last().is_some_and(|p| p.0 == epoch) {
+                    self.epoch_points.pop();
+                    self.plot.epoch_ends.pop();
+                }
                 self.epoch_points.push((epoch, row.t_s, values, row.user_bytes));
                 self.plot.epoch_ends.push((epoch, row.t_s));
             }
@@ -197,8 +230,18 @@ impl Analyzer {
                     self.plot.validations.push((start, row.t_s));
                 }
             }
-            "finish" => self.saw_finish = true,
+            "finish" => {
+                self.saw_finish = true;
+                self.finish_label = Some((row.label.clone(), row.t_s));
+            }
+            "max_memory" if self.max_memory.is_none() => {
+                let epoch = self.epoch_points.last().map(|p| p.0);
+                self.max_memory = Some(MaxMemoryPass { t_s: row.t_s, epoch, label: row.label.clone() });
+            }
             _ => {}
+        }
+        if row.cgroup_limit_bytes.is_some() {
+            self.cgroup_limit = row.cgroup_limit_bytes;
         }
         if self.rows % self.plot_stride == 0 {
             for s in &mut self.plot.series {
@@ -245,18 +288,6 @@ impl Analyzer {
             let xy: Vec<(f64, f64)> = pts.iter().map(|&(e, v)| (e as f64, v)).collect();
             let c = classify(&xy, self.tolerance);
             let last_bytes = pts[pts.len() - 1].1 as u64;
-            let projection = match (c.class, c.trend, meta.mem_limit_bytes) {
-                (Class::Growing, Some(t), Some(limit)) if RESIDENT_HOST_SERIES.contains(column) && t.slope > 0.0 => {
-                    let epochs_to_limit = (limit.saturating_sub(last_bytes)) as f64 / t.slope;
-                    Some(Projection {
-                        limit_bytes: limit,
-                        limit_source: meta.mem_limit_source.clone().unwrap_or_default(),
-                        epochs_to_limit,
-                        seconds_to_limit: seconds_per_epoch.map(|s| s * epochs_to_limit),
-                    })
-                }
-                _ => None,
-            };
             series.push(SeriesVerdict {
                 column: column.to_string(),
                 name: name.to_string(),
@@ -269,9 +300,20 @@ impl Analyzer {
                 fitted_epochs: pts[c.warmup..].iter().map(|p| p.0).collect(),
                 first_bytes: pts[0].1 as u64,
                 last_bytes,
-                projection,
+                cause: None,
+                ceiling_bytes: None,
+                levelling_off: None,
             });
         }
+        let fitted_points = |column: &str| -> Vec<(f64, f64)> {
+            let Some(i) = MEMORY_SERIES.iter().position(|(c, _)| *c == column) else { return vec![] };
+            let pts: Vec<(f64, f64)> = self.epoch_points.iter().filter_map(|(e, _, v, _)| v[i].map(|v| (*e as f64, v as f64))).collect();
+            pts[warmup_epochs(pts.len())..].to_vec()
+        };
+        mark_copy_on_write(&mut series, fitted_points);
+        let oom = self.project_oom(meta);
+        let last_epoch = self.epoch_points.last().map(|p| p.0);
+        let end = self.finish_label.as_ref().and_then(|(label, t)| parse_end(label, *t, last_epoch));
 
         let user: Vec<(f64, f64)> = self
             .epoch_points
@@ -296,6 +338,11 @@ impl Analyzer {
             sites: Vec::new(),
             sites_source: None,
             user_bytes_per_epoch,
+            oom,
+            end,
+            max_memory: self.max_memory,
+            recorder: meta.recorder.clone().unwrap_or_else(|| "run".into()),
+            window_s: meta.window_s,
             plot: self.plot,
         };
         let rss_primary = if analysis.series("rss_in_use_bytes").is_some() { "rss_in_use_bytes" } else { "rss_bytes" };
@@ -303,8 +350,38 @@ impl Analyzer {
         if primary.into_iter().any(|c| analysis.class_of(c) == Some(Class::Growing)) {
             analysis.verdict = "growing";
         }
+        // The machine's memory moves with other processes too: projected only when this
+        // run's own memory grows. Its cgroup is its own, and always projected.
+        if analysis.verdict != "growing" && analysis.oom.as_ref().is_some_and(|p| p.limit_source != "cgroup") {
+            analysis.oom = None;
+        }
         analysis.ledger = explain(&analysis);
         analysis
+    }
+}
+
+impl Analyzer {
+    /// The one out-of-memory projection: the cgroup's unreclaimable memory against its
+    /// limit where one is set, else the machine's memory in use against MemTotal, else
+    /// (timelines from before these columns) RSS against the recorded limit.
+    fn project_oom(&self, meta: &TimelineMeta) -> Option<OomProjection> {
+        let points = |column: &str| -> Vec<(u32, f64, f64)> {
+            let Some(i) = MEMORY_SERIES.iter().position(|(c, _)| *c == column) else { return vec![] };
+            self.epoch_points.iter().filter_map(|(e, t, v, _)| v[i].map(|v| (*e, *t, v as f64))).collect()
+        };
+        let name = |column: &'static str| MEMORY_SERIES.iter().find(|(c, _)| *c == column).map_or(column, |(_, n)| *n);
+        let candidates = [
+            ("cgroup_unreclaimable_bytes", self.cgroup_limit, "cgroup"),
+            ("system_used_bytes", meta.mem_limit_bytes.filter(|_| meta.mem_limit_source.as_deref() == Some("meminfo")), "meminfo"),
+            ("rss_bytes", meta.mem_limit_bytes, meta.mem_limit_source.as_deref().unwrap_or("limit")),
+        ];
+        for (column, limit, source) in candidates {
+            let pts = points(column);
+            if let (Some(limit), false) = (limit, pts.is_empty()) {
+                return project(column, name(column), &pts, limit, source, self.tolerance);
+            }
+        }
+        None
     }
 }
 
@@ -399,8 +476,11 @@ fn explain(a: &Analysis) -> Vec<String> {
     if grows("gpu_allocated_bytes") {
         lines.push("GPU allocated grows: tensors accumulate on the device across epochs.".into());
     }
-    // Retained and mapped memory is virtual, not resident: its saturation is not news.
-    for s in a.series.iter().filter(|s| !matches!(s.column.as_str(), "je_retained_bytes" | "je_mapped_bytes")) {
+    explain_tree(a, &mut lines);
+    // Retained and mapped memory is virtual, not resident: its saturation is not news;
+    // nor is the whole machine's (other processes come and go).
+    let told = |s: &SeriesVerdict| s.cause.is_some() || matches!(s.column.as_str(), "je_retained_bytes" | "je_mapped_bytes" | "system_used_bytes");
+    for s in a.series.iter().filter(|s| !told(s)) {
         if s.class == Class::Bounded {
             lines.push(format!("{} rose and levelled off (bounded): a cache filling to capacity, not a leak.", s.name));
         }
@@ -414,7 +494,68 @@ fn explain(a: &Analysis) -> Vec<String> {
     if a.incomplete {
         lines.push("The run did not finish (killed or crashed): this report covers the rows written before it stopped.".into());
     }
+    explain_end(a, &mut lines);
     lines
+}
+
+/// The ledger of a watched process tree: who grows, and whether it is copy-on-write.
+fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
+    use crate::report::{human_bytes, signed_bytes};
+    let slope = |s: &SeriesVerdict| signed_bytes(s.slope_bytes_per_epoch.unwrap_or(0.0));
+    if let (Some(rss), Some(pss)) = (a.series("tree_rss_bytes"), a.series("tree_pss_bytes")) {
+        if rss.last_bytes as f64 > 1.2 * pss.last_bytes as f64 {
+            lines.push(format!(
+                "Summed RSS of the tree ({}) overcounts its memory {:.1}x: pages shared between its processes are counted once per process. Its PSS ({}) splits them among their sharers: the verdict reads PSS.",
+                human_bytes(rss.last_bytes as f64), rss.last_bytes as f64 / pss.last_bytes.max(1) as f64, human_bytes(pss.last_bytes as f64)
+            ));
+        }
+    }
+    let grows = |c: &str| a.series(c).is_some_and(|s| s.class == Class::Growing && s.cause.is_none());
+    if let Some(s) = a.series("main_uss_bytes").filter(|_| grows("main_uss_bytes")) {
+        lines.push(format!("The main process grows: its private memory (USS) {}/epoch. Objects are kept alive in the trainer itself across epochs (lists of arrays or tensors kept on self or in a module, a cache with no bound).", slope(s)));
+    }
+    if let Some(s) = a.series("workers_uss_bytes").filter(|_| grows("workers_uss_bytes")) {
+        let main = if grows("main_uss_bytes") { "" } else { " The main process does not grow." };
+        lines.push(format!("The workers grow: their private memory (USS) {}/epoch in all, and their RSS with it. Memory is kept inside the DataLoader workers (e.g. a per-worker cache in persistent workers).{main}", slope(s)));
+    }
+    let cow: Vec<&SeriesVerdict> = a.series.iter().filter(|s| s.cause.as_deref() == Some(COPY_ON_WRITE)).collect();
+    if !cow.is_empty() {
+        let what = cow.iter().map(|s| format!("{} {}/epoch", s.name, slope(s))).collect::<Vec<_>>().join(", ");
+        let slowing = if cow.iter().any(|s| s.levelling_off == Some(true)) {
+            "It slows down epoch after epoch as fewer shared pages are left to copy: bounded."
+        } else {
+            "It has not slowed down yet, but it is bounded all the same: pages can turn private only once."
+        };
+        let ceiling = cow.iter().find(|s| s.column == "tree_pss_bytes").or(cow.first()).and_then(|s| Some((s.name.clone(), s.ceiling_bytes?)));
+        let ceiling = ceiling.map_or(String::new(), |(name, c)| format!(" Ceiling: {name} reaches at most {} if every process copies all it shares.", human_bytes(c as f64)));
+        lines.push(format!(
+            "Copy-on-write, not a leak: {what}, while RSS stays. Pages shared with the main process turn private as the workers write to them (Python's reference counts write to every object read, pytorch/pytorch#13246). {slowing}{ceiling} The usual cure: hold the dataset's items in numpy arrays or one serialized buffer (bytes, Arrow) instead of lists of Python objects."
+        ));
+    }
+    if let Some(w) = a.window_s {
+        lines.push(format!("Boundaries are fixed windows of {w:.0} s (--window): the verdict is per window, not per epoch, and windows cut across epochs and validation. For a per-epoch verdict, print \"Epoch N\" lines (matched by --epoch-pattern) or call diagnose_markers.epoch_end(N) (python/diagnose_markers.py)."));
+    } else if a.recorder == "watch" && a.epochs == 0 {
+        lines.push("No epoch boundary was seen: no output line matched --epoch-pattern and no marker arrived. Print \"Epoch N\" lines, call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), or pass --window 60s.".into());
+    }
+}
+
+/// How a watched command ended, and whether it passed --max-memory.
+fn explain_end(a: &Analysis, lines: &mut Vec<String>) {
+    let after = |e: Option<u32>| e.map_or("before the first epoch ended".to_string(), |e| format!("after epoch {e}"));
+    if let Some(m) = &a.max_memory {
+        lines.push(format!("The tree's memory passed --max-memory ({}) at {:.1} s, {}.", m.label, m.t_s, after(m.epoch)));
+    }
+    let Some(end) = &a.end else { return };
+    let projected = a.oom.as_ref().map_or(String::new(), |p| format!(" The projection from the epochs before it said epoch {:.1}.", p.at_epoch));
+    if end.oom_killed {
+        lines.push(format!("The command was killed by the OOM killer (SIGKILL while its cgroup's OOM-kill counter rose) {}, at {:.1} s.{projected}", after(end.last_epoch), end.t_s));
+    } else if let Some(sig) = end.signal {
+        lines.push(format!("The command was killed by signal {sig} {}, at {:.1} s.", after(end.last_epoch), end.t_s));
+    } else if let Some(code) = end.code.filter(|c| *c != 0) {
+        lines.push(format!("The command exited with code {code} {}, at {:.1} s.", after(end.last_epoch), end.t_s));
+    } else if end.detached {
+        lines.push(format!("The watch was stopped at {:.1} s while the process ran on: this report covers what was seen until then.", end.t_s));
+    }
 }
 
 #[cfg(test)]
@@ -462,7 +603,9 @@ mod tests {
         assert_eq!(a.verdict, "growing");
         let rss = a.series("rss_bytes").unwrap();
         assert_eq!(rss.slope_bytes_per_epoch, Some(10.0 * MB as f64));
-        let p = rss.projection.as_ref().unwrap();
+        // No cgroup or machine columns: the projection falls back on RSS.
+        let p = a.oom.as_ref().unwrap();
+        assert_eq!(p.column, "rss_bytes");
         assert!((p.epochs_to_limit - 55.0).abs() < 1e-9, "{p:?}");
         assert!((p.seconds_to_limit.unwrap() - 550.0).abs() < 1e-6);
         assert_eq!(rss.warmup_epochs, vec![0]);

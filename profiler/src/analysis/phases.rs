@@ -13,6 +13,9 @@ pub const PHASE_SERIES: &[(&str, &str)] = &[
     ("je_resident_bytes", "allocator resident"),
     ("gpu_allocated_bytes", "GPU allocated"),
     ("gpu_reserved_bytes", "GPU reserved"),
+    ("tree_pss_bytes", "tree PSS"),
+    ("main_uss_bytes", "main USS"),
+    ("workers_uss_bytes", "workers USS"),
 ];
 
 /// The table's name for a recorded phase: validation's start and end form one phase.

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::{human_bytes, human_seconds, signed_bytes};
-use crate::analysis::{Analysis, Class, SeriesVerdict, PHASE_SERIES};
+use crate::analysis::{Analysis, SeriesVerdict, PHASE_SERIES};
 
 /// "+2.1 MiB/epoch [+1.9 MiB, +2.3 MiB]", or a dash without a fit.
 fn slope_cell(slope: Option<f64>, interval: Option<(f64, f64)>) -> String {
@@ -13,13 +13,29 @@ fn slope_cell(slope: Option<f64>, interval: Option<(f64, f64)>) -> String {
     }
 }
 
-fn projection_cell(s: &SeriesVerdict) -> String {
-    match &s.projection {
-        Some(p) => {
-            let when = p.seconds_to_limit.map(|t| format!(", about {}", human_seconds(t))).unwrap_or_default();
-            format!("{} limit ({}) in {:.1} epochs{when}", human_bytes(p.limit_bytes as f64), p.limit_source, p.epochs_to_limit)
-        }
-        None => String::new(),
+/// The one out-of-memory headline: "out of memory in about 12 epochs (9–17), 1.3 h: ...".
+pub fn oom_headline(a: &Analysis) -> Option<String> {
+    let p = a.oom.as_ref()?;
+    let range = match p.epochs_range {
+        (lo, Some(hi)) => format!(" ({lo:.0}–{hi:.0})"),
+        (lo, None) => format!(" (at least {lo:.0})"),
+    };
+    let when = p.seconds_to_limit.map(|t| format!(", about {}", human_seconds(t))).unwrap_or_default();
+    let fitted = match (p.fitted_epochs.first(), p.fitted_epochs.last()) {
+        (Some(a), Some(b)) => format!("epochs {a}–{b}"),
+        _ => "recent epochs".into(),
+    };
+    Some(format!(
+        "out of memory in about {:.0} epochs{range}{when} (at epoch {:.0}): {} {} of the {} {} limit, {}/epoch over {fitted}",
+        p.epochs_to_limit, p.at_epoch, p.name, human_bytes(p.last_bytes as f64), human_bytes(p.limit_bytes as f64), p.limit_source, signed_bytes(p.slope_bytes_per_epoch)
+    ))
+}
+
+/// "bounded (copy-on-write)", or the class alone.
+fn class_cell(v: &SeriesVerdict) -> String {
+    match &v.cause {
+        Some(c) => format!("{} ({c})", v.class.as_str()),
+        None => v.class.as_str().to_string(),
     }
 }
 
@@ -36,6 +52,9 @@ pub fn summary(a: &Analysis) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Memory report\n");
     let _ = writeln!(s, "**Verdict: {}**\n", a.verdict);
+    if let Some(h) = oom_headline(a) {
+        let _ = writeln!(s, "**{}{}**\n", h[..1].to_uppercase(), &h[1..]);
+    }
     let _ = writeln!(s, "- epochs recorded: {} ({} boundaries, {:.1} s{})", a.epochs, a.boundaries, a.duration_s,
         a.seconds_per_epoch.map(|x| format!(", {x:.1} s per epoch")).unwrap_or_default());
     if let Some(limit) = a.mem_limit_bytes {
@@ -51,11 +70,11 @@ pub fn summary(a: &Analysis) -> String {
         let _ = writeln!(s, "- {line}");
     }
     let _ = writeln!(s, "\n## Series at epoch ends\n");
-    let _ = writeln!(s, "| series | class | slope (90 % interval) | first → last | warm-up epochs | projection |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let _ = writeln!(s, "| series | class | slope (90 % interval) | first → last | warm-up epochs |");
+    let _ = writeln!(s, "|---|---|---|---|---|");
     for v in &a.series {
-        let _ = writeln!(s, "| {} | {} | {} | {} → {} | {} | {} |", v.name, v.class.as_str(), slope_cell(v.slope_bytes_per_epoch, v.slope_interval),
-            human_bytes(v.first_bytes as f64), human_bytes(v.last_bytes as f64), epochs_list(&v.warmup_epochs), projection_cell(v));
+        let _ = writeln!(s, "| {} | {} | {} | {} → {} | {} |", v.name, class_cell(v), slope_cell(v.slope_bytes_per_epoch, v.slope_interval),
+            human_bytes(v.first_bytes as f64), human_bytes(v.last_bytes as f64), epochs_list(&v.warmup_epochs));
     }
     let _ = writeln!(s, "\nNoise tolerance per series: growth below the larger of 512 KiB and 0.4 % of its level per epoch is flat; with only two epochs after warm-up, growth must also exceed 10 % of the level per epoch.");
     if !a.sites.is_empty() {
@@ -95,13 +114,20 @@ pub fn summary(a: &Analysis) -> String {
     s
 }
 
+/// The series the terminal summary shows.
+const TEXT_SERIES: &[&str] = &[
+    "rss_bytes", "rss_in_use_bytes", "je_allocated_bytes", "gpu_allocated_bytes", "gpu_reserved_bytes", "heap_exact_bytes",
+    "tree_pss_bytes", "tree_rss_bytes", "main_uss_bytes", "workers_uss_bytes", "gpu_tree_used_bytes",
+];
+
 /// A few lines for the terminal.
 pub fn text_summary(a: &Analysis) -> String {
     let mut s = format!("verdict: {} ({} epochs, {:.0} s)\n", a.verdict, a.epochs, a.duration_s);
-    for v in a.series.iter().filter(|v| matches!(v.column.as_str(), "rss_bytes" | "rss_in_use_bytes" | "je_allocated_bytes" | "gpu_allocated_bytes" | "gpu_reserved_bytes" | "heap_exact_bytes")) {
-        let proj = projection_cell(v);
-        let _ = writeln!(s, "  {:<16} {:<12} {}{}", v.name, v.class.as_str(), slope_cell(v.slope_bytes_per_epoch, v.slope_interval),
-            if proj.is_empty() || v.class != Class::Growing { String::new() } else { format!("; {proj}") });
+    if let Some(h) = oom_headline(a) {
+        let _ = writeln!(s, "  {h}");
+    }
+    for v in a.series.iter().filter(|v| TEXT_SERIES.contains(&v.column.as_str())) {
+        let _ = writeln!(s, "  {:<22} {:<26} {}", v.name, class_cell(v), slope_cell(v.slope_bytes_per_epoch, v.slope_interval));
     }
     for line in &a.ledger {
         let _ = writeln!(s, "  - {line}");

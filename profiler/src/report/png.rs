@@ -31,7 +31,6 @@ const PLOTTED: &[(&str, RGBColor)] = &[
     ("tree_pss_bytes", RGBColor(31, 119, 180)),
     ("main_uss_bytes", RGBColor(44, 160, 44)),
     ("workers_uss_bytes", RGBColor(214, 39, 40)),
-    ("workers_shared_bytes", RGBColor(188, 189, 34)),
     ("gpu_tree_used_bytes", RGBColor(148, 103, 189)),
 ];
 

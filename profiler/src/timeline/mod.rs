@@ -179,8 +179,8 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("workers_count", "watch: how many workers were alive"),
     ("cgroup_usage_bytes", "memory charged to the memory cgroup of the process (v1 memory.usage_in_bytes, v2 memory.current), page cache included"),
     ("cgroup_limit_bytes", "that cgroup's limit (v1 memory.limit_in_bytes, v2 memory.max); empty when unlimited"),
-    ("cgroup_working_set_bytes", "usage minus inactive page cache (as the kubelet counts it): what the OOM killer cannot reclaim; the out-of-memory projection reads it"),
-    ("cgroup_anon_bytes", "anonymous memory in the cgroup (v1 total_rss, v2 anon)"),
+    ("cgroup_working_set_bytes", "usage minus inactive page cache, as the kubelet counts it for evictions"),
+    ("cgroup_anon_bytes", "anonymous memory in the cgroup (v1 total_rss, v2 anon); with cgroup_shmem_bytes, what reclaim cannot drop: the out-of-memory projection reads their sum against cgroup_limit_bytes"),
     ("cgroup_file_bytes", "page cache in the cgroup (v1 total_cache, v2 file)"),
     ("cgroup_shmem_bytes", "shared memory and tmpfs in the cgroup (v1 total_shmem, v2 shmem)"),
     ("cgroup_oom_kills", "OOM kills in the cgroup so far (v1 memory.oom_control oom_kill, v2 memory.events oom_kill)"),
@@ -190,7 +190,8 @@ pub const COLUMNS: &[(&str, &str)] = &[
 ];
 
 /// The memory series the analysis and the plots know about, with a display name.
-/// `rss_in_use_bytes` is derived, not a column: see [`Row::rss_in_use`].
+/// `rss_in_use_bytes` and `cgroup_unreclaimable_bytes` are derived, not columns: see
+/// [`Row::series`].
 pub const MEMORY_SERIES: &[(&str, &str)] = &[
     ("rss_bytes", "RSS"),
     ("rss_in_use_bytes", "RSS in use"),
@@ -207,9 +208,11 @@ pub const MEMORY_SERIES: &[(&str, &str)] = &[
     ("tree_pss_bytes", "tree PSS"),
     ("tree_rss_bytes", "summed RSS (overcount)"),
     ("tree_uss_bytes", "tree USS"),
+    ("main_rss_bytes", "main process RSS"),
     ("main_uss_bytes", "main process USS"),
+    ("workers_rss_bytes", "workers RSS"),
     ("workers_uss_bytes", "workers USS"),
-    ("cgroup_working_set_bytes", "cgroup working set"),
+    ("cgroup_unreclaimable_bytes", "cgroup anon+shmem"),
     ("system_used_bytes", "machine memory used"),
     ("shm_used_bytes", "/dev/shm used"),
     ("gpu_tree_used_bytes", "GPU used by the tree"),
@@ -270,8 +273,9 @@ impl Row {
             "system_used_bytes" => self.system_used_bytes,
             "shm_used_bytes" => self.shm_used_bytes,
             "gpu_tree_used_bytes" => self.gpu_tree_used_bytes,
-            // Pages the workers map but do not own: what copy-on-write can still copy.
-            "workers_shared_bytes" => Some(self.workers_rss_bytes?.saturating_sub(self.workers_uss_bytes?)),
+            // What the cgroup holds that reclaim cannot drop (swap aside): its OOM killer
+            // fires when this meets the limit.
+            "cgroup_unreclaimable_bytes" => Some(self.cgroup_anon_bytes? + self.cgroup_shmem_bytes.unwrap_or(0)),
             _ => None,
         }
     }
@@ -296,7 +300,7 @@ mod tests {
     fn every_memory_series_is_readable() {
         let mut row = Row::default();
         row.rss_bytes = Some(1);
-        for (name, _) in MEMORY_SERIES.iter().filter(|(n, _)| *n != "rss_in_use_bytes") {
+        for (name, _) in MEMORY_SERIES.iter().filter(|(n, _)| !matches!(*n, "rss_in_use_bytes" | "cgroup_unreclaimable_bytes")) {
             assert!(COLUMNS.iter().any(|(c, _)| c == name), "{name} undocumented");
         }
         assert_eq!(row.series("rss_bytes"), Some(1));

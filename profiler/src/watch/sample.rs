@@ -210,7 +210,6 @@ mod tests {
         fill_row(&mut row, &procs);
         assert_eq!((row.tree_rss_bytes, row.tree_pss_bytes, row.tree_uss_bytes, row.tree_swap_bytes), (Some(284), Some(122), Some(63), Some(4)));
         assert_eq!((row.main_uss_bytes, row.workers_uss_bytes, row.workers_count, row.tree_processes), (Some(40), Some(22), Some(2), Some(5)));
-        assert_eq!(row.series("workers_shared_bytes"), Some(158));
         let mut alone = Row::default();
         fill_row(&mut alone, &procs[1..2]);
         assert_eq!((alone.workers_count, alone.workers_uss_bytes), (Some(0), None));

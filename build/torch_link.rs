@@ -4,13 +4,17 @@
 // torch-sys puts no rpath into binaries, and without an explicit, non-as-needed link to
 // torch_cuda, `tch::Cuda::is_available()` is false even on a GPU machine (DESIGN.md).
 
-fn link_torch() {
+//
+// `only_bin`: apply to that binary alone (`diagnose-watch` must not load libtorch, whose
+// static initialisers alone take ~180 MB), or to every target when `None`.
+fn link_torch(only_bin: Option<&str>) {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else { return };
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    let key = only_bin.map_or("cargo:rustc-link-arg=".to_string(), |b| format!("cargo:rustc-link-arg-bin={b}="));
+    println!("{key}-Wl,-rpath,{lib}");
     if std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        println!("cargo:rustc-link-arg=-ltorch_cuda");
-        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+        println!("{key}-Wl,--no-as-needed");
+        println!("{key}-ltorch_cuda");
+        println!("{key}-Wl,--as-needed");
     }
 }

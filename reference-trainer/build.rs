@@ -20,6 +20,6 @@ fn build_cuda_shim() {
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(cuda_shim)");
-    link_torch();
+    link_torch(None);
     build_cuda_shim();
 }

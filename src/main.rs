@@ -3,7 +3,10 @@
 //! work is done by the `profiler` and `reference-trainer` libraries.
 
 mod cli;
+mod shared;
+mod watch_cli;
 
+use shared::{emit, timestamp, EXIT_LEAK};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,17 +15,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use profiler::report::{self, human_bytes};
 use profiler::{Analysis, Marker, Profiler};
 
-use cli::{Cli, Command, CompareArgs, ReportArgs, RunArgs, WatchArgs};
+use cli::{Cli, Command, CompareArgs, ReportArgs, RunArgs};
 
 #[global_allocator]
 static ALLOC: profiler::ProfilerAlloc = profiler::ProfilerAlloc;
 
-/// Exit code when `--fail-on-leak` is given and the verdict is "growing".
-const EXIT_LEAK: u8 = 3;
-/// Exit code for errors (bad input, unwritable output, ...). Usage errors exit with 2.
-const EXIT_ERROR: u8 = 1;
-/// Exit code of `watch` when the tree's memory passed `--max-memory`.
-const EXIT_MAX_MEMORY: u8 = 4;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -30,29 +27,37 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Report(args) => report_cmd(args),
         Command::Compare(args) => compare_cmd(args),
-        Command::Watch(args) => watch_cmd(args),
+        Command::Watch(args) => watch_elsewhere().unwrap_or_else(|| watch_cli::watch_cmd(args)),
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
-            // Library errors already carry their cause in their message.
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_ERROR)
-        }
+        Err(e) => shared::error_exit(&e),
     }
 }
 
-/// Print to stdout; a closed pipe (`diagnose report DIR | head`) ends the program quietly.
-fn emit(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("error: cannot write to stdout: {e}");
-        std::process::exit(EXIT_ERROR as i32);
+/// The helper binary's name, next to `diagnose`.
+pub const HELPER: &str = "diagnose-watch";
+
+/// Replace this process with `diagnose-watch` and the same arguments. Returns only if
+/// that is impossible (the helper is not next to this binary): then the caller watches
+/// in this process, with a warning.
+pub fn watch_elsewhere() -> Option<anyhow::Result<ExitCode>> {
+    use std::os::unix::process::CommandExt;
+    let helper = std::env::current_exe().ok()?.with_file_name(HELPER);
+    if !helper.exists() {
+        eprintln!("diagnose: {} not found next to diagnose; watching from this process, which holds libtorch (~180 MB)", HELPER);
+        return None;
     }
+    let mut args = std::env::args_os().skip(1);
+    // Everything up to and including the `watch` subcommand name is ours, not the helper's.
+    for a in args.by_ref() {
+        if a == "watch" {
+            break;
+        }
+    }
+    let err = std::process::Command::new(&helper).arg0("diagnose watch").args(args).exec();
+    eprintln!("diagnose: cannot start {} ({err}); watching from this process", helper.display());
+    None
 }
 
 fn verdict_exit(analysis: &Analysis, fail_on_leak: bool) -> ExitCode {
@@ -119,63 +124,6 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(verdict_exit(&analysis, args.fail_on_leak))
 }
 
-fn timestamp() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// One status line per epoch on stderr, between the command's own lines.
-fn epoch_status(row: &profiler::Row) {
-    let b = |v: Option<u64>| v.map_or("?".into(), |b| human_bytes(b as f64));
-    let mut line = format!("diagnose: epoch {}: tree PSS {}, main USS {}", row.epoch.map_or("?".into(), |e| e.to_string()), b(row.tree_pss_bytes), b(row.main_uss_bytes));
-    if let Some(n) = row.workers_count.filter(|n| *n > 0) {
-        line.push_str(&format!(", {n} workers USS {}", b(row.workers_uss_bytes)));
-    }
-    eprintln!("{line}");
-}
-
-fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
-    use profiler::watch::{Target, WatchOptions};
-    let target = match args.pid {
-        Some(pid) => Target::Pid(pid),
-        None if args.command.is_empty() => {
-            eprintln!("error: give a command after `--` (diagnose watch -- python train.py) or --pid PID");
-            return Ok(ExitCode::from(2));
-        }
-        None => Target::Command(args.command.clone()),
-    };
-    // Bad input fails before anything is created or started.
-    profiler::watch::check_target(&target)?;
-    let out = args.out.clone().unwrap_or_else(|| Path::new("reports").join(format!("watch-{}", timestamp())));
-    report::prepare_out_dir(&out, args.force)?;
-    let opts = WatchOptions {
-        interval: args.interval,
-        epoch_pattern: Some(args.epoch_pattern),
-        phases: args.phases,
-        window: args.window,
-        max_memory: args.max_memory,
-        kill_at_limit: args.kill_at_limit,
-        on_epoch: Some(Box::new(epoch_status)),
-        ..WatchOptions::default()
-    };
-    eprintln!("diagnose: watching {}; recording into {}", match &target {
-        Target::Pid(p) => format!("pid {p} (Ctrl-C stops watching)"),
-        Target::Command(c) => c[0].to_string_lossy().into_owned(),
-    }, out.display());
-    let watched = profiler::watch::watch(&target, &out, opts)?;
-    if watched.markers_rejected > 0 {
-        eprintln!("diagnose: {} marker datagram(s) were malformed or from another user and were ignored", watched.markers_rejected);
-    }
-    let analysis = report::rebuild(&out)?;
-    emit(&report::text_summary(&analysis));
-    emit(&format!("reports: {}\n", out.display()));
-    if watched.max_memory_passed_at.is_some() {
-        return Ok(ExitCode::from(EXIT_MAX_MEMORY));
-    }
-    if args.fail_on_leak && analysis.verdict == "growing" {
-        return Ok(ExitCode::from(EXIT_LEAK));
-    }
-    Ok(ExitCode::from(watched.exit.shell_code().clamp(0, 255) as u8))
-}
 
 fn report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let analysis = report::rebuild(&args.dir)?;

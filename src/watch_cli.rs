@@ -1,0 +1,181 @@
+//! `diagnose watch`: its flags and the command itself. Runs in `diagnose-watch`, a small
+//! binary without libtorch: `diagnose` (which links libtorch for `run`, and so holds
+//! ~180 MB before main) hands the command over to it with exec, so the watcher stays
+//! small beside the trainer it watches and is not what the OOM killer picks.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use profiler::report::{self, human_bytes};
+use regex::Regex;
+
+use crate::shared::{emit, timestamp, EXIT_LEAK, EXIT_MAX_MEMORY};
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// Output folder (default: reports/watch-<time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write into an output folder that already holds files.
+    #[arg(long)]
+    pub force: bool,
+    /// Watch this running process instead of starting a command (until it exits or Ctrl-C).
+    #[arg(long, conflicts_with = "command")]
+    pub pid: Option<u32>,
+    /// Time between samples of the process tree (e.g. 1s, 500ms).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Log lines matching this regex are epoch boundaries; its first capture group, if
+    /// any, is the epoch index.
+    #[arg(long, default_value = profiler::watch::DEFAULT_EPOCH_PATTERN, value_parser = parse_regex)]
+    pub epoch_pattern: Regex,
+    /// Log lines matching REGEX are boundaries named NAME (repeatable), e.g.
+    /// validation_start='^Validat'.
+    #[arg(long = "phase", value_name = "NAME=REGEX", value_parser = parse_phase)]
+    pub phases: Vec<(String, Regex)>,
+    /// Fixed windows (e.g. 60s) stand in for epochs, for programs that mark none.
+    #[arg(long, value_parser = parse_duration)]
+    pub window: Option<Duration>,
+    /// Fail (exit code 4) when the tree's memory (PSS) passes this (e.g. 20G, 512M).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
+    /// With --max-memory: write the report, then stop the command (SIGTERM, then SIGKILL).
+    #[arg(long, requires = "max_memory")]
+    pub kill_at_limit: bool,
+    /// Exit with code 3 if the verdict is "growing".
+    #[arg(long)]
+    pub fail_on_leak: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::from_secs_f64(secs),
+        _ => humantime::parse_duration(s).map_err(|e| e.to_string())?,
+    };
+    if d < Duration::from_millis(10) {
+        return Err("must be at least 10ms".into());
+    }
+    Ok(d)
+}
+
+fn parse_regex(s: &str) -> Result<Regex, String> {
+    Regex::new(s).map_err(|e| e.to_string())
+}
+
+fn parse_phase(s: &str) -> Result<(String, Regex), String> {
+    let (name, pattern) = s.split_once('=').ok_or("expected NAME=REGEX")?;
+    let ok = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !ok || matches!(name, "start" | "finish" | "sample") {
+        return Err(format!("bad phase name '{name}' (letters, digits, _ . -; not start, finish or sample)"));
+    }
+    Ok((name.to_string(), parse_regex(pattern)?))
+}
+
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    parse_size::Config::new().with_binary().parse_size(s).map_err(|e| e.to_string())
+}
+
+/// `diagnose watch --help`'s closing text.
+pub const WATCH_HELP: &str = "\
+Boundaries, so epochs are compared with epochs:
+  log lines   --epoch-pattern (default: 'Epoch 3', 'epoch 3/50', '[Epoch 3]' ...) and --phase NAME=REGEX
+  markers     the command finds a socket path in $DIAGNOSE_MARKER_SOCKET; python/diagnose_markers.py
+              (epoch_end(3), validation_start(3), ...) and profiler_api::SocketMarker send to it.
+              Once a marker epoch arrives, log-line epochs are ignored.
+  windows     --window 60s: fixed windows stand in for epochs (the verdict is then per window)
+
+Exit codes:
+  the command's own exit code (128+N when killed by signal N), unless a gate fails:
+  1  error: bad input (no such command or pid, bad pattern), unwritable output
+  2  usage error
+  3  --fail-on-leak was given and the verdict is \"growing\"
+  4  the tree's memory (PSS) passed --max-memory";
+
+/// One status line per epoch on stderr, between the command's own lines.
+fn epoch_status(row: &profiler::Row) {
+    let b = |v: Option<u64>| v.map_or("?".into(), |b| human_bytes(b as f64));
+    let mut line = format!("diagnose: epoch {}: tree PSS {}, main USS {}", row.epoch.map_or("?".into(), |e| e.to_string()), b(row.tree_pss_bytes), b(row.main_uss_bytes));
+    if let Some(n) = row.workers_count.filter(|n| *n > 0) {
+        line.push_str(&format!(", {n} workers USS {}", b(row.workers_uss_bytes)));
+    }
+    eprintln!("{line}");
+}
+
+pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    use profiler::watch::{Target, WatchOptions};
+    let target = match args.pid {
+        Some(pid) => Target::Pid(pid),
+        None if args.command.is_empty() => {
+            eprintln!("error: give a command after `--` (diagnose watch -- python train.py) or --pid PID");
+            return Ok(ExitCode::from(2));
+        }
+        None => Target::Command(args.command.clone()),
+    };
+    // Bad input fails before anything is created or started.
+    profiler::watch::check_target(&target)?;
+    let out = args.out.clone().unwrap_or_else(|| Path::new("reports").join(format!("watch-{}", timestamp())));
+    report::prepare_out_dir(&out, args.force)?;
+    let opts = WatchOptions {
+        interval: args.interval,
+        epoch_pattern: Some(args.epoch_pattern),
+        phases: args.phases,
+        window: args.window,
+        max_memory: args.max_memory,
+        kill_at_limit: args.kill_at_limit,
+        on_epoch: Some(Box::new(epoch_status)),
+        ..WatchOptions::default()
+    };
+    eprintln!("diagnose: watching {}; recording into {}", match &target {
+        Target::Pid(p) => format!("pid {p} (Ctrl-C stops watching)"),
+        Target::Command(c) => c[0].to_string_lossy().into_owned(),
+    }, out.display());
+    let watched = profiler::watch::watch(&target, &out, opts)?;
+    if watched.markers_rejected > 0 {
+        eprintln!("diagnose: {} marker datagram(s) were malformed or from another user and were ignored", watched.markers_rejected);
+    }
+    let analysis = report::rebuild(&out)?;
+    emit(&report::text_summary(&analysis));
+    emit(&format!("reports: {}\n", out.display()));
+    if watched.max_memory_passed_at.is_some() {
+        return Ok(ExitCode::from(EXIT_MAX_MEMORY));
+    }
+    if args.fail_on_leak && analysis.verdict == "growing" {
+        return Ok(ExitCode::from(EXIT_LEAK));
+    }
+    Ok(ExitCode::from(watched.exit.shell_code().clamp(0, 255) as u8))
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        w: WatchArgs,
+    }
+
+    #[test]
+    fn watch_takes_a_command_or_a_pid() {
+        let cli = Cli::try_parse_from(["diagnose-watch", "--interval", "250ms", "--phase", "validation_start=^Validat", "--max-memory", "20G", "--", "python", "train.py", "--epochs", "3"]).unwrap();
+        let w = cli.w;
+        assert_eq!(w.command, ["python", "train.py", "--epochs", "3"]);
+        assert_eq!(w.interval, Duration::from_millis(250));
+        assert_eq!(w.max_memory, Some(20 << 30));
+        assert_eq!(w.phases[0].0, "validation_start");
+        assert!(Cli::try_parse_from(["diagnose-watch", "--pid", "1", "--", "ls"]).is_err());
+        assert!(Cli::try_parse_from(["diagnose-watch", "--epoch-pattern", "(", "--", "ls"]).is_err());
+        assert!(Cli::try_parse_from(["diagnose-watch", "--phase", "finish=x", "--", "ls"]).is_err());
+        assert!(Cli::try_parse_from(["diagnose-watch", "--kill-at-limit", "--", "ls"]).is_err());
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+    }
+
+}

@@ -63,13 +63,16 @@ pub struct Proc {
     pub mem: Option<ProcMem>,
 }
 
-/// (ppid, comm) of a process, from `/proc/<pid>/stat` (comm may hold spaces and parens).
+/// (ppid, comm) of a live process, from `/proc/<pid>/stat` (comm may hold spaces and
+/// parens); `None` for a zombie, which holds no memory and has ended.
 pub fn parse_stat(text: &str) -> Option<(u32, String)> {
     let open = text.find('(')?;
     let close = text.rfind(')')?;
     let name = text.get(open + 1..close)?.to_string();
     let mut rest = text.get(close + 1..)?.split_whitespace();
-    let _state = rest.next()?;
+    if matches!(rest.next()?, "Z" | "X" | "x") {
+        return None;
+    }
     let ppid = rest.next()?.parse().ok()?;
     Some((ppid, name))
 }
@@ -191,6 +194,7 @@ mod tests {
         assert_eq!(parse_stat("42 (pt_data_worker) S 7 42 1 0"), Some((7, "pt_data_worker".into())));
         assert_eq!(parse_stat("42 (a) b) (c) R 9 1"), Some((9, "a) b) (c".into())));
         assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_stat("42 (python) Z 7 42 1 0"), None);
     }
 
     #[test]

@@ -1,0 +1,198 @@
+//! `diagnose watch` as a process supervisor: exit codes passed on, a killed child, Ctrl-C,
+//! `--pid`, `--max-memory` with and without `--kill-at-limit`, an OOM kill in a real
+//! memory cgroup with its projection checked, and bad input refused before anything runs.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn grow(steps: u32, mib: u32) -> Vec<String> {
+    vec![python().to_string_lossy().into_owned(), py_script("grow.py"), "--steps".into(), steps.to_string(), "--mib".into(), mib.to_string()]
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(|s| s.as_str()).collect()
+}
+
+#[test]
+fn exit_code_is_passed_on_and_the_report_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, s) = watch(&dir.path().join("a"), &[], &["sh", "-c", "echo Epoch 0; exit 7"]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    let s = s.expect("report written");
+    assert_eq!(s["end"]["code"], 7);
+    assert!(ledger(&s).contains("exited with code 7"));
+    let (o, s) = watch(&dir.path().join("b"), &[], &["sh", "-c", "echo Epoch 0; kill -9 $$"]);
+    assert_eq!(o.status.code(), Some(128 + 9));
+    let s = s.expect("report written");
+    assert_eq!((s["end"]["signal"].as_i64(), s["end"]["oom_killed"].as_bool()), (Some(9), Some(false)));
+    assert!(ledger(&s).contains("killed by signal 9"), "{}", ledger(&s));
+    // stdin reaches the child.
+    let mut child = diagnose()
+        .args(["watch", "--out", dir.path().join("c").to_str().unwrap(), "--", "sh", "-c", "read line; echo got:$line"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("got:hello\n"), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+#[test]
+fn bad_input_fails_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x");
+    let o = run(&["watch", "--out", out.to_str().unwrap(), "--", "no-such-command-here", "--flag"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("command not found: no-such-command-here"), "{}", stderr(&o));
+    assert!(!out.exists(), "an output folder was made for a command that cannot run");
+    let o = run(&["watch", "--out", out.to_str().unwrap(), "--pid", "4000000000"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no process with pid 4000000000"), "{}", stderr(&o));
+    let o = run(&["watch", "--epoch-pattern", "(unclosed", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--epoch-pattern"), "{}", stderr(&o));
+    let o = run(&["watch", "--out", "/proc/no-such/dir", "--", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cannot write /proc/no-such/dir"), "{}", stderr(&o));
+    let o = run(&["watch"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn ctrl_c_reaches_the_child_and_the_report_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("int");
+    // Its own process group, as a terminal's foreground job: Ctrl-C goes to the group.
+    let mut child = diagnose()
+        .args(["watch", "--out", out.to_str().unwrap(), "--interval", "100ms", "--"])
+        .args(grow(1000, 1))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let timeline = out.join("timeline.csv");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&timeline).map_or(0, |t| t.matches(",epoch_end,").count()) < 3 {
+        assert!(Instant::now() < deadline, "no epochs recorded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    // Python ends by SIGINT after its KeyboardInterrupt; diagnose survives it, writes the
+    // report and passes the child's status on as a shell would (128 + 2).
+    assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stdout));
+    let s = summary(&out);
+    assert!(s["epochs"].as_u64().unwrap() >= 3);
+    assert_eq!(s["end"]["signal"], 2);
+}
+
+use std::os::unix::process::CommandExt;
+
+#[test]
+fn pid_watches_a_running_process_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut target = Command::new(python()).args(strs(&grow(15, 4))[1..].iter()).stdout(Stdio::null()).spawn().unwrap();
+    let out = dir.path().join("pid");
+    let o = run(&["watch", "--out", out.to_str().unwrap(), "--interval", "100ms", "--window", "500ms", "--pid", &target.id().to_string()]);
+    target.wait().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&out);
+    assert!(s["epochs"].as_u64().unwrap() >= 4, "{s}");
+    assert_eq!(s["verdict"], "growing", "{}", ledger(&s));
+    assert!(ledger(&s).contains("fixed windows of 0 s") || ledger(&s).contains("fixed windows"), "{}", ledger(&s));
+    assert_eq!(s["window_s"], 0.5);
+}
+
+#[test]
+fn max_memory_fails_the_gate_and_kill_at_limit_stops_the_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = grow(25, 8);
+    // 25 steps of 8 MiB pass 100 MiB around step 11: without --kill-at-limit the run goes on.
+    let (o, s) = watch(&dir.path().join("gate"), &["--max-memory", "100M"], &strs(&cmd));
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let s = s.unwrap();
+    assert_eq!(s["epochs"], 25);
+    assert!(s["max_memory"]["t_s"].as_f64().is_some(), "{s}");
+    assert!(ledger(&s).contains("passed --max-memory"), "{}", ledger(&s));
+    let (o, s) = watch(&dir.path().join("kill"), &["--max-memory", "100M", "--kill-at-limit"], &strs(&cmd));
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let s = s.unwrap();
+    let epochs = s["epochs"].as_u64().unwrap();
+    assert!((8..=16).contains(&epochs), "stopped after {epochs} epochs");
+    assert_eq!(s["end"]["signal"], 15);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("done"));
+    // The control: a limit not reached is no failure.
+    let (o, _) = watch(&dir.path().join("fine"), &["--max-memory", "2G"], &strs(&grow(3, 1)));
+    assert_eq!(o.status.code(), Some(0));
+}
+
+/// A memory cgroup of its own (v1, as on these machines), removed when dropped.
+struct Cgroup(std::path::PathBuf);
+
+impl Cgroup {
+    fn new(limit: u64) -> Option<Cgroup> {
+        let root = Path::new("/sys/fs/cgroup/memory");
+        let dir = root.join(format!("diagnose-test-{}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        let cg = Cgroup(dir);
+        std::fs::write(cg.0.join("memory.limit_in_bytes"), limit.to_string()).ok()?;
+        let _ = std::fs::write(cg.0.join("memory.swappiness"), "0");
+        Some(cg)
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn oom_kill_in_a_memory_cgroup_is_reported_and_was_projected() {
+    let Some(cg) = Cgroup::new(200 << 20) else {
+        eprintln!("SKIPPED: cannot create a cgroup-v1 memory cgroup here (needs root and /sys/fs/cgroup/memory)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("oom");
+    // diagnose joins the cgroup, then its child inherits it.
+    let script = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", cg.0.display());
+    let mut args: Vec<String> = vec!["-c".into(), script, "sh".into(), env!("CARGO_BIN_EXE_diagnose").into(), "watch".into(), "--out".into(), out.to_str().unwrap().into(), "--interval".into(), "100ms".into(), "--".into()];
+    args.extend(grow(60, 8));
+    let o = Command::new("sh").args(&args).output().unwrap();
+    assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
+    let s = summary(&out);
+    assert_eq!(s["end"]["oom_killed"], true, "{s}");
+    assert!(ledger(&s).contains("killed by the OOM killer"), "{}", ledger(&s));
+    let killed_in = s["end"]["last_epoch"].as_f64().unwrap() + 1.0;
+    assert!(killed_in > 10.0, "killed in epoch {killed_in}");
+
+    // What the first 5 epochs said: the same timeline cut after its fifth epoch end.
+    let text = std::fs::read_to_string(out.join("timeline.csv")).unwrap();
+    let mut cut = String::new();
+    let mut epochs = 0;
+    for line in text.lines() {
+        cut.push_str(line);
+        cut.push('\n');
+        if line.contains(",epoch_end,") {
+            epochs += 1;
+            if epochs == 5 {
+                break;
+            }
+        }
+    }
+    let early = dir.path().join("early");
+    std::fs::create_dir(&early).unwrap();
+    std::fs::write(early.join("timeline.csv"), cut).unwrap();
+    let o = run(&["report", early.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let projected = summary(&early)["oom"]["at_epoch"].as_f64().expect("a projection from 5 epochs");
+    assert!((projected - killed_in).abs() <= 0.1 * killed_in, "projected epoch {projected:.1}, killed in epoch {killed_in}");
+}

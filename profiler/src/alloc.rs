@@ -32,6 +32,20 @@ pub const JEMALLOC_CONF: &str = "background_thread:true,dirty_decay_ms:-1,prof:t
 pub static MALLOC_CONF: Option<&'static u8> =
     Some(&b"background_thread:true,dirty_decay_ms:-1,prof:true,prof_active:false\0"[0]);
 
+/// Return every freed page jemalloc keeps to the OS now (`arena.<all>.purge`), so that
+/// RSS, seen from outside, is what the program holds. Takes milliseconds after an epoch;
+/// a program watched by `diagnose watch` calls it before marking an epoch end, since with
+/// `dirty_decay_ms:-1` nothing else returns them. Returns whether jemalloc accepted it.
+pub fn purge_freed_pages() -> bool {
+    // MALLCTL_ARENAS_ALL is 4096. The call takes no value: both pointers must be null,
+    // which tikv-jemalloc-ctl's typed writers cannot express.
+    let name = b"arena.4096.purge\0";
+    // SAFETY: a NUL-terminated name and null old/new pointers, as this mallctl requires.
+    unsafe {
+        tikv_jemalloc_sys::mallctl(name.as_ptr() as *const _, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut(), 0) == 0
+    }
+}
+
 /// True while allocations go through dhat (exact mode).
 static EXACT: AtomicBool = AtomicBool::new(false);
 

@@ -56,7 +56,7 @@ pub mod source;
 pub mod timeline;
 pub mod watch;
 
-pub use alloc::{exact_mode, set_exact_mode, ProfilerAlloc, JEMALLOC_CONF};
+pub use alloc::{exact_mode, purge_freed_pages, set_exact_mode, ProfilerAlloc, JEMALLOC_CONF};
 pub use profiler_api::{Boundary, Marker, NoMarker, Phase};
 pub use error::Error;
 pub use flat::{FlatMemory, FlatReport, SeriesCheck};

@@ -20,6 +20,21 @@ struct Cli {
     trainer: TrainerArgs,
 }
 
+/// Sends boundaries to `diagnose watch`. At an epoch end, first hands jemalloc's kept
+/// freed pages back to the OS (the profiler's allocator keeps them for speed), so that the
+/// RSS a watcher samples at that moment is what the trainer holds.
+struct WatchedMarker(profiler_api::SocketMarker);
+
+impl profiler_api::Marker for WatchedMarker {
+    fn mark(&mut self, boundary: profiler_api::Boundary) {
+        #[cfg(feature = "jemalloc")]
+        if boundary.phase == profiler_api::Phase::EpochEnd && self.0.is_active() {
+            profiler::purge_freed_pages();
+        }
+        self.0.mark(boundary);
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     let cfg = match cli.trainer.resolve() {
@@ -31,7 +46,8 @@ fn main() {
     };
     let started = std::time::Instant::now();
     // Under `diagnose watch`, boundaries go to its marker socket; otherwise nowhere.
-    let report = train(&cfg, &mut profiler_api::SocketMarker::from_env());
+    let mut marker = WatchedMarker(profiler_api::SocketMarker::from_env());
+    let report = train(&cfg, &mut marker);
     for e in &report.epochs {
         println!(
             "epoch {} train_loss {:.4} val_loss {:.4} st_iou {:.3} map50 {:.3} triplets {} leak_bytes {} {:.1}s",

@@ -10,6 +10,10 @@ if ! "$VENV/bin/python" -c "import torch,sys; sys.exit(torch.__version__.split('
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
 fi
+# wheel: the test that pip-installs python/diagnose_markers.py builds it offline.
+if ! "$VENV/bin/python" -c "import wheel" 2>/dev/null; then
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check wheel
+fi
 if ! command -v cargo >/dev/null; then
     echo "setup: cargo not found; install Rust with rustup first" >&2
     exit 1

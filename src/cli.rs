@@ -109,7 +109,9 @@ pub struct CompareArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Series to compare, by timeline column (repeatable; the first is written to files).
-    #[arg(long, default_values_t = ["peak_rss_bytes".to_string(), "je_allocated_bytes".to_string()])]
+    /// Default: peak_rss_bytes and je_allocated_bytes for `run` folders, tree_pss_bytes
+    /// and main_uss_bytes for `watch` folders.
+    #[arg(long)]
     pub series: Vec<String>,
 }
 

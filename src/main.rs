@@ -138,12 +138,19 @@ fn compare_cmd(args: CompareArgs) -> anyhow::Result<ExitCode> {
     };
     let (before, after) = (load(&args.before)?, load(&args.after)?);
     let out = args.out.clone().unwrap_or_else(|| args.after.clone());
+    let series: Vec<String> = if !args.series.is_empty() {
+        args.series.clone()
+    } else if before.recorder == "watch" {
+        vec!["tree_pss_bytes".into(), "main_uss_bytes".into()]
+    } else {
+        vec!["peak_rss_bytes".into(), "je_allocated_bytes".into()]
+    };
     let mut text = String::new();
-    for column in &args.series {
+    for column in &series {
         let cmp = report::compare(&before, &after, column);
         text.push_str(&cmp.to_markdown());
         text.push('\n');
-        if column == &args.series[0] {
+        if column == &series[0] {
             std::fs::create_dir_all(&out)?;
             cmp.write(&out)?;
         }

@@ -138,6 +138,10 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
     if watched.markers_rejected > 0 {
         eprintln!("diagnose: {} marker datagram(s) were malformed or from another user and were ignored", watched.markers_rejected);
     }
+    eprintln!(
+        "diagnose: the watcher used {:.2} s of CPU in {:.1} s ({:.2} % of one core), at most {} resident",
+        watched.own_cpu_s, watched.wall_s, 100.0 * watched.own_cpu_s / watched.wall_s.max(1e-9), human_bytes(watched.own_peak_rss_bytes as f64)
+    );
     let analysis = report::rebuild(&out)?;
     emit(&report::text_summary(&analysis));
     emit(&format!("reports: {}\n", out.display()));

@@ -69,7 +69,7 @@ fn ctrl_c_reaches_the_child_and_the_report_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("int");
     // Its own process group, as a terminal's foreground job: Ctrl-C goes to the group.
-    let mut child = diagnose()
+    let child = diagnose()
         .args(["watch", "--out", out.to_str().unwrap(), "--interval", "100ms", "--"])
         .args(grow(1000, 1))
         .stdout(Stdio::piped())

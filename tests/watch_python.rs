@@ -118,3 +118,25 @@ print('ok')";
     let o = std::process::Command::new(python()).arg("-c").arg(code).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ok", "{}", stderr(&o));
 }
+
+#[test]
+fn marker_module_installs_with_pip_from_the_checkout() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let o = std::process::Command::new(python())
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-build-isolation", "--no-deps", "--target"])
+        .arg(dir.path())
+        .arg(format!("{root}/python"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = std::process::Command::new(python())
+        .args(["-c", "import diagnose_markers as dm; print(dm.__file__, dm.enabled())"])
+        .env("PYTHONPATH", dir.path())
+        .env_remove("DIAGNOSE_MARKER_SOCKET")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.starts_with(dir.path().to_str().unwrap()) && text.trim().ends_with("False"), "{text}{}", stderr(&o));
+}

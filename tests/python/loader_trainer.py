@@ -57,6 +57,7 @@ def main():
     p.add_argument("--leak-mib", type=float, default=16.0)
     p.add_argument("--sleep", type=float, default=0.0, help="seconds to pause after each epoch")
     p.add_argument("--markers", action="store_true")
+    p.add_argument("--persistent", action="store_true", help="persistent workers in every mode")
     args = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -66,7 +67,7 @@ def main():
         import diagnose_markers as markers
 
     ds = Items(args)
-    persistent = args.mode in ("worker-leak", "cow") and args.workers > 0
+    persistent = (args.persistent or args.mode in ("worker-leak", "cow")) and args.workers > 0
     sampler = RandomSampler(ds, num_samples=len(ds) // 4) if args.mode == "cow" else None
     loader = DataLoader(ds, batch_size=64, num_workers=args.workers, persistent_workers=persistent, sampler=sampler)
     model = torch.nn.Linear(16, 4)

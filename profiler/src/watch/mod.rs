@@ -115,6 +115,12 @@ pub struct Watched {
     pub markers_rejected: u64,
     /// Markers accepted.
     pub markers_received: u64,
+    /// The watcher's own CPU time (user + system), seconds.
+    pub own_cpu_s: f64,
+    /// The watcher's own peak RSS, bytes.
+    pub own_peak_rss_bytes: u64,
+    /// Seconds the watch lasted.
+    pub wall_s: f64,
 }
 
 /// Check a target before anything runs: the command exists and is executable, or the
@@ -318,13 +324,28 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         label.push_str(&format!(" oom_kill={}->{}", oom_before.unwrap_or(0), oom_after.unwrap_or(0)));
     }
     rec.record(Boundary::new(Phase::Finish).label(label))?;
+    let (own_cpu_s, own_peak_rss_bytes) = own_usage();
     Ok(Watched {
+        own_cpu_s,
+        own_peak_rss_bytes,
+        wall_s: started.elapsed().as_secs_f64(),
         exit,
         oom_killed,
         max_memory_passed_at: passed_at,
         markers_rejected: socket.rejected(),
         markers_received: received.load(std::sync::atomic::Ordering::Relaxed),
     })
+}
+
+/// This process's CPU seconds and peak RSS (getrusage), children not included.
+fn own_usage() -> (f64, u64) {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a zeroed out-struct of the right type.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return (0.0, 0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(u.ru_utime) + secs(u.ru_stime), u.ru_maxrss as u64 * 1024)
 }
 
 /// Takes a sample at each boundary and appends it.

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# What `diagnose watch` costs the program it watches: the same PyTorch DataLoader trainer
+# (tests/python/loader_trainer.py, main process + 8 persistent workers = a 9-process tree)
+# run alone and under `diagnose watch` (1 s interval, the default), interleaved round after
+# round. Prints each variant's median wall time, their ratio, and the watcher's own CPU
+# and memory as it reports them.
+#
+#   benches/watch_overhead.sh [ROUNDS] [TRAINER FLAGS...]
+#   default: 5 rounds of --mode clean --workers 8 --persistent --epochs 12 --items 32768
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
+ROUNDS="${1:-5}"
+shift || true
+FLAGS=("$@")
+[ ${#FLAGS[@]} -gt 0 ] || FLAGS=(--mode clean --workers 8 --persistent --epochs 12 --items 32768)
+cargo build --release --quiet --bins
+BENCH="$ROOT/target/bench-watch"
+mkdir -p "$BENCH"
+TRAINER=("$VENV/bin/python" "$ROOT/tests/python/loader_trainer.py" "${FLAGS[@]}")
+: > "$BENCH/times.txt"
+for round in $(seq "$ROUNDS"); do
+    for v in alone watched; do
+        start=$(date +%s.%N)
+        if [ $v = alone ]; then
+            "${TRAINER[@]}" > "$BENCH/$v.log" 2>&1
+        else
+            "$ROOT/target/release/diagnose" watch --out "$BENCH/run" --force -- "${TRAINER[@]}" > "$BENCH/$v.log" 2>&1
+        fi || { echo "$v failed, see $BENCH/$v.log" >&2; exit 1; }
+        end=$(date +%s.%N)
+        echo "$v $(python3 -c "print(round($end - $start, 3))")" | tee -a "$BENCH/times.txt"
+        [ $v = watched ] && grep "the watcher used" "$BENCH/$v.log" | tee -a "$BENCH/watcher.txt"
+    done
+done
+python3 - "$BENCH/times.txt" <<'PY'
+import statistics, sys
+times = {}
+for line in open(sys.argv[1]):
+    v, t = line.split()
+    times.setdefault(v, []).append(float(t))
+base = statistics.median(times["alone"])
+print(f"\n{'variant':<8} {'median s':>9} {'ratio':>7}   runs")
+for v in ["alone", "watched"]:
+    m = statistics.median(times[v])
+    print(f"{v:<8} {m:>9.2f} {m / base:>7.3f}   {', '.join(f'{t:.2f}' for t in times[v])}")
+PY

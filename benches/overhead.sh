@@ -44,15 +44,4 @@ for round in $(seq "$ROUNDS"); do
         echo "$v $(python3 -c "print(round($end - $start, 3))")" | tee -a "$BENCH/times.txt"
     done
 done
-python3 - "$BENCH/times.txt" <<'PY'
-import statistics, sys
-times = {}
-for line in open(sys.argv[1]):
-    v, t = line.split()
-    times.setdefault(v, []).append(float(t))
-base = statistics.median(times["baseline"])
-print(f"\n{'variant':<10} {'median s':>9} {'ratio':>7}   runs")
-for v in ["baseline", "jemalloc", "timeline", "attribute", "exact"]:
-    m = statistics.median(times[v])
-    print(f"{v:<10} {m:>9.2f} {m / base:>7.3f}   {', '.join(f'{t:.2f}' for t in times[v])}")
-PY
+python3 "$ROOT/benches/medians.py" "$BENCH/times.txt" baseline jemalloc timeline attribute exact

@@ -30,15 +30,4 @@ for round in $(seq "$ROUNDS"); do
         [ $v = watched ] && grep "the watcher used" "$BENCH/$v.log" | tee -a "$BENCH/watcher.txt"
     done
 done
-python3 - "$BENCH/times.txt" <<'PY'
-import statistics, sys
-times = {}
-for line in open(sys.argv[1]):
-    v, t = line.split()
-    times.setdefault(v, []).append(float(t))
-base = statistics.median(times["alone"])
-print(f"\n{'variant':<8} {'median s':>9} {'ratio':>7}   runs")
-for v in ["alone", "watched"]:
-    m = statistics.median(times[v])
-    print(f"{v:<8} {m:>9.2f} {m / base:>7.3f}   {', '.join(f'{t:.2f}' for t in times[v])}")
-PY
+python3 "$ROOT/benches/medians.py" "$BENCH/times.txt" alone watched

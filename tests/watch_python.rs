@@ -122,11 +122,15 @@ print('ok')";
 #[test]
 fn marker_module_installs_with_pip_from_the_checkout() {
     let dir = tempfile::tempdir().unwrap();
-    let root = env!("CARGO_MANIFEST_DIR");
+    // A copy, so that the build leaves nothing in the checkout.
+    let src = tempfile::tempdir().unwrap();
+    for f in ["pyproject.toml", "diagnose_markers.py"] {
+        std::fs::copy(format!("{}/python/{f}", env!("CARGO_MANIFEST_DIR")), src.path().join(f)).unwrap();
+    }
     let o = std::process::Command::new(python())
         .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-build-isolation", "--no-deps", "--target"])
         .arg(dir.path())
-        .arg(format!("{root}/python"))
+        .arg(src.path())
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));

@@ -6,12 +6,12 @@
 # and memory as it reports them.
 #
 #   benches/watch_overhead.sh [ROUNDS] [TRAINER FLAGS...]
-#   default: 5 rounds of --mode clean --workers 8 --persistent --epochs 12 --items 32768
+#   default: 5 rounds of --mode clean --workers 8 --persistent --epochs 12 --items 131072 (about 45 s a run)
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
 ROUNDS="${1:-5}"
 shift || true
 FLAGS=("$@")
-[ ${#FLAGS[@]} -gt 0 ] || FLAGS=(--mode clean --workers 8 --persistent --epochs 12 --items 32768)
+[ ${#FLAGS[@]} -gt 0 ] || FLAGS=(--mode clean --workers 8 --persistent --epochs 12 --items 131072)
 cargo build --release --quiet --bins
 BENCH="$ROOT/target/bench-watch"
 mkdir -p "$BENCH"

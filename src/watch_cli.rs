@@ -27,6 +27,10 @@ pub struct WatchArgs {
     /// Time between samples of the process tree (e.g. 1s, 500ms).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub interval: Duration,
+    /// Between boundaries, read PSS and USS (a page-table walk: about 10 ms per Python
+    /// process with torch) at most this often; other samples read RSS alone.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub pss_interval: Duration,
     /// Log lines matching this regex are epoch boundaries; its first capture group, if
     /// any, is the epoch index.
     #[arg(long, default_value = profiler::watch::DEFAULT_EPOCH_PATTERN, value_parser = parse_regex)]
@@ -122,6 +126,7 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
     report::prepare_out_dir(&out, args.force)?;
     let opts = WatchOptions {
         interval: args.interval,
+        full_interval: args.pss_interval,
         epoch_pattern: Some(args.epoch_pattern),
         phases: args.phases,
         window: args.window,

@@ -62,6 +62,15 @@ fn bad_input_fails_before_anything_runs() {
     assert!(stderr(&o).contains("cannot write /proc/no-such/dir"), "{}", stderr(&o));
     let o = run(&["watch"]);
     assert_eq!(o.status.code(), Some(2));
+    // Another user's process: a clear error, not a partial report.
+    let runuser = Path::new("/usr/sbin/runuser");
+    if unsafe { libc::geteuid() } == 0 && runuser.exists() {
+        let o = Command::new(runuser).args(["-u", "nobody", "--", env!("CARGO_BIN_EXE_diagnose-watch"), "--out"]).arg(dir.path().join("other")).args(["--pid", "1"]).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains("cannot read the memory of pid 1") && stderr(&o).contains("another user"), "{}", stderr(&o));
+    } else {
+        eprintln!("SKIPPED: the other-user case needs root and runuser");
+    }
 }
 
 #[test]

@@ -33,6 +33,7 @@ use crate::limits::memory_limit;
 use crate::source::{Source, SystemSource};
 use crate::timeline::{Row, TimelineMeta, TimelineWriter};
 use markers::{MarkerSocket, MARKER_ENV};
+use tree::Detail;
 
 /// What to watch.
 #[derive(Clone, Debug)]
@@ -45,8 +46,11 @@ pub enum Target {
 
 /// How to watch.
 pub struct WatchOptions {
-    /// Time between samples.
+    /// Time between samples (RSS of every process of the tree: cheap).
     pub interval: Duration,
+    /// Time between full samples (PSS and USS from smaps_rollup: about 10 ms per Python
+    /// process) when no boundary asks for one. Boundaries are always sampled in full.
+    pub full_interval: Duration,
     /// Log lines matching this are epoch boundaries (`None`: logs mark no epochs).
     pub epoch_pattern: Option<Regex>,
     /// Log lines matching a pattern are boundaries of that name.
@@ -67,6 +71,7 @@ impl Default for WatchOptions {
     fn default() -> Self {
         WatchOptions {
             interval: Duration::from_secs(1),
+            full_interval: Duration::from_secs(30),
             epoch_pattern: Some(Regex::new(DEFAULT_EPOCH_PATTERN).expect("valid default pattern")),
             phases: Vec::new(),
             window: None,
@@ -178,6 +183,8 @@ fn is_frequent(phase: &Phase) -> bool {
 /// written here, except before stopping a child at `--max-memory`.
 pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<Watched, Error> {
     check_target(target)?;
+    reset_own_peak();
+    let cpu_before = own_cpu();
     let (tx, rx) = mpsc::channel::<Event>();
     let socket = MarkerSocket::bind().map_err(|e| Error::Config(format!("cannot create the marker socket: {e}")))?;
     let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -219,6 +226,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     };
     let mut rec = Recorder {
         started,
+        last_full: started,
         writer: TimelineWriter::create(&out_dir.join("timeline.csv"), &meta)?,
         system: SystemSource::new(cgroup.clone(), false),
         sampler: &mut sampler,
@@ -230,6 +238,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     let mut window_index = 0u32;
     let mut marker_epochs = false;
     let mut passed_at: Option<f64> = None;
+    let mut last_rss = 0u64;
     let mut stop_deadline: Option<Instant> = None;
     let exit = loop {
         let now = Instant::now();
@@ -265,7 +274,11 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
                     rec.record(Boundary::new(Phase::EpochEnd).epoch(window_index - 1).label("window"))?
                 } else {
                     next_sample = now + opts.interval;
-                    let row = rec.record(Boundary::new(Phase::Custom("sample".into())))?;
+                    // PSS costs a page-table walk per process: in full only now and then,
+                    // or when summed RSS (PSS's upper bound) is past --max-memory.
+                    let over = opts.max_memory.is_some_and(|m| last_rss > m) && passed_at.is_none();
+                    let detail = if over || now >= rec.last_full + opts.full_interval { Detail::Full } else { Detail::Rss };
+                    let row = rec.record_with(Boundary::new(Phase::Custom("sample".into())), detail)?;
                     if child_pid.is_none() && row.tree_processes.is_none() {
                         break Exit::Ended; // the watched pid is gone
                     }
@@ -273,6 +286,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
                 }
             }
         };
+        last_rss = row.tree_rss_bytes.unwrap_or(0);
         if row.phase == "epoch_end" {
             if let Some(f) = &mut opts.on_epoch {
                 f(&row);
@@ -324,10 +338,9 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         label.push_str(&format!(" oom_kill={}->{}", oom_before.unwrap_or(0), oom_after.unwrap_or(0)));
     }
     rec.record(Boundary::new(Phase::Finish).label(label))?;
-    let (own_cpu_s, own_peak_rss_bytes) = own_usage();
     Ok(Watched {
-        own_cpu_s,
-        own_peak_rss_bytes,
+        own_cpu_s: own_cpu() - cpu_before,
+        own_peak_rss_bytes: own_peak_rss(),
         wall_s: started.elapsed().as_secs_f64(),
         exit,
         oom_killed,
@@ -337,27 +350,47 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     })
 }
 
-/// This process's CPU seconds and peak RSS (getrusage), children not included.
-fn own_usage() -> (f64, u64) {
+/// This process's CPU seconds so far (getrusage; children not included).
+fn own_cpu() -> f64 {
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: a zeroed out-struct of the right type.
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
-        return (0.0, 0);
+        return 0.0;
     }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (secs(u.ru_utime) + secs(u.ru_stime), u.ru_maxrss as u64 * 1024)
+    secs(u.ru_utime) + secs(u.ru_stime)
+}
+
+/// Reset this process's peak RSS, so that what `diagnose` held before it exec'd us
+/// (libtorch) is not counted as the watcher's.
+fn reset_own_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// This process's peak RSS since [`reset_own_peak`] (VmHWM).
+fn own_peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status").ok().and_then(|t| crate::source::parse_status(&t).1).unwrap_or(0)
 }
 
 /// Takes a sample at each boundary and appends it.
 struct Recorder<'a> {
     started: Instant,
+    last_full: Instant,
     writer: TimelineWriter,
     system: SystemSource,
     sampler: &'a mut TreeSampler,
 }
 
 impl Recorder<'_> {
+    /// A boundary, sampled in full.
     fn record(&mut self, b: Boundary) -> Result<Row, Error> {
+        self.record_with(b, Detail::Full)
+    }
+
+    fn record_with(&mut self, b: Boundary, detail: Detail) -> Result<Row, Error> {
+        if detail == Detail::Full {
+            self.last_full = Instant::now();
+        }
         let mut row = Row {
             t_s: self.started.elapsed().as_secs_f64(),
             phase: b.phase.as_str().to_string(),
@@ -367,7 +400,7 @@ impl Recorder<'_> {
             user_bytes: b.user_bytes,
             ..Row::default()
         };
-        self.sampler.sample(&mut row)?;
+        self.sampler.sample(&mut row, detail)?;
         self.system.sample(&mut row);
         self.writer.append(&row)?;
         Ok(row)

@@ -9,7 +9,7 @@ use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::Nvml;
 use serde::Serialize;
 
-use super::tree::{read_tree, Proc, Role};
+use super::tree::{read_tree, Detail, Proc, Role};
 use crate::error::Error;
 use crate::source::GpuStatus;
 use crate::timeline::Row;
@@ -50,7 +50,7 @@ pub const PROCESS_COLUMNS: &[(&str, &str)] = &[
     ("role", "launcher (a wrapper above the trainer: bash, env, ...), main (the trainer), worker (any descendant of the trainer: DataLoader workers, subprocesses)"),
     ("name", "command name (/proc/PID/comm, 15 bytes at most); command lines and environments are never recorded"),
     ("rss_bytes", "resident set size"),
-    ("pss_bytes", "proportional set size: each shared page divided among its sharers"),
+    ("pss_bytes", "proportional set size: each shared page divided among its sharers; like uss_bytes and swap_bytes, read at boundaries and every --pss-interval, empty at the samples between (RSS alone, from statm)"),
     ("uss_bytes", "unique set size: Private_Clean + Private_Dirty"),
     ("swap_bytes", "swapped-out memory"),
     ("gpu_bytes", "GPU memory of this process, all devices (NVML); empty without a driver or when it holds none"),
@@ -124,10 +124,10 @@ impl TreeSampler {
         &self.gpu_status
     }
 
-    /// Read the tree now, fill the tree and role columns of `row` and append one
-    /// `processes.csv` row per process. Returns the processes read (empty: root gone).
-    pub fn sample(&mut self, row: &mut Row) -> Result<Vec<Proc>, Error> {
-        let procs = read_tree(self.root);
+    /// Read the tree now to `detail`, fill the tree and role columns of `row` and append
+    /// one `processes.csv` row per process. Returns the processes read (empty: root gone).
+    pub fn sample(&mut self, row: &mut Row, detail: Detail) -> Result<Vec<Proc>, Error> {
+        let procs = read_tree(self.root, detail);
         let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
         let (gpu_per_pid, gpu_device) = self.gpu.as_ref().map(|g| g.read(&pids)).unwrap_or_default();
         fill_row(row, &procs);
@@ -137,6 +137,7 @@ impl TreeSampler {
         }
         for p in &procs {
             let m = p.mem;
+            let full = |f: fn(&super::tree::ProcMem) -> u64| m.filter(|_| p.detail == Detail::Full).map(|m| f(&m));
             let r = ProcRow {
                 t_s: row.t_s,
                 phase: &row.phase,
@@ -145,9 +146,9 @@ impl TreeSampler {
                 role: p.role.as_str(),
                 name: &p.name,
                 rss_bytes: m.map(|m| m.rss),
-                pss_bytes: m.map(|m| m.pss),
-                uss_bytes: m.map(|m| m.uss),
-                swap_bytes: m.map(|m| m.swap),
+                pss_bytes: full(|m| m.pss),
+                uss_bytes: full(|m| m.uss),
+                swap_bytes: full(|m| m.swap),
                 gpu_bytes: gpu_per_pid.get(&p.pid).copied(),
             };
             self.procs_out.serialize(r).map_err(|e| self.output_error(e.to_string()))?;
@@ -161,33 +162,36 @@ impl TreeSampler {
     }
 }
 
-/// Sum the processes' memory into the row's tree, main and workers columns.
+/// Sum the processes' memory into the row's tree, main and workers columns. PSS, USS and
+/// swap only where every process was read in full.
 pub fn fill_row(row: &mut Row, procs: &[Proc]) {
     if procs.is_empty() {
         return;
     }
+    let full = procs.iter().all(|p| p.detail == Detail::Full);
     let sum = |f: &dyn Fn(&Proc) -> bool, g: fn(&super::tree::ProcMem) -> u64| -> u64 {
         procs.iter().filter(|p| f(p)).filter_map(|p| p.mem.as_ref()).map(g).sum()
     };
+    let detailed = |g: fn(&super::tree::ProcMem) -> u64, f: &dyn Fn(&Proc) -> bool| full.then(|| sum(f, g));
     let all = |_: &Proc| true;
     let main = |p: &Proc| p.role == Role::Main;
     let worker = |p: &Proc| p.role == Role::Worker;
     row.tree_rss_bytes = Some(sum(&all, |m| m.rss));
-    row.tree_pss_bytes = Some(sum(&all, |m| m.pss));
-    row.tree_uss_bytes = Some(sum(&all, |m| m.uss));
-    row.tree_swap_bytes = Some(sum(&all, |m| m.swap));
+    row.tree_pss_bytes = detailed(|m| m.pss, &all);
+    row.tree_uss_bytes = detailed(|m| m.uss, &all);
+    row.tree_swap_bytes = detailed(|m| m.swap, &all);
     row.tree_processes = Some(procs.len() as u64);
     if procs.iter().any(|p| main(p) && p.mem.is_some()) {
         row.main_rss_bytes = Some(sum(&main, |m| m.rss));
-        row.main_pss_bytes = Some(sum(&main, |m| m.pss));
-        row.main_uss_bytes = Some(sum(&main, |m| m.uss));
+        row.main_pss_bytes = detailed(|m| m.pss, &main);
+        row.main_uss_bytes = detailed(|m| m.uss, &main);
     }
     let workers = procs.iter().filter(|p| worker(p) && p.mem.is_some()).count() as u64;
     row.workers_count = Some(workers);
     if workers > 0 {
         row.workers_rss_bytes = Some(sum(&worker, |m| m.rss));
-        row.workers_pss_bytes = Some(sum(&worker, |m| m.pss));
-        row.workers_uss_bytes = Some(sum(&worker, |m| m.uss));
+        row.workers_pss_bytes = detailed(|m| m.pss, &worker);
+        row.workers_uss_bytes = detailed(|m| m.uss, &worker);
     }
 }
 
@@ -199,12 +203,13 @@ mod tests {
     #[test]
     fn rows_sum_per_role() {
         let mem = |rss, pss, uss| Some(ProcMem { rss, pss, uss, swap: 1 });
-        let procs = vec![
-            Proc { pid: 1, ppid: 0, role: Role::Launcher, name: "bash".into(), mem: mem(4, 2, 1) },
-            Proc { pid: 2, ppid: 1, role: Role::Main, name: "python".into(), mem: mem(100, 60, 40) },
-            Proc { pid: 3, ppid: 2, role: Role::Worker, name: "python".into(), mem: mem(90, 30, 10) },
-            Proc { pid: 4, ppid: 2, role: Role::Worker, name: "python".into(), mem: mem(90, 30, 12) },
-            Proc { pid: 5, ppid: 2, role: Role::Worker, name: "python".into(), mem: None },
+        let p = |pid, ppid, role, name: &str, mem| Proc { pid, ppid, role, name: name.into(), mem, detail: Detail::Full };
+        let mut procs = vec![
+            p(1, 0, Role::Launcher, "bash", mem(4, 2, 1)),
+            p(2, 1, Role::Main, "python", mem(100, 60, 40)),
+            p(3, 2, Role::Worker, "python", mem(90, 30, 10)),
+            p(4, 2, Role::Worker, "python", mem(90, 30, 12)),
+            p(5, 2, Role::Worker, "python", None),
         ];
         let mut row = Row::default();
         fill_row(&mut row, &procs);
@@ -213,6 +218,11 @@ mod tests {
         let mut alone = Row::default();
         fill_row(&mut alone, &procs[1..2]);
         assert_eq!((alone.workers_count, alone.workers_uss_bytes), (Some(0), None));
+        // A quick sample measures RSS alone: no PSS or USS is made up from it.
+        procs.iter_mut().for_each(|p| p.detail = Detail::Rss);
+        let mut quick = Row::default();
+        fill_row(&mut quick, &procs);
+        assert_eq!((quick.tree_rss_bytes, quick.tree_pss_bytes, quick.main_uss_bytes, quick.workers_rss_bytes), (Some(284), None, None, Some(180)));
     }
 
     #[test]

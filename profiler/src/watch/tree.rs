@@ -61,6 +61,8 @@ pub struct Proc {
     pub name: String,
     /// Its memory; `None` if it vanished or turned zombie while being read.
     pub mem: Option<ProcMem>,
+    /// What `mem` holds: with [`Detail::Rss`], only its `rss` is measured.
+    pub detail: Detail,
 }
 
 /// (ppid, comm) of a live process, from `/proc/<pid>/stat` (comm may hold spaces and
@@ -171,14 +173,35 @@ pub fn assign_roles(root: u32, procs: &mut [Proc]) {
     }
 }
 
-/// Read the whole tree under `root` now. Empty if the root is gone.
-pub fn read_tree(root: u32) -> Vec<Proc> {
+/// How much to read of each process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// RSS alone, from `statm`: microseconds a process.
+    Rss,
+    /// RSS, PSS, USS and swap from `smaps_rollup`, which walks the page tables: about
+    /// 10 ms for a Python process with torch loaded, here.
+    Full,
+}
+
+/// RSS in bytes from the text of `/proc/<pid>/statm` (pages).
+pub fn parse_statm_rss(text: &str) -> Option<u64> {
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    Some(pages * page)
+}
+
+/// Read the whole tree under `root` now, to `detail`. Empty if the root is gone.
+pub fn read_tree(root: u32, detail: Detail) -> Vec<Proc> {
     let mut procs: Vec<Proc> = members(root)
         .into_iter()
         .filter_map(|(pid, ppid)| {
             let (_, name) = parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
-            let mem = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok().and_then(|t| parse_rollup(&t));
-            Some(Proc { pid, ppid, role: Role::Worker, name, mem })
+            let mem = match detail {
+                Detail::Full => fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok().and_then(|t| parse_rollup(&t)),
+                Detail::Rss => fs::read_to_string(format!("/proc/{pid}/statm")).ok().and_then(|t| parse_statm_rss(&t)).map(|rss| ProcMem { rss, ..ProcMem::default() }),
+            };
+            Some(Proc { pid, ppid, role: Role::Worker, name, mem, detail })
         })
         .collect();
     assign_roles(root, &mut procs);
@@ -205,7 +228,7 @@ mod tests {
     }
 
     fn proc(pid: u32, ppid: u32, name: &str) -> Proc {
-        Proc { pid, ppid, role: Role::Worker, name: name.into(), mem: None }
+        Proc { pid, ppid, role: Role::Worker, name: name.into(), mem: None, detail: Detail::Full }
     }
 
     #[test]
@@ -225,7 +248,10 @@ mod tests {
     #[test]
     fn reads_own_tree() {
         let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
-        let tree = read_tree(std::process::id());
+        let tree = read_tree(std::process::id(), Detail::Full);
+        let quick = read_tree(std::process::id(), Detail::Rss);
+        let me_quick = quick.iter().find(|p| p.pid == std::process::id()).unwrap().mem.unwrap();
+        assert!(me_quick.rss > 0 && me_quick.pss == 0);
         child.kill().unwrap();
         child.wait().unwrap();
         let me = tree.iter().find(|p| p.pid == std::process::id()).unwrap();
@@ -233,6 +259,6 @@ mod tests {
         assert!(me.mem.unwrap().pss > 0 && me.mem.unwrap().uss <= me.mem.unwrap().rss);
         let sleeper = tree.iter().find(|p| p.pid == child.id()).expect("child in tree");
         assert_eq!((sleeper.role, sleeper.name.as_str()), (Role::Worker, "sleep"));
-        assert!(read_tree(u32::MAX - 1).is_empty());
+        assert!(read_tree(u32::MAX - 1, Detail::Full).is_empty());
     }
 }

@@ -13,6 +13,7 @@ pub const PHASE_SERIES: &[(&str, &str)] = &[
     ("je_resident_bytes", "allocator resident"),
     ("gpu_allocated_bytes", "GPU allocated"),
     ("gpu_reserved_bytes", "GPU reserved"),
+    ("tree_rss_bytes", "summed RSS"),
     ("tree_pss_bytes", "tree PSS"),
     ("main_uss_bytes", "main USS"),
     ("workers_uss_bytes", "workers USS"),

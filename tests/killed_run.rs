@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn killed_run_can_be_reported() {
@@ -16,12 +16,7 @@ fn killed_run_can_be_reported() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let timeline = out.join("timeline.csv");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while std::fs::read_to_string(&timeline).map_or(0, |t| t.matches(",epoch_end,").count()) < 3 {
-        assert!(Instant::now() < deadline, "no epochs recorded in time");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_epochs(&out, 3, Duration::from_secs(300));
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!out.join("summary.json").exists());

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn grow(steps: u32, mib: u32) -> Vec<String> {
     vec![python().to_string_lossy().into_owned(), py_script("grow.py"), "--steps".into(), steps.to_string(), "--mib".into(), mib.to_string()]
@@ -86,12 +86,7 @@ fn ctrl_c_reaches_the_child_and_the_report_is_written() {
         .process_group(0)
         .spawn()
         .unwrap();
-    let timeline = out.join("timeline.csv");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read_to_string(&timeline).map_or(0, |t| t.matches(",epoch_end,").count()) < 3 {
-        assert!(Instant::now() < deadline, "no epochs recorded");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_epochs(&out, 3, Duration::from_secs(60));
     unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
     let o = child.wait_with_output().unwrap();
     // Python ends by SIGINT after its KeyboardInterrupt; diagnose survives it, writes the

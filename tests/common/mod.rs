@@ -106,3 +106,14 @@ pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Wait until `dir/timeline.csv` holds `epochs` epoch ends (a run in progress), at most
+/// `limit`.
+pub fn wait_for_epochs(dir: &Path, epochs: usize, limit: std::time::Duration) {
+    let timeline = dir.join("timeline.csv");
+    let deadline = std::time::Instant::now() + limit;
+    while std::fs::read_to_string(&timeline).map_or(0, |t| t.matches(",epoch_end,").count()) < epochs {
+        assert!(std::time::Instant::now() < deadline, "{epochs} epochs not recorded in {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -13,14 +13,20 @@ fn trainer(mode: &str, extra: &[&str]) -> Vec<String> {
     v
 }
 
+/// Watch with --fail-on-leak, expecting it to pass (exit code 0).
 fn watch_trainer(mode: &str, extra: &[&str]) -> (tempfile::TempDir, std::process::Output, serde_json::Value) {
+    watch_trainer_gated(mode, extra, 0)
+}
+
+/// Watch with --fail-on-leak, expecting exit code `code` (3: growing).
+fn watch_trainer_gated(mode: &str, extra: &[&str], code: i32) -> (tempfile::TempDir, std::process::Output, serde_json::Value) {
     let _turn = serial();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join(mode);
     let cmd = trainer(mode, extra);
     let cmd: Vec<&str> = cmd.iter().map(|s| s.as_str()).collect();
-    let (o, s) = watch(&out, &[], &cmd);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (o, s) = watch(&out, &["--fail-on-leak"], &cmd);
+    assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
     (dir, o, s.expect("summary written"))
 }
 
@@ -30,7 +36,7 @@ fn slope(s: &serde_json::Value, column: &str) -> f64 {
 
 #[test]
 fn clean_trainer_with_workers_is_flat() {
-    let (dir, o, s) = watch_trainer("clean", &["--workers", "2"]);
+    let (dir, o, s) = watch_trainer_gated("clean", &["--workers", "2"], 0);
     assert_eq!(s["verdict"], "flat", "{}", ledger(&s));
     assert_eq!(s["epochs"], 7);
     for c in ["tree_pss_bytes", "main_uss_bytes"] {
@@ -47,7 +53,7 @@ fn clean_trainer_with_workers_is_flat() {
 
 #[test]
 fn main_process_leak_is_growing_and_named() {
-    let (_d, _o, s) = watch_trainer("main-leak", &["--workers", "2", "--leak-mib", "16"]);
+    let (dir, _o, s) = watch_trainer_gated("main-leak", &["--workers", "2", "--leak-mib", "16"], 3);
     assert_eq!(s["verdict"], "growing");
     assert_eq!(class_of(&s, "main_uss_bytes"), "growing");
     assert_eq!(class_of(&s, "tree_pss_bytes"), "growing");
@@ -55,11 +61,17 @@ fn main_process_leak_is_growing_and_named() {
     assert!((per_epoch - 16.0).abs() < 1.6, "main USS +{per_epoch:.1} MiB/epoch, the script keeps 16");
     assert!(ledger(&s).contains("The main process grows"), "{}", ledger(&s));
     assert!(!ledger(&s).contains("The workers grow"));
+    // compare reads watch folders too, on the tree's series by default.
+    let d = dir.path().join("main-leak");
+    let o = run(&["compare", d.to_str().unwrap(), d.to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let md = std::fs::read_to_string(dir.path().join("compare.md")).unwrap();
+    assert!(md.contains("tree_pss_bytes") && md.contains("epoch end"), "{md}");
 }
 
 #[test]
 fn worker_leak_is_growing_in_the_workers() {
-    let (_d, _o, s) = watch_trainer("worker-leak", &["--workers", "4", "--leak-mib", "16"]);
+    let (_d, _o, s) = watch_trainer_gated("worker-leak", &["--workers", "4", "--leak-mib", "16"], 3);
     assert_eq!(s["verdict"], "growing");
     assert_eq!(class_of(&s, "workers_uss_bytes"), "growing");
     assert_ne!(class_of(&s, "main_uss_bytes"), "growing");

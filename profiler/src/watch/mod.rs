@@ -172,10 +172,22 @@ enum Event {
     Signal(i32),
 }
 
-/// Frequent boundaries are counted, not sampled: the interval sampler covers them, and a
-/// tree sample per training step would cost the trainer time.
-fn is_frequent(phase: &Phase) -> bool {
-    matches!(phase, Phase::EpisodeEnd | Phase::TripletEnd)
+/// Which boundaries become rows. Markers say more than log lines: once a marker epoch
+/// arrives, log-line epochs are dropped; fixed windows replace both as epochs. Frequent
+/// boundaries (episode and triplet ends) are not sampled: the interval sampler covers
+/// them, and a tree sample per training step would cost the trainer time.
+struct BoundaryFilter {
+    windows: bool,
+    marker_epochs: bool,
+}
+
+impl BoundaryFilter {
+    fn accepts(&mut self, boundary: &Boundary, from_marker: bool) -> bool {
+        let is_epoch = boundary.phase == Phase::EpochEnd;
+        self.marker_epochs |= from_marker && is_epoch;
+        let superseded = is_epoch && ((!from_marker && self.marker_epochs) || self.windows);
+        !superseded && !matches!(boundary.phase, Phase::EpisodeEnd | Phase::TripletEnd)
+    }
 }
 
 /// Watch `target`, writing `timeline.csv` and `processes.csv` into `out_dir` (which
@@ -236,7 +248,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     let mut next_sample = started + opts.interval;
     let mut next_window = opts.window.map(|w| started + w);
     let mut window_index = 0u32;
-    let mut marker_epochs = false;
+    let mut filter = BoundaryFilter { windows: opts.window.is_some(), marker_epochs: false };
     let mut passed_at: Option<f64> = None;
     let mut last_rss = 0u64;
     let mut stop_deadline: Option<Instant> = None;
@@ -246,11 +258,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         let event = rx.recv_timeout(due.saturating_duration_since(now));
         let row = match event {
             Ok(Event::Boundary { boundary, from_marker }) => {
-                let is_epoch = boundary.phase == Phase::EpochEnd;
-                marker_epochs |= from_marker && is_epoch;
-                // Markers say more than logs; fixed windows replace both as epochs.
-                let superseded = is_epoch && ((!from_marker && marker_epochs) || opts.window.is_some());
-                if superseded || is_frequent(&boundary.phase) {
+                if !filter.accepts(&boundary, from_marker) {
                     continue;
                 }
                 rec.record(boundary)?
@@ -320,8 +328,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         }
     }
     while let Ok(Event::Boundary { boundary, from_marker }) = rx.try_recv() {
-        let superseded = boundary.phase == Phase::EpochEnd && ((!from_marker && marker_epochs) || opts.window.is_some());
-        if !superseded && !is_frequent(&boundary.phase) {
+        if filter.accepts(&boundary, from_marker) {
             rec.record(boundary)?;
         }
     }
@@ -473,5 +480,33 @@ fn terminate(root: u32, sig: i32) {
     let members = tree::members(root);
     for (pid, _) in members.iter().rev() {
         unsafe { libc::kill(*pid as i32, sig) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_supersede_log_epochs_and_windows_both() {
+        let epoch = |e| Boundary::new(Phase::EpochEnd).epoch(e);
+        let mut f = BoundaryFilter { windows: false, marker_epochs: false };
+        assert!(f.accepts(&epoch(0), false), "log epochs count until a marker comes");
+        assert!(f.accepts(&epoch(0), true));
+        assert!(!f.accepts(&epoch(1), false), "then log epochs are dropped");
+        assert!(f.accepts(&Boundary::new(Phase::ValidationStart).epoch(1), false), "other log phases stay");
+        assert!(!f.accepts(&Boundary::new(Phase::EpisodeEnd).epoch(1).episode(3), true), "steps are not sampled");
+        let mut w = BoundaryFilter { windows: true, marker_epochs: false };
+        assert!(!w.accepts(&epoch(0), true) && !w.accepts(&epoch(0), false));
+    }
+
+    #[test]
+    fn exit_codes_as_a_shell_shows_them() {
+        assert_eq!(Exit::Code(3).shell_code(), 3);
+        assert_eq!(Exit::Signal(9).shell_code(), 137);
+        assert_eq!(Exit::Detached.shell_code(), 0);
+        assert!(check_target(&Target::Command(vec!["definitely-not-a-command-x".into()])).is_err());
+        assert!(check_target(&Target::Command(vec!["sh".into()])).is_ok());
+        assert!(check_target(&Target::Pid(std::process::id())).is_ok());
     }
 }

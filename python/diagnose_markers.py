@@ -59,9 +59,17 @@ def _index(value):
         return None
 
 
-def epoch_end(epoch):
-    """An epoch ended: the point where memory is compared from epoch to epoch."""
+def epoch_end(epoch, census=False):
+    """An epoch ended: the point where memory is compared from epoch to epoch. With
+    census=True, also take a census of this process's live objects first (what
+    `diagnose watch --python-objects` does without a call), for the report's objects.csv."""
     e = _index(epoch)
+    if e is not None and census and os.environ.get("DIAGNOSE_CENSUS_OUT"):
+        try:
+            import diagnose_census
+            diagnose_census.census_to(e, os.environ["DIAGNOSE_CENSUS_OUT"])
+        except Exception:
+            pass
     return e is not None and _send("epoch_end %d" % e)
 
 

@@ -51,6 +51,11 @@ pub struct WatchArgs {
     /// Exit with code 3 if the verdict is "growing".
     #[arg(long)]
     pub fail_on_leak: bool,
+    /// Python trainers: at each epoch end, take a census of the main process's live
+    /// objects and name the containers that grow (objects.csv). Injects a helper through
+    /// PYTHONPATH (sitecustomize); needs no change to the script.
+    #[arg(long, conflicts_with = "pid")]
+    pub python_objects: bool,
     /// The command and its arguments, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
@@ -132,6 +137,7 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
         window: args.window,
         max_memory: args.max_memory,
         kill_at_limit: args.kill_at_limit,
+        python_objects: args.python_objects,
         on_epoch: Some(Box::new(epoch_status)),
         ..WatchOptions::default()
     };

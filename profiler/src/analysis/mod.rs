@@ -2,6 +2,7 @@
 //! ledger. Reads rows only (never live profiler state), one at a time, keeping epoch-end
 //! points, running phase totals and a thinned copy of each series for the plots.
 
+mod objects;
 mod oom;
 mod phases;
 mod sites;
@@ -9,6 +10,7 @@ mod tree;
 mod trend;
 mod verdict;
 
+pub use objects::{read_censuses, Censuses, ObjectVerdict, OBJECT_TOLERANCE};
 pub use oom::{project, OomProjection, RECENT_EPOCHS};
 pub use tree::{decelerating, mark_copy_on_write, parse_end, CommandEnd, COPY_ON_WRITE};
 pub use phases::{phase_group, PhaseStats, Stat, PHASE_SERIES};
@@ -146,6 +148,8 @@ pub struct Analysis {
     pub max_memory: Option<MaxMemoryPass>,
     /// `run` or `watch`.
     pub recorder: String,
+    /// Python objects from censuses (watch --python-objects).
+    pub censuses: Option<Censuses>,
     /// With `watch --window`: the window length standing in for an epoch.
     pub window_s: Option<f64>,
     /// Thinned series for the plots.
@@ -342,6 +346,7 @@ impl Analyzer {
             end,
             max_memory: self.max_memory,
             recorder: meta.recorder.clone().unwrap_or_else(|| "run".into()),
+            censuses: None,
             window_s: meta.window_s,
             plot: self.plot,
         };
@@ -386,6 +391,13 @@ impl Analyzer {
 }
 
 impl Analysis {
+    /// Add the Python objects' verdicts and re-read the ledger with them.
+    pub fn with_censuses(mut self, censuses: Censuses) -> Self {
+        self.censuses = Some(censuses);
+        self.ledger = explain(&self);
+        self
+    }
+
     /// Add call-site verdicts and re-read the ledger with them.
     pub fn with_sites(mut self, sites: Vec<SiteVerdict>, source: crate::heap::StackSource) -> Self {
         self.sites = sites;
@@ -477,6 +489,7 @@ fn explain(a: &Analysis) -> Vec<String> {
         lines.push("GPU allocated grows: tensors accumulate on the device across epochs.".into());
     }
     explain_tree(a, &mut lines);
+    explain_objects(a, &mut lines);
     // Retained and mapped memory is virtual, not resident: its saturation is not news;
     // nor is the whole machine's (other processes come and go).
     let told = |s: &SeriesVerdict| s.cause.is_some() || matches!(s.column.as_str(), "je_retained_bytes" | "je_mapped_bytes" | "system_used_bytes");
@@ -536,6 +549,30 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
         lines.push(format!("Boundaries are fixed windows of {w:.0} s (--window): the verdict is per window, not per epoch, and windows cut across epochs and validation. For a per-epoch verdict, print \"Epoch N\" lines (matched by --epoch-pattern) or call diagnose_markers.epoch_end(N) (python/diagnose_markers.py)."));
     } else if a.recorder == "watch" && a.epochs == 0 {
         lines.push("No epoch boundary was seen: no output line matched --epoch-pattern and no marker arrived. Print \"Epoch N\" lines, call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), or pass --window 60s.".into());
+    }
+}
+
+/// The Python objects that grow, named by what keeps them alive.
+fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
+    use crate::report::{human_bytes, signed_bytes};
+    let Some(c) = &a.censuses else { return };
+    let growing: Vec<&ObjectVerdict> = c.objects.iter().filter(|o| o.kind == "container" && o.class == Class::Growing).collect();
+    for o in growing.iter().take(3) {
+        let last = o.by_epoch.last().map_or(0, |p| p.1);
+        lines.push(format!(
+            "Python: {} ({}, {:+.0} items/epoch, {}/epoch) keeps growing; it holds {} at the last census.",
+            o.name, o.type_name, o.items_per_epoch.unwrap_or(0.0), signed_bytes(o.slope_bytes_per_epoch.unwrap_or(0.0)), human_bytes(last as f64)
+        ));
+    }
+    if growing.is_empty() {
+        lines.push("Python: no container of the main process grows from census to census.".into());
+    }
+    lines.push(format!(
+        "Python object census: {} censuses, the longest {:.2} s with {} live gc-tracked objects (objects.csv).",
+        c.count, c.max_seconds, c.max_objects
+    ));
+    for e in c.errors.iter().take(3) {
+        lines.push(format!("A census failed: {e}."));
     }
 }
 

@@ -54,3 +54,28 @@ pub fn write_sites(a: &Analysis, path: &Path) -> Result<(), Error> {
     }
     w.flush().map_err(|source| Error::Output { path: path.to_path_buf(), source })
 }
+
+/// `objects.csv`: one row per Python container and type from the censuses, growing first,
+/// in the same class and slope columns as callsites.csv.
+pub fn write_objects(a: &Analysis, path: &Path) -> Result<(), Error> {
+    let err = |e: ::csv::Error| Error::Output { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) };
+    let Some(c) = &a.censuses else { return Ok(()) };
+    let mut epochs: Vec<u32> = c.objects.iter().flat_map(|o| o.by_epoch.iter().map(|p| p.0)).collect();
+    epochs.sort_unstable();
+    epochs.dedup();
+    let mut w = ::csv::Writer::from_path(path).map_err(err)?;
+    let mut header: Vec<String> = ["kind", "name", "type", "class", "slope_bytes_per_epoch", "slope_low", "slope_high", "items_per_epoch"].map(String::from).to_vec();
+    header.extend(epochs.iter().map(|e| format!("bytes_epoch_{e}")));
+    header.extend(epochs.iter().map(|e| format!("items_epoch_{e}")));
+    w.write_record(&header).map_err(err)?;
+    let num = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_default();
+    for o in &c.objects {
+        let mut r = vec![o.kind.to_string(), o.name.clone(), o.type_name.clone(), o.class.as_str().to_string(),
+            num(o.slope_bytes_per_epoch), num(o.slope_interval.map(|i| i.0)), num(o.slope_interval.map(|i| i.1)), o.items_per_epoch.map(|v| format!("{v:.1}")).unwrap_or_default()];
+        let at = |e: u32| o.by_epoch.iter().find(|p| p.0 == e);
+        r.extend(epochs.iter().map(|e| at(*e).map(|p| p.1.to_string()).unwrap_or_default()));
+        r.extend(epochs.iter().map(|e| at(*e).map(|p| p.2.to_string()).unwrap_or_default()));
+        w.write_record(&r).map_err(err)?;
+    }
+    w.flush().map_err(|source| Error::Output { path: path.to_path_buf(), source })
+}

@@ -92,6 +92,17 @@ pub fn summary(a: &Analysis) -> String {
             let _ = writeln!(s, "DHAT's own profile of the live heap at each epoch end: dhat/epoch-N.json (open it in DHAT's viewer, dh_view.html); of the whole run: dhat-heap.json.");
         }
     }
+    if let Some(c) = &a.censuses {
+        let _ = writeln!(s, "\n## Python objects (census at epoch ends, growing first)\n");
+        let _ = writeln!(s, "| container or type | kind | class | slope (90 % interval) | items/epoch | bytes at the last census |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        for o in c.objects.iter().filter(|o| o.kind == "container").take(10).chain(c.objects.iter().filter(|o| o.kind == "type").take(5)) {
+            let last = o.by_epoch.last().map_or(0, |p| p.1);
+            let _ = writeln!(s, "| `{}` | {} {} | {} | {} | {:+.0} | {} |", o.name.replace('|', "\\|"), o.kind, o.type_name, o.class.as_str(),
+                slope_cell(o.slope_bytes_per_epoch, o.slope_interval), o.items_per_epoch.unwrap_or(0.0), human_bytes(last as f64));
+        }
+        let _ = writeln!(s, "\nAll rows in objects.csv; each census in objects/epoch-N.json.");
+    }
     let _ = writeln!(s, "\n## Memory per phase (peak / mean at its boundaries)\n");
     let present: Vec<_> = PHASE_SERIES.iter().filter(|(c, _)| a.phases.iter().any(|p| p.peak(c).is_some())).collect();
     let _ = write!(s, "| phase | boundaries |");

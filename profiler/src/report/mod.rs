@@ -32,6 +32,11 @@ pub fn write_all(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Error>
         png::draw_sites(analysis, &png_path)?;
         paths.extend([csv_path, png_path]);
     }
+    if analysis.censuses.is_some() {
+        let path = dir.join("objects.csv");
+        csv::write_objects(analysis, &path)?;
+        paths.push(path);
+    }
     Ok(paths)
 }
 
@@ -48,6 +53,9 @@ pub fn rebuild(dir: &Path) -> Result<Analysis, Error> {
             crate::heap::StackSource::JemallocSampled
         };
         analysis = analysis.with_sites(crate::analysis::classify_sites(&sites, &rows, source), source);
+    }
+    if let Some(censuses) = crate::analysis::read_censuses(dir)? {
+        analysis = analysis.with_censuses(censuses);
     }
     write_all(&analysis, dir)?;
     Ok(analysis)

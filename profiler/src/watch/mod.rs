@@ -9,6 +9,7 @@
 //!  interval / window ticks, child exit, signals ─────────────────────────▶ ┘                            └─▶ processes.csv
 //! ```
 
+pub mod census;
 mod logscan;
 pub mod markers;
 mod sample;
@@ -63,6 +64,8 @@ pub struct WatchOptions {
     pub kill_at_limit: bool,
     /// Time between SIGTERM and SIGKILL when stopping the child.
     pub kill_grace: Duration,
+    /// Take a census of the Python main process's objects at each epoch end.
+    pub python_objects: bool,
     /// Called with each epoch-end row (e.g. to print a status line).
     pub on_epoch: Option<Box<dyn FnMut(&Row) + Send>>,
 }
@@ -78,6 +81,7 @@ impl Default for WatchOptions {
             max_memory: None,
             kill_at_limit: false,
             kill_grace: Duration::from_secs(5),
+            python_objects: false,
             on_epoch: None,
         }
     }
@@ -211,10 +215,15 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     }
     forward_signals(tx.clone())?;
 
+    let helper = match (opts.python_objects, target) {
+        (true, Target::Command(_)) => Some(census::CensusHelper::install(&socket.dir().join("py")).map_err(|e| Error::Config(format!("cannot write the census helper: {e}")))?),
+        (true, Target::Pid(_)) => return Err(Error::Config("--python-objects needs a command to start (the helper is injected at start-up), not --pid".into())),
+        _ => None,
+    };
     let started = Instant::now();
     let (root, mut child, pumps) = match target {
         Target::Command(argv) => {
-            let (child, pumps) = spawn(argv, &socket, &opts, tx.clone())?;
+            let (child, pumps) = spawn(argv, &socket, &opts, helper.as_ref(), out_dir, tx.clone())?;
             (child.id(), Some(child), pumps)
         }
         Target::Pid(pid) => (*pid, None, Vec::new()),
@@ -239,6 +248,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     let mut rec = Recorder {
         started,
         last_full: started,
+        pids: Vec::new(),
         writer: TimelineWriter::create(&out_dir.join("timeline.csv"), &meta)?,
         system: SystemSource::new(cgroup.clone(), false),
         sampler: &mut sampler,
@@ -295,6 +305,9 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             }
         };
         last_rss = row.tree_rss_bytes.unwrap_or(0);
+        if let (Some(h), "epoch_end", Some(epoch)) = (&helper, row.phase.as_str(), row.epoch) {
+            h.request(&rec.python_pids(), epoch);
+        }
         if row.phase == "epoch_end" {
             if let Some(f) = &mut opts.on_epoch {
                 f(&row);
@@ -383,6 +396,8 @@ fn own_peak_rss() -> u64 {
 struct Recorder<'a> {
     started: Instant,
     last_full: Instant,
+    /// The main process first, then the rest of the tree, at the last sample.
+    pids: Vec<u32>,
     writer: TimelineWriter,
     system: SystemSource,
     sampler: &'a mut TreeSampler,
@@ -392,6 +407,11 @@ impl Recorder<'_> {
     /// A boundary, sampled in full.
     fn record(&mut self, b: Boundary) -> Result<Row, Error> {
         self.record_with(b, Detail::Full)
+    }
+
+    /// Pids of the tree, the main process first: whose census helper to ask.
+    fn python_pids(&self) -> Vec<u32> {
+        self.pids.clone()
     }
 
     fn record_with(&mut self, b: Boundary, detail: Detail) -> Result<Row, Error> {
@@ -407,7 +427,8 @@ impl Recorder<'_> {
             user_bytes: b.user_bytes,
             ..Row::default()
         };
-        self.sampler.sample(&mut row, detail)?;
+        let procs = self.sampler.sample(&mut row, detail)?;
+        self.pids = procs.iter().filter(|p| p.role == tree::Role::Main).chain(procs.iter().filter(|p| p.role != tree::Role::Main)).map(|p| p.pid).collect();
         self.system.sample(&mut row);
         self.writer.append(&row)?;
         Ok(row)
@@ -425,10 +446,15 @@ fn exit_of(status: ExitStatus) -> Exit {
 
 /// Start the command with its output piped through us (so log lines can be matched),
 /// stdin inherited, and the marker socket's path in its environment.
-fn spawn(argv: &[OsString], socket: &MarkerSocket, opts: &WatchOptions, tx: Sender<Event>) -> Result<(Child, Vec<std::thread::JoinHandle<()>>), Error> {
+fn spawn(argv: &[OsString], socket: &MarkerSocket, opts: &WatchOptions, census: Option<&census::CensusHelper>, out_dir: &Path, tx: Sender<Event>) -> Result<(Child, Vec<std::thread::JoinHandle<()>>), Error> {
     let program = find_program(&argv[0])?;
     let mut cmd = Command::new(&program);
     cmd.args(&argv[1..]).stdin(Stdio::inherit()).stdout(Stdio::piped()).stderr(Stdio::piped()).env(MARKER_ENV, socket.path());
+    // Where a census goes, also for diagnose_markers.epoch_end(n, census=True).
+    cmd.env("DIAGNOSE_CENSUS_OUT", out_dir.join(census::OBJECTS_DIR));
+    if let Some(helper) = census {
+        cmd.env("PYTHONPATH", census::python_path(helper.dir())).env("DIAGNOSE_CENSUS_DIR", helper.dir()).env_remove("DIAGNOSE_CENSUS_OWNER");
+    }
     // Python block-buffers a piped stdout, which would hold back its epoch lines.
     if std::env::var_os("PYTHONUNBUFFERED").is_none() {
         cmd.env("PYTHONUNBUFFERED", "1");

@@ -1,0 +1,196 @@
+//! Python objects from the censuses of a watched trainer (`objects/epoch-N.json`, written
+//! by `python/diagnose_census.py`): each named container and each type, its bytes and
+//! items at every epoch end, classed like every other series. A container that grows is
+//! named by the path that keeps it alive (`Trainer.all_pred_bboxes`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::verdict::{classify, Class, Tolerance};
+use super::theil_sen;
+use crate::error::Error;
+
+/// Census counts are exact (no sampling): growth under 4 KiB or 1 % of the level per
+/// epoch is noise (a dict resizing, a few strings).
+pub const OBJECT_TOLERANCE: Tolerance = Tolerance { floor_bytes: 4096.0, relative: 0.01 };
+
+#[derive(Deserialize)]
+struct CensusFile {
+    epoch: u32,
+    #[serde(default)]
+    seconds: f64,
+    #[serde(default)]
+    objects: Option<u64>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    containers: Vec<ContainerRow>,
+    #[serde(default)]
+    types: Vec<TypeRow>,
+}
+
+#[derive(Deserialize)]
+struct ContainerRow {
+    name: String,
+    #[serde(rename = "type")]
+    type_name: Option<String>,
+    items: u64,
+    bytes: u64,
+}
+
+#[derive(Deserialize)]
+struct TypeRow {
+    #[serde(rename = "type")]
+    type_name: String,
+    count: u64,
+    bytes: u64,
+}
+
+/// The verdict on one container or type.
+#[derive(Clone, Debug, Serialize)]
+pub struct ObjectVerdict {
+    /// `container` or `type`.
+    pub kind: &'static str,
+    /// The referrer path (containers) or the type's name.
+    pub name: String,
+    /// The container's type (list, dict, ...); for a type, the type itself.
+    pub type_name: String,
+    /// flat / bounded / growing / insufficient.
+    pub class: Class,
+    /// Bytes per epoch after warm-up.
+    pub slope_bytes_per_epoch: Option<f64>,
+    /// 90 % interval of the slope.
+    pub slope_interval: Option<(f64, f64)>,
+    /// Items (containers) or objects (types) per epoch after warm-up.
+    pub items_per_epoch: Option<f64>,
+    /// (epoch, bytes, items) at each census.
+    pub by_epoch: Vec<(u32, u64, u64)>,
+}
+
+/// What the censuses found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Censuses {
+    /// Containers then types, growing first, then by bytes.
+    pub objects: Vec<ObjectVerdict>,
+    /// Censuses read.
+    pub count: usize,
+    /// The longest census, seconds.
+    pub max_seconds: f64,
+    /// Live gc-tracked objects at the largest census.
+    pub max_objects: u64,
+    /// Errors the helper reported.
+    pub errors: Vec<String>,
+}
+
+/// Read `dir/objects/epoch-*.json`; `None` when there are none.
+pub fn read_censuses(dir: &Path) -> Result<Option<Censuses>, Error> {
+    let folder = dir.join("objects");
+    let Ok(entries) = std::fs::read_dir(&folder) else { return Ok(None) };
+    let mut files = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().is_some_and(|x| x == "json") {
+            let text = std::fs::read_to_string(&path).map_err(|source| Error::Output { path: path.clone(), source })?;
+            let f: CensusFile = serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: not a census file: {e}", path.display())))?;
+            files.push(f);
+        }
+    }
+    if files.is_empty() {
+        return Ok(None);
+    }
+    files.sort_by_key(|f| f.epoch);
+    Ok(Some(analyze_censuses(&files)))
+}
+
+fn analyze_censuses(files: &[CensusFile]) -> Censuses {
+    // name -> (type, epoch -> (bytes, items)); a container replaced under the same name
+    // within one census (the old one reported empty) adds up.
+    let mut containers: BTreeMap<String, (String, BTreeMap<u32, (u64, u64)>)> = BTreeMap::new();
+    let mut types: BTreeMap<String, BTreeMap<u32, (u64, u64)>> = BTreeMap::new();
+    let mut out = Censuses { count: files.len(), ..Censuses::default() };
+    for f in files {
+        out.max_seconds = out.max_seconds.max(f.seconds);
+        out.max_objects = out.max_objects.max(f.objects.unwrap_or(0));
+        if let Some(e) = &f.error {
+            out.errors.push(format!("epoch {}: {e}", f.epoch));
+        }
+        for c in &f.containers {
+            let entry = containers.entry(c.name.clone()).or_insert_with(|| (String::new(), BTreeMap::new()));
+            if let Some(t) = &c.type_name {
+                entry.0 = t.clone();
+            }
+            let v = entry.1.entry(f.epoch).or_insert((0, 0));
+            v.0 += c.bytes;
+            v.1 += c.items;
+        }
+        for t in &f.types {
+            types.entry(t.type_name.clone()).or_default().insert(f.epoch, (t.bytes, t.count));
+        }
+    }
+    let verdict = |kind, name: String, type_name: String, by: &BTreeMap<u32, (u64, u64)>| {
+        let by_epoch: Vec<(u32, u64, u64)> = by.iter().map(|(e, (b, i))| (*e, *b, *i)).collect();
+        let bytes: Vec<(f64, f64)> = by_epoch.iter().map(|p| (p.0 as f64, p.1 as f64)).collect();
+        let items: Vec<(f64, f64)> = by_epoch.iter().map(|p| (p.0 as f64, p.2 as f64)).collect();
+        let c = classify(&bytes, OBJECT_TOLERANCE);
+        ObjectVerdict {
+            kind,
+            name,
+            type_name,
+            class: c.class,
+            slope_bytes_per_epoch: c.trend.map(|t| t.slope),
+            slope_interval: c.trend.map(|t| (t.low, t.high)),
+            items_per_epoch: theil_sen(&items[c.warmup.min(items.len())..]).map(|t| t.slope),
+            by_epoch,
+        }
+    };
+    let mut objects: Vec<ObjectVerdict> = containers.into_iter().map(|(n, (t, by))| verdict("container", n, t, &by)).collect();
+    let mut by_type: Vec<ObjectVerdict> = types.into_iter().map(|(n, by)| verdict("type", n.clone(), n, &by)).collect();
+    let rank = |v: &ObjectVerdict| (v.class != Class::Growing, -(v.slope_bytes_per_epoch.unwrap_or(0.0) as i64));
+    objects.sort_by_key(rank);
+    by_type.sort_by_key(rank);
+    objects.extend(by_type);
+    out.objects = objects;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(epoch: u32, containers: &[(&str, u64, u64)]) -> CensusFile {
+        CensusFile {
+            epoch,
+            seconds: 0.1 * epoch as f64,
+            objects: Some(1000),
+            error: None,
+            containers: containers.iter().map(|(n, b, i)| ContainerRow { name: n.to_string(), type_name: Some("list".into()), items: *i, bytes: *b }).collect(),
+            types: vec![TypeRow { type_name: "torch.Tensor(cpu)".into(), count: 10 * epoch as u64, bytes: 1 << 20 }],
+        }
+    }
+
+    #[test]
+    fn growing_lists_rank_first_and_a_full_cache_is_not_growing() {
+        let files: Vec<CensusFile> = (1..8u32)
+            .map(|e| file(e, &[("Trainer.cache", 400_000 * e.min(4) as u64, 100 * e.min(4) as u64), ("Trainer.all_pred_bboxes", 413_000 * e as u64, 400 * e as u64)]))
+            .collect();
+        let c = analyze_censuses(&files);
+        let top = &c.objects[0];
+        assert_eq!((top.name.as_str(), top.class), ("Trainer.all_pred_bboxes", Class::Growing));
+        assert!((top.slope_bytes_per_epoch.unwrap() - 413_000.0).abs() < 1.0);
+        assert!((top.items_per_epoch.unwrap() - 400.0).abs() < 1e-9);
+        let cache = c.objects.iter().find(|o| o.name == "Trainer.cache").unwrap();
+        assert_eq!(cache.class, Class::Bounded);
+        assert_eq!(c.count, 7);
+        assert!((c.max_seconds - 0.7).abs() < 1e-9);
+        assert!(c.objects.iter().any(|o| o.kind == "type" && o.class == Class::Flat));
+    }
+
+    #[test]
+    fn a_container_replaced_under_its_name_adds_up() {
+        let files = vec![file(1, &[("m.buf", 100, 1)]), file(2, &[("m.buf", 0, 0), ("m.buf", 200, 2)])];
+        let c = analyze_censuses(&files);
+        assert_eq!(c.objects[0].by_epoch, vec![(1, 100, 1), (2, 200, 2)]);
+    }
+}

@@ -179,6 +179,29 @@ def name_of(target, ignore=()):
     return name_all([target], ignore).get(id(target))
 
 
+def _allocated_at(c):
+    """Where the newest item of `c` was allocated (tracemalloc, when it runs), as
+    "item file:line <- file:line" (the program's own frames, innermost first), or where
+    the container itself was made ("container file:line") when its items are not traced."""
+    try:
+        import tracemalloc
+
+        if not tracemalloc.is_tracing() or not len(c):
+            return None
+        item = next(reversed(c.values())) if isinstance(c, dict) else (c[-1] if isinstance(c, (list, collections.deque)) else next(iter(c)))
+        # Objects made in C++ (torch tensors) are not traced: then where the container was made.
+        what, tb = "item", tracemalloc.get_object_traceback(item)
+        if tb is None:
+            what, tb = "container", tracemalloc.get_object_traceback(c)
+        if tb is None:
+            return None
+        frames = list(tb)[::-1]  # tracemalloc lists the oldest frame first
+        own = [f for f in frames if "site-packages" not in f.filename and "/lib/python" not in f.filename] or frames
+        return "%s %s" % (what, " <- ".join("%s:%d" % (os.path.basename(f.filename), f.lineno) for f in own[:3]))
+    except Exception:
+        return None
+
+
 def _cuda():
     torch = sys.modules.get("torch")
     try:
@@ -268,7 +291,7 @@ def census(epoch):
                 rows.append({"name": name, "type": None, "items": 0, "bytes": 0})
                 del tracked[cid]
                 continue
-            rows.append({"name": name, "type": type(c).__name__, "items": lengths[cid], "bytes": _held_bytes(c, set())})
+            rows.append({"name": name, "type": type(c).__name__, "items": lengths[cid], "bytes": _held_bytes(c, set()), "allocated_at": _allocated_at(c)})
         _state["last_len"] = lengths
         result["containers"] = rows
         result["types"] = [{"type": k, "count": v[0], "bytes": v[1]} for k, v in sorted(types.items(), key=lambda kv: -kv[1][1])[:TOP_TYPES]]

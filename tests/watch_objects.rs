@@ -7,13 +7,19 @@ mod common;
 use common::*;
 
 fn census_run(mode: &str, extra: &[&str]) -> serde_json::Value {
+    census_run_with(mode, extra, &[])
+}
+
+fn census_run_with(mode: &str, extra: &[&str], flags: &[&str]) -> serde_json::Value {
     let _turn = serial();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join(mode);
     let mut cmd = vec![python().to_string_lossy().into_owned(), py_script("census_trainer.py"), "--mode".into(), mode.into()];
     cmd.extend(extra.iter().map(|s| s.to_string()));
     let cmd: Vec<&str> = cmd.iter().map(|s| s.as_str()).collect();
-    let (o, s) = watch(&out, &["--python-objects"], &cmd);
+    let mut all = vec!["--python-objects"];
+    all.extend_from_slice(flags);
+    let (o, s) = watch(&out, &all, &cmd);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let csv = std::fs::read_to_string(out.join("objects.csv")).expect("objects.csv written");
     assert!(csv.starts_with("kind,name,type,class,slope_bytes_per_epoch,slope_low,slope_high,items_per_epoch,bytes_epoch_"), "{csv}");
@@ -79,4 +85,16 @@ fn a_census_of_a_million_objects_finishes_and_is_timed() {
     assert!(secs > 0.0, "{c}");
     eprintln!("census of {} objects: {secs:.2} s", c["max_objects"]);
     assert!(ledger(&s).contains("Python object census: 3 censuses"), "{}", ledger(&s));
+}
+
+#[test]
+fn tracemalloc_says_where_the_growing_list_was_made() {
+    let s = census_run_with("self-lists", &["--epochs", "5", "--steps", "20", "--val-episodes", "100", "--sleep", "1.5"], &["--python-tracemalloc"]);
+    let script = std::fs::read_to_string(py_script("census_trainer.py")).unwrap();
+    let line = script.lines().position(|l| l.contains("self.all_pred_bboxes = []")).unwrap() + 1;
+    let top = growing(&s)[0];
+    assert_eq!(top["name"], "Trainer.all_pred_bboxes");
+    // Tensors are made in C++, out of tracemalloc's sight: the list's own birthplace is given.
+    let at = top["allocated_at"].as_str().unwrap_or_default();
+    assert!(at.starts_with(&format!("container census_trainer.py:{line}")), "{at}");
 }

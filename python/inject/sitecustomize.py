@@ -28,6 +28,10 @@ def _diagnose_start():
         if not folder or not out or os.environ.get("DIAGNOSE_CENSUS_OWNER"):
             return
         os.environ["DIAGNOSE_CENSUS_OWNER"] = str(os.getpid())  # children inherit: they stay out
+        if os.environ.get("DIAGNOSE_TRACEMALLOC") == "1":
+            import tracemalloc
+
+            tracemalloc.start(int(os.environ.get("DIAGNOSE_TRACEMALLOC_FRAMES", "4")))
         import socket
         import threading
 

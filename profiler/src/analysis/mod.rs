@@ -559,8 +559,13 @@ fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
     let growing: Vec<&ObjectVerdict> = c.objects.iter().filter(|o| o.kind == "container" && o.class == Class::Growing).collect();
     for o in growing.iter().take(3) {
         let last = o.by_epoch.last().map_or(0, |p| p.1);
+        let at = match o.allocated_at.as_deref().map(|a| a.split_once(' ').unwrap_or(("", a))) {
+            Some(("item", at)) => format!(" Its newest item was allocated at {at}."),
+            Some((_, at)) => format!(" It was made at {at} (its items are not traced: made in C++)."),
+            None => String::new(),
+        };
         lines.push(format!(
-            "Python: {} ({}, {:+.0} items/epoch, {}/epoch) keeps growing; it holds {} at the last census.",
+            "Python: {} ({}, {:+.0} items/epoch, {}/epoch) keeps growing; it holds {} at the last census.{at}",
             o.name, o.type_name, o.items_per_epoch.unwrap_or(0.0), signed_bytes(o.slope_bytes_per_epoch.unwrap_or(0.0)), human_bytes(last as f64)
         ));
     }

@@ -38,6 +38,8 @@ struct ContainerRow {
     type_name: Option<String>,
     items: u64,
     bytes: u64,
+    #[serde(default)]
+    allocated_at: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -67,6 +69,8 @@ pub struct ObjectVerdict {
     pub items_per_epoch: Option<f64>,
     /// (epoch, bytes, items) at each census.
     pub by_epoch: Vec<(u32, u64, u64)>,
+    /// With --python-tracemalloc: where its newest item was allocated, at the last census.
+    pub allocated_at: Option<String>,
 }
 
 /// What the censuses found.
@@ -108,6 +112,7 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
     // name -> (type, epoch -> (bytes, items)); a container replaced under the same name
     // within one census (the old one reported empty) adds up.
     let mut containers: BTreeMap<String, (String, BTreeMap<u32, (u64, u64)>)> = BTreeMap::new();
+    let mut allocated_at: BTreeMap<String, String> = BTreeMap::new();
     let mut types: BTreeMap<String, BTreeMap<u32, (u64, u64)>> = BTreeMap::new();
     let mut out = Censuses { count: files.len(), ..Censuses::default() };
     for f in files {
@@ -120,6 +125,9 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
             let entry = containers.entry(c.name.clone()).or_insert_with(|| (String::new(), BTreeMap::new()));
             if let Some(t) = &c.type_name {
                 entry.0 = t.clone();
+            }
+            if let Some(at) = &c.allocated_at {
+                allocated_at.insert(c.name.clone(), at.clone());
             }
             let v = entry.1.entry(f.epoch).or_insert((0, 0));
             v.0 += c.bytes;
@@ -143,9 +151,13 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
             slope_interval: c.trend.map(|t| (t.low, t.high)),
             items_per_epoch: theil_sen(&items[c.warmup.min(items.len())..]).map(|t| t.slope),
             by_epoch,
+            allocated_at: None,
         }
     };
-    let mut objects: Vec<ObjectVerdict> = containers.into_iter().map(|(n, (t, by))| verdict("container", n, t, &by)).collect();
+    let mut objects: Vec<ObjectVerdict> = containers
+        .into_iter()
+        .map(|(n, (t, by))| ObjectVerdict { allocated_at: allocated_at.get(&n).cloned(), ..verdict("container", n, t, &by) })
+        .collect();
     let mut by_type: Vec<ObjectVerdict> = types.into_iter().map(|(n, by)| verdict("type", n.clone(), n, &by)).collect();
     let rank = |v: &ObjectVerdict| (v.class != Class::Growing, -(v.slope_bytes_per_epoch.unwrap_or(0.0) as i64));
     objects.sort_by_key(rank);
@@ -165,7 +177,7 @@ mod tests {
             seconds: 0.1 * epoch as f64,
             objects: Some(1000),
             error: None,
-            containers: containers.iter().map(|(n, b, i)| ContainerRow { name: n.to_string(), type_name: Some("list".into()), items: *i, bytes: *b }).collect(),
+            containers: containers.iter().map(|(n, b, i)| ContainerRow { name: n.to_string(), type_name: Some("list".into()), items: *i, bytes: *b, allocated_at: None }).collect(),
             types: vec![TypeRow { type_name: "torch.Tensor(cpu)".into(), count: 10 * epoch as u64, bytes: 1 << 20 }],
         }
     }

@@ -67,6 +67,7 @@ pub fn write_objects(a: &Analysis, path: &Path) -> Result<(), Error> {
     let mut header: Vec<String> = ["kind", "name", "type", "class", "slope_bytes_per_epoch", "slope_low", "slope_high", "items_per_epoch"].map(String::from).to_vec();
     header.extend(epochs.iter().map(|e| format!("bytes_epoch_{e}")));
     header.extend(epochs.iter().map(|e| format!("items_epoch_{e}")));
+    header.push("allocated_at".into());
     w.write_record(&header).map_err(err)?;
     let num = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_default();
     for o in &c.objects {
@@ -75,6 +76,7 @@ pub fn write_objects(a: &Analysis, path: &Path) -> Result<(), Error> {
         let at = |e: u32| o.by_epoch.iter().find(|p| p.0 == e);
         r.extend(epochs.iter().map(|e| at(*e).map(|p| p.1.to_string()).unwrap_or_default()));
         r.extend(epochs.iter().map(|e| at(*e).map(|p| p.2.to_string()).unwrap_or_default()));
+        r.push(o.allocated_at.clone().unwrap_or_default());
         w.write_record(&r).map_err(err)?;
     }
     w.flush().map_err(|source| Error::Output { path: path.to_path_buf(), source })

@@ -66,6 +66,9 @@ pub struct WatchOptions {
     pub kill_grace: Duration,
     /// Take a census of the Python main process's objects at each epoch end.
     pub python_objects: bool,
+    /// With `python_objects`: trace Python allocations (tracemalloc) to say where the
+    /// growing containers' items were allocated.
+    pub python_tracemalloc: bool,
     /// Called with each epoch-end row (e.g. to print a status line).
     pub on_epoch: Option<Box<dyn FnMut(&Row) + Send>>,
 }
@@ -82,6 +85,7 @@ impl Default for WatchOptions {
             kill_at_limit: false,
             kill_grace: Duration::from_secs(5),
             python_objects: false,
+            python_tracemalloc: false,
             on_epoch: None,
         }
     }
@@ -454,6 +458,9 @@ fn spawn(argv: &[OsString], socket: &MarkerSocket, opts: &WatchOptions, census: 
     cmd.env("DIAGNOSE_CENSUS_OUT", out_dir.join(census::OBJECTS_DIR));
     if let Some(helper) = census {
         cmd.env("PYTHONPATH", census::python_path(helper.dir())).env("DIAGNOSE_CENSUS_DIR", helper.dir()).env_remove("DIAGNOSE_CENSUS_OWNER");
+        if opts.python_tracemalloc {
+            cmd.env("DIAGNOSE_TRACEMALLOC", "1");
+        }
     }
     // Python block-buffers a piped stdout, which would hold back its epoch lines.
     if std::env::var_os("PYTHONUNBUFFERED").is_none() {

@@ -42,6 +42,7 @@ def _send(line):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             s.setblocking(False)
             _state["sock"], _state["pid"] = s, os.getpid()
+        line += _gpu_fields()
         rank = os.environ.get("RANK", "")
         if rank.isdigit():
             line += " rank=" + rank
@@ -49,6 +50,22 @@ def _send(line):
         return True
     except Exception:  # never into the training loop
         return False
+
+
+def _gpu_fields():
+    """torch.cuda's caching-allocator figures for the current device, when the program
+    imported torch and uses CUDA: what NVML cannot tell apart (allocated vs reserved)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    try:
+        if torch is None or not torch.cuda.is_initialized():
+            return ""
+        c = torch.cuda
+        return " gpu_allocated=%d gpu_reserved=%d gpu_peak_allocated=%d gpu_peak_reserved=%d" % (
+            c.memory_allocated(), c.memory_reserved(), c.max_memory_allocated(), c.max_memory_reserved())
+    except Exception:
+        return ""
 
 
 def _index(value):

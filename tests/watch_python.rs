@@ -156,3 +156,27 @@ fn marker_module_installs_with_pip_from_the_checkout() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.starts_with(dir.path().to_str().unwrap()) && text.trim().ends_with("False"), "{text}{}", stderr(&o));
 }
+
+#[test]
+fn gpu_allocator_figures_from_markers_reach_the_gpu_ledger() {
+    // What diagnose_markers sends when torch uses CUDA (no GPU here: sent by hand).
+    let code = [
+        "import os, socket, time",
+        "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)",
+        "for e in range(6):",
+        "    a = (1 << 30) + e * (64 << 20)",
+        "    s.sendto(('epoch_end %d gpu_allocated=%d gpu_reserved=%d gpu_peak_allocated=%d gpu_peak_reserved=%d' % (e, a, 2 * a, a, 2 * a)).encode(), os.environ['DIAGNOSE_MARKER_SOCKET'])",
+        "    time.sleep(0.2)",
+    ]
+    .join("\n");
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (o, s) = watch(&dir.path().join("gpu"), &[], &["python3", "-c", &code]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = s.unwrap();
+    assert_eq!(s["epochs"], 6);
+    let g = series(&s, "gpu_allocated_bytes");
+    assert_eq!(g["class"], "growing");
+    assert!((g["slope_bytes_per_epoch"].as_f64().unwrap() - 64.0 * MIB).abs() < 1.0);
+    assert_eq!(s["verdict"], "growing");
+}

@@ -31,6 +31,8 @@ pub struct MarkerMsg {
     pub rank: Option<u32>,
     /// The sender's pid, from its credentials.
     pub pid: Option<u32>,
+    /// The sender's CUDA caching-allocator figures (torch.cuda), when it sent them.
+    pub gpu: Option<profiler_api::GpuAllocatorSnapshot>,
 }
 
 fn valid_name(s: &str) -> bool {
@@ -47,11 +49,28 @@ pub fn parse_marker(bytes: &[u8]) -> Result<MarkerMsg, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
     let text = text.strip_suffix('\n').unwrap_or(text);
     let mut words: Vec<&str> = text.split(' ').collect();
+    // Trailing key=value fields: rank, and a framework's GPU allocator figures.
     let mut rank = None;
-    if let Some(r) = words.last().and_then(|w| w.strip_prefix("rank=")) {
-        rank = Some(r.parse::<u32>().map_err(|_| format!("bad rank '{r}'"))?);
+    let mut gpu = [None; 4];
+    const GPU_KEYS: [&str; 4] = ["gpu_allocated", "gpu_reserved", "gpu_peak_allocated", "gpu_peak_reserved"];
+    while let Some((key, value)) = words.last().and_then(|w| w.split_once('=')) {
+        let n = value.parse::<u64>().map_err(|_| format!("bad {key} '{value}'"))?;
+        match key {
+            "rank" => rank = Some(u32::try_from(n).map_err(|_| "rank out of range".to_string())?),
+            k => match GPU_KEYS.iter().position(|g| *g == k) {
+                Some(i) => gpu[i] = Some(n),
+                None => return Err(format!("unknown field '{}'", key.chars().take(32).collect::<String>())),
+            },
+        }
         words.pop();
     }
+    let gpu = match gpu {
+        [Some(allocated), Some(reserved), Some(peak_allocated), Some(peak_reserved)] => {
+            Some(profiler_api::GpuAllocatorSnapshot { allocated, reserved, peak_allocated, peak_reserved })
+        }
+        [None, None, None, None] => None,
+        _ => return Err("GPU fields come as all four".into()),
+    };
     let num = |w: Option<&&str>, what: &str| -> Result<u64, String> {
         let w = w.ok_or(format!("missing {what}"))?;
         w.parse::<u64>().map_err(|_| format!("bad {what} '{w}'"))
@@ -85,7 +104,7 @@ pub fn parse_marker(bytes: &[u8]) -> Result<MarkerMsg, String> {
     if words.len() != expected_len {
         return Err("wrong number of fields".into());
     }
-    Ok(MarkerMsg { boundary, rank, pid: None })
+    Ok(MarkerMsg { boundary, rank, pid: None, gpu })
 }
 
 /// The bound socket and the private folder holding it (removed when dropped).
@@ -199,6 +218,10 @@ mod tests {
         assert_eq!((m.boundary.phase, m.boundary.epoch, m.boundary.episode), (Phase::Custom("augment".into()), Some(3), Some(17)));
         assert_eq!(parse_marker(b"phase triplet_end 1").unwrap().boundary.phase, Phase::TripletEnd);
         assert_eq!(parse_marker(b"episode_end 1 40").unwrap().boundary.episode, Some(40));
+        let g = parse_marker(b"epoch_end 2 gpu_allocated=10 gpu_reserved=20 gpu_peak_allocated=30 gpu_peak_reserved=40 rank=1").unwrap();
+        assert_eq!((g.gpu.unwrap().reserved, g.gpu.unwrap().peak_reserved, g.rank), (20, 40, Some(1)));
+        assert!(parse_marker(b"epoch_end 2 gpu_allocated=10").is_err(), "all four or none");
+        assert!(parse_marker(b"epoch_end 2 secret=hunter2").is_err());
         for bad in [&b""[..], b"epoch_end", b"epoch_end x", b"epoch_end 1 2", b"epoch_end -1", b"epoch_end 99999999999", b"nonsense 1",
             b"phase 1", b"phase bad/name 1", b"phase finish 1", b"epoch_end 1 rank=x", b"epoch_end  1", b"\xff\xfe", &[b'a'; 300][..]] {
             assert!(parse_marker(bad).is_err(), "{:?} accepted", String::from_utf8_lossy(bad));

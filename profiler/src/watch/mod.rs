@@ -175,7 +175,7 @@ fn find_program(program: &OsString) -> Result<PathBuf, Error> {
 
 /// Something the event loop reacts to.
 enum Event {
-    Boundary { boundary: Boundary, from_marker: bool },
+    Boundary { boundary: Boundary, from_marker: bool, gpu: Option<profiler_api::GpuAllocatorSnapshot> },
     Exited(ExitStatus),
     Signal(i32),
 }
@@ -213,7 +213,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         socket
             .listen(move |m| {
                 received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let _ = tx.send(Event::Boundary { boundary: m.boundary, from_marker: true });
+                let _ = tx.send(Event::Boundary { boundary: m.boundary, from_marker: true, gpu: m.gpu });
             })
             .map_err(|e| Error::Config(format!("cannot listen on the marker socket: {e}")))?;
     }
@@ -253,6 +253,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         started,
         last_full: started,
         pids: Vec::new(),
+        gpu: None,
         writer: TimelineWriter::create(&out_dir.join("timeline.csv"), &meta)?,
         system: SystemSource::new(cgroup.clone(), false),
         sampler: &mut sampler,
@@ -271,10 +272,11 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         let due = next_window.map_or(next_sample, |w| w.min(next_sample));
         let event = rx.recv_timeout(due.saturating_duration_since(now));
         let row = match event {
-            Ok(Event::Boundary { boundary, from_marker }) => {
+            Ok(Event::Boundary { boundary, from_marker, gpu }) => {
                 if !filter.accepts(&boundary, from_marker) {
                     continue;
                 }
+                rec.gpu = gpu;
                 rec.record(boundary)?
             }
             Ok(Event::Exited(status)) => break exit_of(status),
@@ -344,8 +346,9 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    while let Ok(Event::Boundary { boundary, from_marker }) = rx.try_recv() {
+    while let Ok(Event::Boundary { boundary, from_marker, gpu }) = rx.try_recv() {
         if filter.accepts(&boundary, from_marker) {
+            rec.gpu = gpu;
             rec.record(boundary)?;
         }
     }
@@ -402,6 +405,8 @@ struct Recorder<'a> {
     last_full: Instant,
     /// The main process first, then the rest of the tree, at the last sample.
     pids: Vec<u32>,
+    /// The caching allocator's figures the next boundary's marker carried (torch.cuda).
+    gpu: Option<profiler_api::GpuAllocatorSnapshot>,
     writer: TimelineWriter,
     system: SystemSource,
     sampler: &'a mut TreeSampler,
@@ -434,6 +439,12 @@ impl Recorder<'_> {
         let procs = self.sampler.sample(&mut row, detail)?;
         self.pids = procs.iter().filter(|p| p.role == tree::Role::Main).chain(procs.iter().filter(|p| p.role != tree::Role::Main)).map(|p| p.pid).collect();
         self.system.sample(&mut row);
+        if let Some(g) = self.gpu.take() {
+            row.gpu_allocated_bytes = Some(g.allocated);
+            row.gpu_reserved_bytes = Some(g.reserved);
+            row.gpu_peak_allocated_bytes = Some(g.peak_allocated);
+            row.gpu_peak_reserved_bytes = Some(g.peak_reserved);
+        }
         self.writer.append(&row)?;
         Ok(row)
     }
@@ -469,7 +480,7 @@ fn spawn(argv: &[OsString], socket: &MarkerSocket, opts: &WatchOptions, census: 
     let mut child = cmd.spawn().map_err(|e| Error::Config(format!("cannot start {}: {e}", program.display())))?;
     let matcher = Arc::new(Mutex::new(LogMatcher::new(opts.epoch_pattern.clone(), opts.phases.clone())));
     let deliver = move |tx: Sender<Event>| move |b: Boundary| {
-        let _ = tx.send(Event::Boundary { boundary: b, from_marker: false });
+        let _ = tx.send(Event::Boundary { boundary: b, from_marker: false, gpu: None });
     };
     let out = child.stdout.take().expect("piped");
     let err = child.stderr.take().expect("piped");

@@ -259,7 +259,9 @@ def census(epoch):
             sizes = samples[t]
             row = types.setdefault(_type_label(t), [0, 0])
             row[0] += n
-            row[1] += int(n * sum(sizes) / len(sizes))
+            # A storage object's size is its tensor's data, already counted with the tensor.
+            if not (t.__module__ or "").startswith("torch.storage"):
+                row[1] += int(n * sum(sizes) / len(sizes))
         containers = [o for o in objs if type(o) in _CONTAINER_TYPES and len(o) >= MIN_ITEMS]
         result["objects"] = len(objs)
         del objs

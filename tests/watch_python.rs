@@ -179,4 +179,11 @@ fn gpu_allocator_figures_from_markers_reach_the_gpu_ledger() {
     assert_eq!(g["class"], "growing");
     assert!((g["slope_bytes_per_epoch"].as_f64().unwrap() - 64.0 * MIB).abs() < 1.0);
     assert_eq!(s["verdict"], "growing");
+    // The census helper's way: a `census` row after the epoch end completes its point.
+    let code = code.replace("'epoch_end %d gpu", "'epoch_end %d' % e).encode(), os.environ['DIAGNOSE_MARKER_SOCKET']); s.sendto(('phase census %d gpu");
+    let (o, s) = watch(&dir.path().join("gpu-census"), &[], &["python3", "-c", &code]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = s.unwrap();
+    assert_eq!(s["epochs"], 6);
+    assert_eq!(series(&s, "gpu_allocated_bytes")["class"], "growing", "{}", ledger(&s));
 }

@@ -47,7 +47,13 @@ def _diagnose_start():
                 try:
                     data = sock.recv(256).decode("ascii", "replace").split()
                     if len(data) == 2 and data[0] == "census" and data[1].isdigit():
-                        diagnose_census.census_to(int(data[1]), out)
+                        r = diagnose_census.census_to(int(data[1]), out)
+                        cuda = (r or {}).get("cuda")
+                        marker = os.environ.get("DIAGNOSE_MARKER_SOCKET")
+                        if cuda and marker:  # torch.cuda's figures onto the GPU ledger
+                            line = "phase census %s gpu_allocated=%d gpu_reserved=%d gpu_peak_allocated=%d gpu_peak_reserved=%d" % (
+                                data[1], cuda["allocated"], cuda["reserved"], cuda["peak_allocated"], cuda["peak_reserved"])
+                            sock.sendto(line.encode("ascii"), marker)
                 except Exception as e:
                     sys.stderr.write("diagnose: census failed: %s\n" % e)
 

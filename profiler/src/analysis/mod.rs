@@ -238,6 +238,17 @@ impl Analyzer {
                 self.saw_finish = true;
                 self.finish_label = Some((row.label.clone(), row.t_s));
             }
+            // A census row carries the program's own GPU allocator figures for the epoch
+            // that just ended (watch --python-objects): they complete its epoch point.
+            "census" => {
+                if let Some(point) = self.epoch_points.last_mut().filter(|p| Some(p.0) == row.epoch) {
+                    for (i, (column, _)) in MEMORY_SERIES.iter().enumerate() {
+                        if column.starts_with("gpu_") && point.2[i].is_none() {
+                            point.2[i] = row.series(column);
+                        }
+                    }
+                }
+            }
             "max_memory" if self.max_memory.is_none() => {
                 let epoch = self.epoch_points.last().map(|p| p.0);
                 self.max_memory = Some(MaxMemoryPass { t_s: row.t_s, epoch, label: row.label.clone() });

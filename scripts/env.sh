@@ -14,6 +14,12 @@ fi
 if ! "$VENV/bin/python" -c "import wheel" 2>/dev/null; then
     "$VENV/bin/pip" install --quiet --disable-pip-version-check wheel
 fi
+# Prometheus (server and promtool) for the metrics tests: Debian's package, as root.
+if ! command -v prometheus >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's prometheus package (for the metrics tests)" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >/dev/null 2>&1 \
+        || echo "setup: prometheus could not be installed; its tests will be skipped" >&2
+fi
 if ! command -v cargo >/dev/null; then
     echo "setup: cargo not found; install Rust with rustup first" >&2
     exit 1

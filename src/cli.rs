@@ -87,6 +87,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_progress: bool,
     #[command(flatten)]
+    pub metrics: crate::watch_cli::MetricsArgs,
+    #[command(flatten)]
     pub trainer: TrainerArgs,
 }
 

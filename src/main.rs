@@ -91,9 +91,13 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let total = (cfg.epochs * cfg.episodes_per_epoch) as u64;
     let bar = if args.no_progress { ProgressBar::hidden() } else { ProgressBar::new(total) };
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} episodes  {msg}").expect("valid template"));
+    let mut metrics = args.metrics.exporter()?;
     let on_row = {
         let bar = bar.clone();
         move |row: &profiler::Row| {
+            if let Some(m) = &mut metrics {
+                m.observe(row);
+            }
             if row.phase == "episode_end" {
                 bar.inc(1);
             }

@@ -61,9 +61,35 @@ pub struct WatchArgs {
     /// allocates much (measured in the README).
     #[arg(long, requires = "python_objects")]
     pub python_tracemalloc: bool,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// The command and its arguments, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
+}
+
+/// Publishing the live state to Prometheus (shared by `run` and `watch`).
+#[derive(Args, Debug)]
+pub struct MetricsArgs {
+    /// Serve the current state in Prometheus' text format at http://ADDR/metrics while the
+    /// job runs (e.g. 127.0.0.1:9464; prefer loopback). GET /metrics only.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Write the same atomically to DIR/diagnose.prom at every boundary, for
+    /// node_exporter's textfile collector.
+    #[arg(long, value_name = "DIR")]
+    pub metrics_textfile: Option<PathBuf>,
+}
+
+impl MetricsArgs {
+    /// The exporter, if asked for; binds now, so a bad address fails before the job runs.
+    pub fn exporter(&self) -> anyhow::Result<Option<profiler::metrics::MetricsExporter>> {
+        if self.metrics_listen.is_none() && self.metrics_textfile.is_none() {
+            return Ok(None);
+        }
+        let meta = profiler::metrics::live_meta();
+        Ok(Some(profiler::metrics::MetricsExporter::start(meta, self.metrics_listen, self.metrics_textfile.as_deref())?))
+    }
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -134,6 +160,7 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
     profiler::watch::check_target(&target)?;
     let out = args.out.clone().unwrap_or_else(|| Path::new("reports").join(format!("watch-{}", timestamp())));
     report::prepare_out_dir(&out, args.force)?;
+    let mut metrics = args.metrics.exporter()?;
     let opts = WatchOptions {
         interval: args.interval,
         full_interval: args.pss_interval,
@@ -144,7 +171,14 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
         kill_at_limit: args.kill_at_limit,
         python_objects: args.python_objects,
         python_tracemalloc: args.python_tracemalloc,
-        on_epoch: Some(Box::new(epoch_status)),
+        on_row: Some(Box::new(move |row: &profiler::Row| {
+            if row.phase == "epoch_end" {
+                epoch_status(row);
+            }
+            if let Some(m) = &mut metrics {
+                m.observe(row);
+            }
+        })),
         ..WatchOptions::default()
     };
     eprintln!("diagnose: watching {}; recording into {}", match &target {

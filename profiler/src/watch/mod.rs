@@ -69,8 +69,9 @@ pub struct WatchOptions {
     /// With `python_objects`: trace Python allocations (tracemalloc) to say where the
     /// growing containers' items were allocated.
     pub python_tracemalloc: bool,
-    /// Called with each epoch-end row (e.g. to print a status line).
-    pub on_epoch: Option<Box<dyn FnMut(&Row) + Send>>,
+    /// Called with each recorded row (e.g. to print a status line at epoch ends, or to
+    /// update metrics).
+    pub on_row: Option<Box<dyn FnMut(&Row) + Send>>,
 }
 
 impl Default for WatchOptions {
@@ -86,7 +87,7 @@ impl Default for WatchOptions {
             kill_grace: Duration::from_secs(5),
             python_objects: false,
             python_tracemalloc: false,
-            on_epoch: None,
+            on_row: None,
         }
     }
 }
@@ -314,10 +315,8 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         if let (Some(h), "epoch_end", Some(epoch)) = (&helper, row.phase.as_str(), row.epoch) {
             h.request(&rec.python_pids(), epoch);
         }
-        if row.phase == "epoch_end" {
-            if let Some(f) = &mut opts.on_epoch {
-                f(&row);
-            }
+        if let Some(f) = &mut opts.on_row {
+            f(&row);
         }
         if let (Some(max), Some(pss), None) = (opts.max_memory, row.tree_pss_bytes, passed_at) {
             if pss > max {

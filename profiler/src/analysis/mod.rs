@@ -5,6 +5,7 @@
 mod objects;
 mod oom;
 mod phases;
+mod ranks;
 mod sites;
 mod tree;
 mod trend;
@@ -12,6 +13,7 @@ mod verdict;
 
 pub use objects::{read_censuses, Censuses, ObjectVerdict, OBJECT_TOLERANCE};
 pub use oom::{project, OomProjection, RECENT_EPOCHS};
+pub use ranks::{read_ranks, RankVerdict};
 pub use tree::{decelerating, mark_copy_on_write, parse_end, CommandEnd, COPY_ON_WRITE};
 pub use phases::{phase_group, PhaseStats, Stat, PHASE_SERIES};
 pub use sites::{classify_sites, classify_sites_with, SiteVerdict, SITE_TOLERANCE};
@@ -150,6 +152,8 @@ pub struct Analysis {
     pub recorder: String,
     /// Python objects from censuses (watch --python-objects).
     pub censuses: Option<Censuses>,
+    /// Per-rank verdicts of a distributed run (watch).
+    pub ranks: Vec<RankVerdict>,
     /// With `watch --window`: the window length standing in for an epoch.
     pub window_s: Option<f64>,
     /// Thinned series for the plots.
@@ -358,6 +362,7 @@ impl Analyzer {
             max_memory: self.max_memory,
             recorder: meta.recorder.clone().unwrap_or_else(|| "run".into()),
             censuses: None,
+            ranks: Vec::new(),
             window_s: meta.window_s,
             plot: self.plot,
         };
@@ -402,6 +407,17 @@ impl Analyzer {
 }
 
 impl Analysis {
+    /// Add the per-rank verdicts and re-read the ledger with them; a growing rank makes
+    /// the verdict growing.
+    pub fn with_ranks(mut self, ranks: Vec<RankVerdict>) -> Self {
+        if ranks.iter().any(|r| r.class == Class::Growing) {
+            self.verdict = "growing";
+        }
+        self.ranks = ranks;
+        self.ledger = explain(&self);
+        self
+    }
+
     /// Add the Python objects' verdicts and re-read the ledger with them.
     pub fn with_censuses(mut self, censuses: Censuses) -> Self {
         self.censuses = Some(censuses);
@@ -501,6 +517,7 @@ fn explain(a: &Analysis) -> Vec<String> {
     }
     explain_tree(a, &mut lines);
     explain_objects(a, &mut lines);
+    explain_ranks(a, &mut lines);
     // Retained and mapped memory is virtual, not resident: its saturation is not news;
     // nor is the whole machine's (other processes come and go).
     let told = |s: &SeriesVerdict| s.cause.is_some() || matches!(s.column.as_str(), "je_retained_bytes" | "je_mapped_bytes" | "system_used_bytes");
@@ -538,7 +555,8 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
     if let Some(s) = a.series("main_uss_bytes").filter(|_| grows("main_uss_bytes")) {
         lines.push(format!("The main process grows: its private memory (USS) {}/epoch. Objects are kept alive in the trainer itself across epochs (lists of arrays or tensors kept on self or in a module, a cache with no bound).", slope(s)));
     }
-    if let Some(s) = a.series("workers_uss_bytes").filter(|_| grows("workers_uss_bytes")) {
+    // With ranks, the workers are the ranks: the ranks' line names which one grows.
+    if let Some(s) = a.series("workers_uss_bytes").filter(|_| grows("workers_uss_bytes") && a.ranks.is_empty()) {
         let main = if grows("main_uss_bytes") { "" } else { " The main process does not grow." };
         lines.push(format!("The workers grow: their private memory (USS) {}/epoch in all, and their RSS with it. Memory is kept inside the DataLoader workers (e.g. a per-worker cache in persistent workers).{main}", slope(s)));
     }
@@ -560,6 +578,26 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
         lines.push(format!("Boundaries are fixed windows of {w:.0} s (--window): the verdict is per window, not per epoch, and windows cut across epochs and validation. For a per-epoch verdict, print \"Epoch N\" lines (matched by --epoch-pattern) or call diagnose_markers.epoch_end(N) (python/diagnose_markers.py)."));
     } else if a.recorder == "watch" && a.epochs == 0 {
         lines.push("No epoch boundary was seen: no output line matched --epoch-pattern and no marker arrived. Print \"Epoch N\" lines, call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), or pass --window 60s.".into());
+    }
+}
+
+/// Which ranks grow.
+fn explain_ranks(a: &Analysis, lines: &mut Vec<String>) {
+    if a.ranks.is_empty() {
+        return;
+    }
+    let growing: Vec<String> = a
+        .ranks
+        .iter()
+        .filter(|r| r.class == Class::Growing)
+        .map(|r| format!("rank {} ({}/epoch)", r.rank, crate::report::signed_bytes(r.slope_bytes_per_epoch.unwrap_or(0.0))))
+        .collect();
+    let rest: Vec<String> = a.ranks.iter().filter(|r| r.class != Class::Growing).map(|r| format!("rank {} {}", r.rank, r.class.as_str())).collect();
+    if growing.is_empty() {
+        lines.push(format!("Ranks: no rank grows ({}).", rest.join(", ")));
+    } else {
+        let others = if rest.is_empty() { String::new() } else { format!("; {}", rest.join(", ")) };
+        lines.push(format!("Ranks: {} grow{} (PSS of each rank's processes at epoch ends){others}.", growing.join(", "), if growing.len() == 1 { "s" } else { "" }));
     }
 }
 

@@ -92,6 +92,15 @@ pub fn summary(a: &Analysis) -> String {
             let _ = writeln!(s, "DHAT's own profile of the live heap at each epoch end: dhat/epoch-N.json (open it in DHAT's viewer, dh_view.html); of the whole run: dhat-heap.json.");
         }
     }
+    if !a.ranks.is_empty() {
+        let _ = writeln!(s, "\n## Ranks (PSS of each rank's processes at epoch ends)\n");
+        let _ = writeln!(s, "| rank | class | slope (90 % interval) | first → last |");
+        let _ = writeln!(s, "|---|---|---|---|");
+        for r in &a.ranks {
+            let (first, last) = (r.by_epoch.first().map_or(0, |b| b.1), r.by_epoch.last().map_or(0, |b| b.1));
+            let _ = writeln!(s, "| {} | {} | {} | {} → {} |", r.rank, r.class.as_str(), slope_cell(r.slope_bytes_per_epoch, r.slope_interval), human_bytes(first as f64), human_bytes(last as f64));
+        }
+    }
     if let Some(c) = &a.censuses {
         let _ = writeln!(s, "\n## Python objects (census at epoch ends, growing first)\n");
         let _ = writeln!(s, "| container or type | kind | class | slope (90 % interval) | items/epoch | bytes at the last census |");

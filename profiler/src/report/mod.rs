@@ -54,6 +54,9 @@ pub fn rebuild(dir: &Path) -> Result<Analysis, Error> {
         };
         analysis = analysis.with_sites(crate::analysis::classify_sites(&sites, &rows, source), source);
     }
+    if let Some(ranks) = crate::analysis::read_ranks(dir, &timeline.rows)? {
+        analysis = analysis.with_ranks(ranks);
+    }
     if let Some(censuses) = crate::analysis::read_censuses(dir)? {
         analysis = analysis.with_censuses(censuses);
     }

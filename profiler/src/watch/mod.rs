@@ -176,7 +176,7 @@ fn find_program(program: &OsString) -> Result<PathBuf, Error> {
 
 /// Something the event loop reacts to.
 enum Event {
-    Boundary { boundary: Boundary, from_marker: bool, gpu: Option<profiler_api::GpuAllocatorSnapshot> },
+    Boundary { boundary: Boundary, from_marker: bool, gpu: Option<profiler_api::GpuAllocatorSnapshot>, rank: Option<u32> },
     Exited(ExitStatus),
     Signal(i32),
 }
@@ -214,7 +214,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         socket
             .listen(move |m| {
                 received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let _ = tx.send(Event::Boundary { boundary: m.boundary, from_marker: true, gpu: m.gpu });
+                let _ = tx.send(Event::Boundary { boundary: m.boundary, from_marker: true, gpu: m.gpu, rank: m.rank });
             })
             .map_err(|e| Error::Config(format!("cannot listen on the marker socket: {e}")))?;
     }
@@ -254,6 +254,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         started,
         last_full: started,
         pids: Vec::new(),
+        ranks: Default::default(),
         gpu: None,
         writer: TimelineWriter::create(&out_dir.join("timeline.csv"), &meta)?,
         system: SystemSource::new(cgroup.clone(), false),
@@ -265,6 +266,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     let mut next_window = opts.window.map(|w| started + w);
     let mut window_index = 0u32;
     let mut filter = BoundaryFilter { windows: opts.window.is_some(), marker_epochs: false };
+    let mut gate = RankGate::default();
     let mut passed_at: Option<f64> = None;
     let mut last_rss = 0u64;
     let mut stop_deadline: Option<Instant> = None;
@@ -273,10 +275,11 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         let due = next_window.map_or(next_sample, |w| w.min(next_sample));
         let event = rx.recv_timeout(due.saturating_duration_since(now));
         let row = match event {
-            Ok(Event::Boundary { boundary, from_marker, gpu }) => {
+            Ok(Event::Boundary { boundary, from_marker, gpu, rank }) => {
                 if !filter.accepts(&boundary, from_marker) {
                     continue;
                 }
+                let Some(boundary) = gate.pass(boundary, rank, &rec.ranks) else { continue };
                 rec.gpu = gpu;
                 rec.record(boundary)?
             }
@@ -345,8 +348,9 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    while let Ok(Event::Boundary { boundary, from_marker, gpu }) = rx.try_recv() {
-        if filter.accepts(&boundary, from_marker) {
+    while let Ok(Event::Boundary { boundary, from_marker, gpu, rank }) = rx.try_recv() {
+        let boundary = if filter.accepts(&boundary, from_marker) { gate.pass(boundary, rank, &rec.ranks) } else { None };
+        if let Some(boundary) = boundary {
             rec.gpu = gpu;
             rec.record(boundary)?;
         }
@@ -398,12 +402,38 @@ fn own_peak_rss() -> u64 {
     std::fs::read_to_string("/proc/self/status").ok().and_then(|t| crate::source::parse_status(&t).1).unwrap_or(0)
 }
 
+/// The epoch end of a run of several ranks is the one all of them reached: each rank's
+/// `epoch_end` marker (it carries `rank=R`) is held until every rank of the tree (and
+/// every rank heard from) has reached that epoch; then one row is recorded for it.
+#[derive(Default)]
+struct RankGate {
+    reached: std::collections::BTreeMap<u32, u32>,
+    emitted: Option<u32>,
+}
+
+impl RankGate {
+    fn pass(&mut self, b: Boundary, rank: Option<u32>, tree_ranks: &std::collections::BTreeSet<u32>) -> Option<Boundary> {
+        let (Some(rank), Phase::EpochEnd, Some(epoch)) = (rank, &b.phase, b.epoch) else { return Some(b) };
+        let e = self.reached.entry(rank).or_insert(epoch);
+        *e = (*e).max(epoch);
+        let all = tree_ranks.iter().map(|r| self.reached.get(r).copied()).chain(self.reached.values().map(|v| Some(*v)));
+        let common = all.collect::<Option<Vec<u32>>>()?.into_iter().min()?;
+        if self.emitted.is_some_and(|x| x >= common) {
+            return None;
+        }
+        self.emitted = Some(common);
+        Some(Boundary { epoch: Some(common), label: "all ranks".into(), ..b })
+    }
+}
+
 /// Takes a sample at each boundary and appends it.
 struct Recorder<'a> {
     started: Instant,
     last_full: Instant,
     /// The main process first, then the rest of the tree, at the last sample.
     pids: Vec<u32>,
+    /// The distributed ranks in the tree at the last sample.
+    ranks: std::collections::BTreeSet<u32>,
     /// The caching allocator's figures the next boundary's marker carried (torch.cuda).
     gpu: Option<profiler_api::GpuAllocatorSnapshot>,
     writer: TimelineWriter,
@@ -436,6 +466,9 @@ impl Recorder<'_> {
             ..Row::default()
         };
         let procs = self.sampler.sample(&mut row, detail)?;
+        if !procs.is_empty() {
+            self.ranks = procs.iter().filter_map(|p| p.rank).collect();
+        }
         self.pids = procs.iter().filter(|p| p.role == tree::Role::Main).chain(procs.iter().filter(|p| p.role != tree::Role::Main)).map(|p| p.pid).collect();
         self.system.sample(&mut row);
         if let Some(g) = self.gpu.take() {
@@ -479,7 +512,7 @@ fn spawn(argv: &[OsString], socket: &MarkerSocket, opts: &WatchOptions, census: 
     let mut child = cmd.spawn().map_err(|e| Error::Config(format!("cannot start {}: {e}", program.display())))?;
     let matcher = Arc::new(Mutex::new(LogMatcher::new(opts.epoch_pattern.clone(), opts.phases.clone())));
     let deliver = move |tx: Sender<Event>| move |b: Boundary| {
-        let _ = tx.send(Event::Boundary { boundary: b, from_marker: false, gpu: None });
+        let _ = tx.send(Event::Boundary { boundary: b, from_marker: false, gpu: None, rank: None });
     };
     let out = child.stdout.take().expect("piped");
     let err = child.stderr.take().expect("piped");
@@ -541,6 +574,20 @@ mod tests {
         assert!(!f.accepts(&Boundary::new(Phase::EpisodeEnd).epoch(1).episode(3), true), "steps are not sampled");
         let mut w = BoundaryFilter { windows: true, marker_epochs: false };
         assert!(!w.accepts(&epoch(0), true) && !w.accepts(&epoch(0), false));
+    }
+
+    #[test]
+    fn an_epoch_ends_when_every_rank_reached_it() {
+        let ranks: std::collections::BTreeSet<u32> = [0, 1].into();
+        let mut g = RankGate::default();
+        let end = |e| Boundary::new(Phase::EpochEnd).epoch(e);
+        assert!(g.pass(end(0), Some(0), &ranks).is_none(), "rank 1 is not there yet");
+        assert_eq!(g.pass(end(0), Some(1), &ranks).unwrap().epoch, Some(0));
+        assert!(g.pass(end(1), Some(1), &ranks).is_none());
+        assert!(g.pass(end(2), Some(1), &ranks).is_none());
+        assert_eq!(g.pass(end(1), Some(0), &ranks).unwrap().epoch, Some(1));
+        assert_eq!(g.pass(end(3), Some(0), &ranks).unwrap().epoch, Some(2), "the slower rank sets the pace");
+        assert_eq!(g.pass(end(5), None, &ranks).unwrap().epoch, Some(5), "no rank: passed as it is");
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct ProcRow<'a> {
     pub ppid: u32,
     /// launcher / main / worker.
     pub role: &'static str,
+    /// Its distributed rank, where its environment says.
+    pub rank: Option<u32>,
     /// Command name (comm), never the command line.
     pub name: &'a str,
     /// Resident set size.
@@ -48,6 +50,7 @@ pub const PROCESS_COLUMNS: &[(&str, &str)] = &[
     ("pid", "process id"),
     ("ppid", "parent process id"),
     ("role", "launcher (a wrapper above the trainer: bash, env, ...), main (the trainer), worker (any descendant of the trainer: DataLoader workers, subprocesses)"),
+    ("rank", "the distributed rank of the process (RANK, else LOCAL_RANK, in its environment: torchrun's ranks and their DataLoader workers); empty when it has none"),
     ("name", "command name (/proc/PID/comm, 15 bytes at most); command lines and environments are never recorded"),
     ("rss_bytes", "resident set size"),
     ("pss_bytes", "proportional set size: each shared page divided among its sharers; like uss_bytes and swap_bytes, read at boundaries and every --pss-interval, empty at the samples between (RSS alone, from statm)"),
@@ -144,6 +147,7 @@ impl TreeSampler {
                 pid: p.pid,
                 ppid: p.ppid,
                 role: p.role.as_str(),
+                rank: p.rank,
                 name: &p.name,
                 rss_bytes: m.map(|m| m.rss),
                 pss_bytes: full(|m| m.pss),
@@ -203,7 +207,7 @@ mod tests {
     #[test]
     fn rows_sum_per_role() {
         let mem = |rss, pss, uss| Some(ProcMem { rss, pss, uss, swap: 1 });
-        let p = |pid, ppid, role, name: &str, mem| Proc { pid, ppid, role, name: name.into(), mem, detail: Detail::Full };
+        let p = |pid, ppid, role, name: &str, mem| Proc { pid, ppid, role, name: name.into(), mem, detail: Detail::Full, rank: None };
         let mut procs = vec![
             p(1, 0, Role::Launcher, "bash", mem(4, 2, 1)),
             p(2, 1, Role::Main, "python", mem(100, 60, 40)),
@@ -228,7 +232,7 @@ mod tests {
     #[test]
     fn process_columns_match_the_struct() {
         let mut w = csv::Writer::from_writer(vec![]);
-        w.serialize(ProcRow { t_s: 0.0, phase: "", pid: 0, ppid: 0, role: "main", name: "", rss_bytes: None, pss_bytes: None, uss_bytes: None, swap_bytes: None, gpu_bytes: None }).unwrap();
+        w.serialize(ProcRow { t_s: 0.0, phase: "", pid: 0, ppid: 0, role: "main", rank: None, name: "", rss_bytes: None, pss_bytes: None, uss_bytes: None, swap_bytes: None, gpu_bytes: None }).unwrap();
         let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
         let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
         assert_eq!(header, PROCESS_COLUMNS.iter().map(|c| c.0).collect::<Vec<_>>());

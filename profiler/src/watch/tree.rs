@@ -63,6 +63,17 @@ pub struct Proc {
     pub mem: Option<ProcMem>,
     /// What `mem` holds: with [`Detail::Rss`], only its `rss` is measured.
     pub detail: Detail,
+    /// Its distributed rank: `RANK` (else `LOCAL_RANK`) in its environment, where
+    /// readable. That number is the only value ever taken from an environment.
+    pub rank: Option<u32>,
+}
+
+/// The rank in the text of `/proc/<pid>/environ` (NUL-separated): RANK, else LOCAL_RANK.
+pub fn parse_rank(environ: &[u8]) -> Option<u32> {
+    let find = |key: &[u8]| {
+        environ.split(|b| *b == 0).find_map(|kv| kv.strip_prefix(key)).and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+    };
+    find(b"RANK=").or_else(|| find(b"LOCAL_RANK="))
 }
 
 /// (ppid, comm) of a live process, from `/proc/<pid>/stat` (comm may hold spaces and
@@ -201,7 +212,8 @@ pub fn read_tree(root: u32, detail: Detail) -> Vec<Proc> {
                 Detail::Full => fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok().and_then(|t| parse_rollup(&t)),
                 Detail::Rss => fs::read_to_string(format!("/proc/{pid}/statm")).ok().and_then(|t| parse_statm_rss(&t)).map(|rss| ProcMem { rss, ..ProcMem::default() }),
             };
-            Some(Proc { pid, ppid, role: Role::Worker, name, mem, detail })
+            let rank = fs::read(format!("/proc/{pid}/environ")).ok().and_then(|e| parse_rank(&e));
+            Some(Proc { pid, ppid, role: Role::Worker, name, mem, detail, rank })
         })
         .collect();
     assign_roles(root, &mut procs);
@@ -228,7 +240,7 @@ mod tests {
     }
 
     fn proc(pid: u32, ppid: u32, name: &str) -> Proc {
-        Proc { pid, ppid, role: Role::Worker, name: name.into(), mem: None, detail: Detail::Full }
+        Proc { pid, ppid, role: Role::Worker, name: name.into(), mem: None, detail: Detail::Full, rank: None }
     }
 
     #[test]
@@ -243,6 +255,19 @@ mod tests {
         assign_roles(1, &mut t);
         assert_eq!(t[0].role, Role::Main);
         assert_eq!(t[1].role, Role::Worker);
+    }
+
+    #[test]
+    fn ranks_from_the_environment_only() {
+        assert_eq!(parse_rank(b"PATH=/bin\0RANK=3\0LOCAL_RANK=1\0"), Some(3));
+        assert_eq!(parse_rank(b"LOCAL_RANK=1\0TOKEN=secret\0"), Some(1));
+        assert_eq!(parse_rank(b"WORLD_RANK=2\0RANK=x\0"), None);
+        let child = std::process::Command::new("sleep").arg("5").env("RANK", "7").spawn().unwrap();
+        let mut child = child;
+        let tree = read_tree(std::process::id(), Detail::Rss);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(tree.iter().find(|p| p.pid == child.id()).unwrap().rank, Some(7));
     }
 
     #[test]

@@ -1,0 +1,30 @@
+//! `diagnose watch -- torchrun --nproc-per-node 2 ...` (gloo on CPU, the venv's torch):
+//! each rank's subtree is recognised from its environment, its epochs marked with its
+//! rank are joined into the run's epochs, and the rank that leaks, and only it, grows.
+
+mod common;
+use common::*;
+
+#[test]
+fn the_leaking_rank_and_only_it_is_growing() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ddp");
+    let py = python();
+    let script = py_script("ddp_trainer.py");
+    let (o, s) = watch(&out, &["--epoch-pattern", "^NEVER$"], &[py.to_str().unwrap(), "-m", "torch.distributed.run", "--nproc-per-node", "2", &script, "--leak-rank", "1", "--epochs", "6"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = s.unwrap();
+    assert_eq!(s["epochs"], 6, "one epoch end per epoch that both ranks reached");
+    let ranks = s["ranks"].as_array().unwrap();
+    assert_eq!(ranks.len(), 2, "{ranks:?}");
+    let class = |r: u64| ranks.iter().find(|v| v["rank"] == r).unwrap()["class"].as_str().unwrap().to_string();
+    assert_eq!(class(1), "growing");
+    assert_ne!(class(0), "growing");
+    let slope = ranks.iter().find(|v| v["rank"] == 1).unwrap()["slope_bytes_per_epoch"].as_f64().unwrap();
+    assert!((slope / 1048576.0 - 16.0).abs() < 1.6, "rank 1 +{:.1} MiB/epoch, it keeps 16", slope / 1048576.0);
+    assert_eq!(s["verdict"], "growing");
+    assert!(ledger(&s).contains("Ranks: rank 1"), "{}", ledger(&s));
+    let procs = std::fs::read_to_string(out.join("processes.csv")).unwrap();
+    assert!(procs.lines().any(|l| l.contains(",worker,1,")), "rank column filled");
+}

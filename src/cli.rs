@@ -95,7 +95,16 @@ pub struct RunArgs {
 #[derive(Args, Debug)]
 pub struct ReportArgs {
     /// A run folder holding timeline.csv.
-    pub dir: PathBuf,
+    #[arg(required_unless_present = "merge")]
+    pub dir: Option<PathBuf>,
+    /// Merge several run folders (one per node or per run) into one report: a table of
+    /// nodes × ranks, one plot line each, the overall verdict.
+    #[arg(long, num_args = 1.., value_name = "DIR", conflicts_with = "dir")]
+    pub merge: Vec<PathBuf>,
+    /// With --merge: where to write merged.md, merged.csv, merged.png (default:
+    /// reports/merged-<time>).
+    #[arg(long, requires = "merge")]
+    pub out: Option<PathBuf>,
     /// Exit with code 3 if the verdict is "growing".
     #[arg(long)]
     pub fail_on_leak: bool,

@@ -130,9 +130,18 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 
 fn report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let analysis = report::rebuild(&args.dir)?;
+    let Some(dir) = &args.dir else {
+        let merged = report::merge(&args.merge)?;
+        let out = args.out.clone().unwrap_or_else(|| Path::new("reports").join(format!("merged-{}", timestamp())));
+        merged.write(&out)?;
+        emit(&merged.to_markdown());
+        emit(&format!("reports: {}\n", out.display()));
+        let growing = args.fail_on_leak && merged.verdict == "growing";
+        return Ok(if growing { ExitCode::from(EXIT_LEAK) } else { ExitCode::SUCCESS });
+    };
+    let analysis = report::rebuild(dir)?;
     emit(&report::text_summary(&analysis));
-    emit(&format!("reports: {}\n", args.dir.display()));
+    emit(&format!("reports: {}\n", dir.display()));
     Ok(verdict_exit(&analysis, args.fail_on_leak))
 }
 

@@ -14,7 +14,7 @@ fn slope_cell(slope: Option<f64>, interval: Option<(f64, f64)>) -> String {
 }
 
 /// The one out-of-memory headline: "out of memory in about 12 epochs (9–17), 1.3 h: ...".
-pub fn oom_headline(a: &Analysis) -> Option<String> {
+pub(crate) fn oom_headline(a: &Analysis) -> Option<String> {
     let p = a.oom.as_ref()?;
     let range = match p.epochs_range {
         (lo, Some(hi)) => format!(" ({lo:.0}–{hi:.0})"),

@@ -5,10 +5,12 @@ mod compare;
 mod csv;
 mod json;
 mod markdown;
+mod merge;
 mod png;
 
 pub use compare::{compare, Comparison};
 pub use markdown::text_summary;
+pub use merge::{merge, Merged, MergedRow};
 
 use std::path::{Path, PathBuf};
 

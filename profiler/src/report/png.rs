@@ -154,32 +154,43 @@ const TOP_SITES: usize = 6;
 
 /// Draw live bytes per epoch of the top sites (growing first) into `path`.
 pub fn draw_sites(a: &Analysis, path: &Path) -> Result<(), Error> {
+    let lines: Vec<(String, Vec<(u32, u64)>)> = a
+        .sites
+        .iter()
+        .take(TOP_SITES)
+        .map(|s| {
+            // Shorten the function, never the location or the class.
+            let function: String = if s.function.chars().count() > 48 {
+                s.function.chars().take(47).chain(std::iter::once('…')).collect()
+            } else {
+                s.function.clone()
+            };
+            let caller = s.via.split(" <- ").next().filter(|c| !c.is_empty()).map(|c| format!(" via {c}")).unwrap_or_default();
+            (format!("{function} ({}){caller} [{}]", s.location, s.class.as_str()), s.bytes_by_epoch.clone())
+        })
+        .collect();
+    let caption = format!("Call sites at epoch ends: {}", a.sites_source.map_or("live heap", |s| s.describe()));
+    draw_epoch_lines(path, &caption, "live bytes", &lines)
+}
+
+/// Lines of bytes by epoch, one per label, with a point at each epoch end.
+pub fn draw_epoch_lines(path: &Path, caption: &str, what: &str, lines: &[(String, Vec<(u32, u64)>)]) -> Result<(), Error> {
     let to_err = |e: &dyn std::fmt::Display| Error::Plot { path: path.to_path_buf(), message: e.to_string() };
-    let top: Vec<_> = a.sites.iter().take(TOP_SITES).collect();
-    let e_max = top.iter().flat_map(|s| s.bytes_by_epoch.iter().map(|b| b.0)).max().unwrap_or(1).max(1) as f64;
-    let y_max = top.iter().flat_map(|s| s.bytes_by_epoch.iter().map(|b| b.1)).max().unwrap_or(1) as f64;
+    let e_max = lines.iter().flat_map(|l| l.1.iter().map(|b| b.0)).max().unwrap_or(1).max(1) as f64;
+    let y_max = lines.iter().flat_map(|l| l.1.iter().map(|b| b.1)).max().unwrap_or(1) as f64;
     let (unit, unit_name) = axis_unit(y_max);
     let y_top = (y_max / unit * 1.15).max(1.0);
 
     let root = BitMapBackend::new(path, (1400, 800)).into_drawing_area();
-    let y_desc = format!("live bytes ({unit_name})");
-    let caption = format!("Call sites at epoch ends: {}", a.sites_source.map_or("live heap", |s| s.describe()));
-    let mut chart = styled_chart(&root, &caption, 0f64..e_max, 0f64..y_top, ("epoch", &y_desc), e_max as usize + 1).map_err(|e| to_err(&e))?;
-    for (i, s) in top.iter().enumerate() {
+    let y_desc = format!("{what} ({unit_name})");
+    let mut chart = styled_chart(&root, caption, 0f64..e_max, 0f64..y_top, ("epoch", &y_desc), e_max as usize + 1).map_err(|e| to_err(&e))?;
+    for (i, (label, points)) in lines.iter().enumerate() {
         let colour = Palette99::pick(i).to_rgba();
-        let pts: Vec<(f64, f64)> = s.bytes_by_epoch.iter().map(|&(e, b)| (e as f64, b as f64 / unit)).collect();
-        // Shorten the function, never the location or the class.
-        let function: String = if s.function.chars().count() > 48 {
-            s.function.chars().take(47).chain(std::iter::once('…')).collect()
-        } else {
-            s.function.clone()
-        };
-        let caller = s.via.split(" <- ").next().filter(|c| !c.is_empty()).map(|c| format!(" via {c}")).unwrap_or_default();
-        let label = format!("{function} ({}){caller} [{}]", s.location, s.class.as_str());
+        let pts: Vec<(f64, f64)> = points.iter().map(|&(e, b)| (e as f64, b as f64 / unit)).collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(3)))
             .map_err(|e| to_err(&e))?
-            .label(label)
+            .label(label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3)));
         chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, colour.filled()))).map_err(|e| to_err(&e))?;
     }

@@ -171,11 +171,12 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
         kill_at_limit: args.kill_at_limit,
         python_objects: args.python_objects,
         python_tracemalloc: args.python_tracemalloc,
-        on_row: Some(Box::new(move |row: &profiler::Row| {
+        on_row: Some(Box::new(move |row: &profiler::Row, ranks: &std::collections::BTreeMap<u32, profiler::watch::RankMem>| {
             if row.phase == "epoch_end" {
                 epoch_status(row);
             }
             if let Some(m) = &mut metrics {
+                m.observe_ranks(ranks.iter().map(|(r, v)| (*r, [("rss", Some(v.rss)), ("pss", v.pss), ("uss", v.uss), ("gpu", v.gpu)])));
                 m.observe(row);
             }
         })),

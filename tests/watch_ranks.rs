@@ -12,7 +12,8 @@ fn the_leaking_rank_and_only_it_is_growing() {
     let out = dir.path().join("ddp");
     let py = python();
     let script = py_script("ddp_trainer.py");
-    let (o, s) = watch(&out, &["--epoch-pattern", "^NEVER$"], &[py.to_str().unwrap(), "-m", "torch.distributed.run", "--nproc-per-node", "2", &script, "--leak-rank", "1", "--epochs", "6"]);
+    let textfile = dir.path().join("textfile");
+    let (o, s) = watch(&out, &["--epoch-pattern", "^NEVER$", "--metrics-textfile", textfile.to_str().unwrap()], &[py.to_str().unwrap(), "-m", "torch.distributed.run", "--nproc-per-node", "2", &script, "--leak-rank", "1", "--epochs", "6"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = s.unwrap();
     assert_eq!(s["epochs"], 6, "one epoch end per epoch that both ranks reached");
@@ -27,4 +28,9 @@ fn the_leaking_rank_and_only_it_is_growing() {
     assert!(ledger(&s).contains("Ranks: rank 1"), "{}", ledger(&s));
     let procs = std::fs::read_to_string(out.join("processes.csv")).unwrap();
     assert!(procs.lines().any(|l| l.contains(",worker,1,")), "rank column filled");
+    // Metrics for the cluster: each rank labelled.
+    let prom = std::fs::read_to_string(textfile.join("diagnose.prom")).unwrap();
+    for r in [0, 1] {
+        assert!(prom.contains(&format!("diagnose_rank_memory_bytes{{rank=\"{r}\",kind=\"pss\"}}")), "{prom}");
+    }
 }

@@ -7,8 +7,9 @@
 //! `series_class{series,class}` (a state set: 1 for the current class),
 //! `series_slope_bytes_per_epoch{series}` and `series_slope_bytes_per_second{series}`,
 //! `verdict_growing`, `oom_seconds_remaining`, `oom_epochs_remaining`,
-//! `memory_limit_bytes`, `epoch`, `boundaries_total`. Labels hold series and class names
-//! only: never command lines, paths or environment values.
+//! `memory_limit_bytes`, `epoch`, `boundaries_total`, and with ranks
+//! `rank_memory_bytes{rank,kind}`. Labels hold series, class and kind names and rank
+//! numbers only: never command lines, paths or environment values.
 
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -40,6 +41,8 @@ pub struct MetricsExporter {
     /// The latest row with every series and the epoch carried forward: a quick sample
     /// (RSS only) must not make PSS vanish from the scrape.
     latest: Row,
+    /// Per rank and kind (rss, pss, uss, gpu): the latest bytes, carried forward.
+    ranks: std::collections::BTreeMap<(u32, &'static str), u64>,
 }
 
 impl MetricsExporter {
@@ -59,7 +62,18 @@ impl MetricsExporter {
         if let Some(dir) = textfile_dir {
             std::fs::create_dir_all(dir).map_err(|source| Error::Output { path: dir.to_path_buf(), source })?;
         }
-        Ok(MetricsExporter { text, textfile, meta, epoch_rows: Vec::new(), analysis: None, boundaries: 0, latest: Row::default() })
+        Ok(MetricsExporter { text, textfile, meta, epoch_rows: Vec::new(), analysis: None, boundaries: 0, latest: Row::default(), ranks: Default::default() })
+    }
+
+    /// Take each rank's memory at the sample the next row comes from (watch with ranks).
+    pub fn observe_ranks<const N: usize>(&mut self, ranks: impl Iterator<Item = (u32, [(&'static str, Option<u64>); N])>) {
+        for (rank, kinds) in ranks {
+            for (kind, value) in kinds {
+                if let Some(v) = value {
+                    self.ranks.insert((rank, kind), v);
+                }
+            }
+        }
     }
 
     /// Take one recorded row: re-render, and re-judge at an epoch end.
@@ -75,7 +89,13 @@ impl MetricsExporter {
             self.analysis = Some(a.finish(&self.meta, false));
         }
         carry_forward(&mut self.latest, row);
-        let text = render(&self.latest, self.analysis.as_ref(), self.boundaries, &self.meta);
+        let mut text = render(&self.latest, self.analysis.as_ref(), self.boundaries, &self.meta);
+        if !self.ranks.is_empty() {
+            text.push_str("# HELP diagnose_rank_memory_bytes Memory of each distributed rank's processes (the rank and its workers).\n# TYPE diagnose_rank_memory_bytes gauge\n");
+            for ((rank, kind), v) in &self.ranks {
+                let _ = writeln!(text, "diagnose_rank_memory_bytes{{rank=\"{rank}\",kind=\"{kind}\"}} {v}");
+            }
+        }
         if let Some(path) = &self.textfile {
             // Atomic for the collector: a whole file or the previous one, never half.
             let tmp = path.with_extension("prom.tmp");
@@ -193,10 +213,12 @@ mod tests {
         assert!(text.contains("diagnose_series_slope_bytes_per_second{series=\"tree_pss\"} 6710886.4"));
         assert!(text.contains("diagnose_verdict_growing 1") && text.contains("diagnose_boundaries_total 6") && text.contains("diagnose_epoch 5"));
         assert!(text.contains("# TYPE diagnose_boundaries_total counter"));
+        m.observe_ranks([(1u32, [("pss", Some(42u64)), ("gpu", None)])].into_iter());
         // A quick sample between epochs keeps the last PSS and epoch on the page.
         m.observe(&Row { t_s: 61.0, phase: "sample".into(), tree_rss_bytes: Some(5), ..Row::default() });
         let text = std::fs::read_to_string(dir.path().join(TEXTFILE_NAME)).unwrap();
         assert!(text.contains("diagnose_memory_bytes{series=\"tree_pss\"} 1409286144") && text.contains("diagnose_epoch 5"), "{text}");
+        assert!(text.contains("diagnose_rank_memory_bytes{rank=\"1\",kind=\"pss\"} 42") && !text.contains("kind=\"gpu\""), "{text}");
         // Every sample line is `name{labels} value` or `name value`, as the format wants.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').unwrap();

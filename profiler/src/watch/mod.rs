@@ -16,7 +16,7 @@ mod sample;
 pub mod tree;
 
 pub use logscan::{LogMatcher, DEFAULT_EPOCH_PATTERN};
-pub use sample::{ProcRow, TreeSampler, PROCESS_COLUMNS};
+pub use sample::{ProcRow, RankMem, TreeSampler, PROCESS_COLUMNS};
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -71,7 +71,8 @@ pub struct WatchOptions {
     pub python_tracemalloc: bool,
     /// Called with each recorded row (e.g. to print a status line at epoch ends, or to
     /// update metrics).
-    pub on_row: Option<Box<dyn FnMut(&Row) + Send>>,
+    /// With the row, each rank's processes summed at that sample (empty without ranks).
+    pub on_row: Option<Box<dyn FnMut(&Row, &std::collections::BTreeMap<u32, RankMem>) + Send>>,
 }
 
 impl Default for WatchOptions {
@@ -319,7 +320,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             h.request(&rec.python_pids(), epoch);
         }
         if let Some(f) = &mut opts.on_row {
-            f(&row);
+            f(&row, &rec.sampler.ranks);
         }
         if let (Some(max), Some(pss), None) = (opts.max_memory, row.tree_pss_bytes, passed_at) {
             if pss > max {

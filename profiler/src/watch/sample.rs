@@ -59,6 +59,19 @@ pub const PROCESS_COLUMNS: &[(&str, &str)] = &[
     ("gpu_bytes", "GPU memory of this process, all devices (NVML); empty without a driver or when it holds none"),
 ];
 
+/// One rank's processes summed at a sample (PSS and USS only at full samples).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RankMem {
+    /// Summed RSS.
+    pub rss: u64,
+    /// Summed PSS.
+    pub pss: Option<u64>,
+    /// Summed USS.
+    pub uss: Option<u64>,
+    /// Summed GPU memory (NVML).
+    pub gpu: Option<u64>,
+}
+
 /// GPU memory per process, from NVML (absent without a driver).
 struct TreeGpu {
     nvml: Nvml,
@@ -98,6 +111,8 @@ pub struct TreeSampler {
     gpu_status: GpuStatus,
     procs_out: csv::Writer<File>,
     procs_path: PathBuf,
+    /// Each rank's processes summed, at the last sample.
+    pub ranks: std::collections::BTreeMap<u32, RankMem>,
 }
 
 impl TreeSampler {
@@ -119,7 +134,7 @@ impl TreeSampler {
             }
             Err(e) => (None, GpuStatus::NoDriver(e.to_string())),
         };
-        Ok(TreeSampler { root, gpu, gpu_status, procs_out: csv::Writer::from_writer(file), procs_path })
+        Ok(TreeSampler { root, gpu, gpu_status, procs_out: csv::Writer::from_writer(file), procs_path, ranks: Default::default() })
     }
 
     /// Whether NVML is readable, and if not why.
@@ -137,6 +152,20 @@ impl TreeSampler {
         if self.gpu.is_some() && !procs.is_empty() {
             row.gpu_tree_used_bytes = Some(gpu_per_pid.values().sum());
             row.gpu_device_used_bytes = gpu_device;
+        }
+        self.ranks.clear();
+        for p in &procs {
+            if let (Some(rank), Some(m)) = (p.rank, p.mem) {
+                let r = self.ranks.entry(rank).or_default();
+                r.rss += m.rss;
+                if p.detail == Detail::Full {
+                    r.pss = Some(r.pss.unwrap_or(0) + m.pss);
+                    r.uss = Some(r.uss.unwrap_or(0) + m.uss);
+                }
+                if let Some(g) = gpu_per_pid.get(&p.pid) {
+                    r.gpu = Some(r.gpu.unwrap_or(0) + g);
+                }
+            }
         }
         for p in &procs {
             let m = p.mem;

@@ -44,7 +44,7 @@ fn clean_trainer_with_workers_is_flat() {
     }
     // The workers came and went (non-persistent): processes.csv saw them.
     let procs = std::fs::read_to_string(dir.path().join("clean/processes.csv")).unwrap();
-    assert!(procs.lines().next().unwrap().starts_with("t_s,phase,pid,ppid,role,name,rss_bytes,pss_bytes,uss_bytes,swap_bytes,gpu_bytes"));
+    assert!(procs.lines().next().unwrap().starts_with("t_s,phase,pid,ppid,role,rank,name,rss_bytes,pss_bytes,uss_bytes,swap_bytes,gpu_bytes"));
     assert!(procs.contains(",worker,"), "no worker rows");
     // The child's output passed through unchanged.
     let stdout = String::from_utf8_lossy(&o.stdout);

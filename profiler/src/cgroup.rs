@@ -132,10 +132,7 @@ pub fn read_with(cg: &MemoryCgroup, read: impl Fn(&str) -> Option<String>) -> Cg
 
 /// The machine's memory in use, MemTotal − MemAvailable, from the text of /proc/meminfo.
 pub fn system_used(meminfo: &str) -> Option<u64> {
-    let kb = |key: &str| -> Option<u64> {
-        let line = meminfo.lines().find(|l| l.starts_with(key))?;
-        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|k| k * 1024)
-    };
+    let kb = |key| crate::source::kb_field(meminfo, key);
     Some(kb("MemTotal:")?.saturating_sub(kb("MemAvailable:")?))
 }
 

@@ -3,6 +3,8 @@
 
 use std::fs;
 
+use crate::cgroup::UNLIMITED_V1;
+
 /// A memory limit and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemLimit {
@@ -11,9 +13,6 @@ pub struct MemLimit {
     /// `meminfo`, `cgroup-v1` or `cgroup-v2`.
     pub source: &'static str,
 }
-
-/// cgroup v1 writes "unlimited" as a huge page-aligned number; anything above this is no limit.
-const UNLIMITED_V1: u64 = 1 << 60;
 
 /// The effective limit of the current process, if any can be read.
 pub fn memory_limit() -> Option<MemLimit> {
@@ -33,9 +32,7 @@ fn smallest(a: Option<MemLimit>, b: Option<MemLimit>) -> Option<MemLimit> {
 
 /// MemTotal in bytes from `/proc/meminfo`.
 pub fn parse_memtotal(text: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    crate::source::kb_field(text, "MemTotal:")
 }
 
 /// The cgroup limit for the process whose `/proc/self/cgroup` is `cgroup_text`, reading

@@ -325,9 +325,8 @@ impl Analyzer {
             });
         }
         let fitted_points = |column: &str| -> Vec<(f64, f64)> {
-            let Some(i) = MEMORY_SERIES.iter().position(|(c, _)| *c == column) else { return vec![] };
-            let pts: Vec<(f64, f64)> = self.epoch_points.iter().filter_map(|(e, _, v, _)| v[i].map(|v| (*e as f64, v as f64))).collect();
-            pts[warmup_epochs(pts.len())..].to_vec()
+            let pts = self.epoch_values(column);
+            pts[warmup_epochs(pts.len())..].iter().map(|p| (p.0 as f64, p.2)).collect()
         };
         mark_copy_on_write(&mut series, fitted_points);
         let oom = self.project_oom(meta);
@@ -382,14 +381,16 @@ impl Analyzer {
 }
 
 impl Analyzer {
+    /// (epoch, seconds, bytes) of a memory series at each epoch end where it has a value.
+    fn epoch_values(&self, column: &str) -> Vec<(u32, f64, f64)> {
+        let Some(i) = MEMORY_SERIES.iter().position(|(c, _)| *c == column) else { return vec![] };
+        self.epoch_points.iter().filter_map(|(e, t, v, _)| v[i].map(|v| (*e, *t, v as f64))).collect()
+    }
+
     /// The one out-of-memory projection: the cgroup's unreclaimable memory against its
     /// limit where one is set, else the machine's memory in use against MemTotal, else
     /// (timelines from before these columns) RSS against the recorded limit.
     fn project_oom(&self, meta: &TimelineMeta) -> Option<OomProjection> {
-        let points = |column: &str| -> Vec<(u32, f64, f64)> {
-            let Some(i) = MEMORY_SERIES.iter().position(|(c, _)| *c == column) else { return vec![] };
-            self.epoch_points.iter().filter_map(|(e, t, v, _)| v[i].map(|v| (*e, *t, v as f64))).collect()
-        };
         let name = |column: &'static str| MEMORY_SERIES.iter().find(|(c, _)| *c == column).map_or(column, |(_, n)| *n);
         let candidates = [
             ("cgroup_unreclaimable_bytes", self.cgroup_limit, "cgroup"),
@@ -397,7 +398,7 @@ impl Analyzer {
             ("rss_bytes", meta.mem_limit_bytes, meta.mem_limit_source.as_deref().unwrap_or("limit")),
         ];
         for (column, limit, source) in candidates {
-            let pts = points(column);
+            let pts = self.epoch_values(column);
             if let (Some(limit), false) = (limit, pts.is_empty()) {
                 return project(column, name(column), &pts, limit, source, self.tolerance);
             }

@@ -9,6 +9,7 @@ mod system;
 pub use exact_heap::ExactHeapSource;
 pub use gpu::{GpuAllocatorSnapshot, GpuAllocatorStats, GpuSource, GpuStatus, NvmlSource};
 pub use jemalloc::{JemallocSource, JemallocStats};
+pub(crate) use process::kb_field;
 pub use process::{parse_smaps_rollup_pss, parse_status, ProcessSource};
 pub use system::{used_bytes, SystemSource};
 

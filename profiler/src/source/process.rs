@@ -56,8 +56,8 @@ impl Source for ProcessSource {
     }
 }
 
-/// The value in bytes of a `Key:   123 kB` line.
-fn kb_field(text: &str, key: &str) -> Option<u64> {
+/// The value in bytes of a `Key:   123 kB` line (/proc's status, smaps_rollup, meminfo).
+pub(crate) fn kb_field(text: &str, key: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with(key))?;
     let value = line[key.len()..].trim_start_matches(':').trim();
     let number = value.strip_suffix("kB").unwrap_or(value).trim();

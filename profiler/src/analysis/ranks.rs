@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::verdict::{classify, Class, Tolerance};
 use crate::error::Error;
-use crate::timeline::Row;
+use crate::timeline::{last_epoch_ends, Row};
 
 #[derive(Deserialize)]
 struct ProcLine {
@@ -43,8 +43,9 @@ pub struct RankVerdict {
 pub fn read_ranks(dir: &Path, rows: &[Row]) -> Result<Option<Vec<RankVerdict>>, Error> {
     let path = dir.join("processes.csv");
     let Ok(file) = std::fs::File::open(&path) else { return Ok(None) };
-    // The epoch each epoch-end row closed, by its time (the same float, written once).
-    let epoch_at: BTreeMap<u64, u32> = rows.iter().filter(|r| r.phase == "epoch_end").filter_map(|r| Some((r.t_s.to_bits(), r.epoch?))).collect();
+    // The epoch each epoch-end row closed, by its time (the same float, written once); an
+    // epoch marked twice counts at its last mark only, as in the timeline's analysis.
+    let epoch_at: BTreeMap<u64, u32> = last_epoch_ends(rows).into_iter().filter_map(|r| Some((r.t_s.to_bits(), r.epoch?))).collect();
     let mut sums: BTreeMap<u32, BTreeMap<u32, (u64, u64, u64)>> = BTreeMap::new();
     for line in csv::Reader::from_reader(file).deserialize::<ProcLine>() {
         // A partial last line (a killed run) ends the data, as in the timeline.
@@ -81,6 +82,10 @@ mod tests {
         let mut rows = Vec::new();
         for e in 0..6u32 {
             let t = e as f64 * 1.5 + 0.1;
+            // The epoch first marked by a log line: superseded by the mark below.
+            let early = t - 0.05;
+            rows.push(Row { t_s: early, phase: "epoch_end".into(), epoch: Some(e), ..Row::default() });
+            text.push_str(&format!("{early},epoch_end,11,1,worker,1,python,1,{},1,0,\n", 777u64 << 20));
             rows.push(Row { t_s: t, phase: "epoch_end".into(), epoch: Some(e), ..Row::default() });
             let leak = e as u64 * (16 << 20);
             text.push_str(&format!("{t},epoch_end,10,1,worker,0,python,1,{},1,0,\n", 500u64 << 20));

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{human_bytes, markdown::oom_headline, signed_bytes, write_text};
 use crate::analysis::{Analysis, Class};
 use crate::error::Error;
-use crate::timeline::{read_timeline, Row};
+use crate::timeline::{last_epoch_ends, read_timeline, Row};
 
 /// One node (or one rank of a node).
 #[derive(Clone, Debug, Serialize)]
@@ -109,16 +109,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged, Error> {
 
 /// (epoch, value) of `column` at each epoch end, the last mark of an epoch kept.
 fn epoch_points(rows: &[Row], column: &str) -> Vec<(u32, u64)> {
-    let mut pts: Vec<(u32, u64)> = Vec::new();
-    for r in rows.iter().filter(|r| r.phase == "epoch_end") {
-        if let (Some(e), Some(v)) = (r.epoch, r.series(column)) {
-            if pts.last().is_some_and(|p| p.0 == e) {
-                pts.pop();
-            }
-            pts.push((e, v));
-        }
-    }
-    pts
+    last_epoch_ends(rows).into_iter().filter_map(|r| Some((r.epoch?, r.series(column)?))).collect()
 }
 
 impl Merged {

@@ -281,6 +281,19 @@ impl Row {
     }
 }
 
+/// The epoch-end rows that close their epoch: where one epoch is marked twice in a row
+/// (a log line, then a marker), its last mark. The analysis reads epochs the same way.
+pub fn last_epoch_ends(rows: &[Row]) -> Vec<&Row> {
+    let mut out: Vec<&Row> = Vec::new();
+    for r in rows.iter().filter(|r| r.phase == "epoch_end") {
+        if out.last().is_some_and(|l| l.epoch == r.epoch) {
+            out.pop();
+        }
+        out.push(r);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -262,17 +262,32 @@ mod tests {
         assert_eq!(parse_rank(b"PATH=/bin\0RANK=3\0LOCAL_RANK=1\0"), Some(3));
         assert_eq!(parse_rank(b"LOCAL_RANK=1\0TOKEN=secret\0"), Some(1));
         assert_eq!(parse_rank(b"WORLD_RANK=2\0RANK=x\0"), None);
-        let child = std::process::Command::new("sleep").arg("5").env("RANK", "7").spawn().unwrap();
-        let mut child = child;
+        let mut child = sleeper(std::process::Command::new("sleep").arg("5").env("RANK", "7"));
         let tree = read_tree(std::process::id(), Detail::Rss);
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(tree.iter().find(|p| p.pid == child.id()).unwrap().rank, Some(7));
     }
 
+    /// Start `cmd` and wait until its exec has finished: before that, the forked child
+    /// shows the test's own name, and for a moment after the new name an empty environ.
+    fn sleeper(cmd: &mut std::process::Command) -> std::process::Child {
+        let child = cmd.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let started = |pid: u32| {
+            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+                && fs::read(format!("/proc/{pid}/environ")).is_ok_and(|e| !e.is_empty())
+        };
+        while !started(child.id()) {
+            assert!(std::time::Instant::now() < deadline, "sleep did not start");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child
+    }
+
     #[test]
     fn reads_own_tree() {
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut child = sleeper(std::process::Command::new("sleep").arg("5"));
         let tree = read_tree(std::process::id(), Detail::Full);
         let quick = read_tree(std::process::id(), Detail::Rss);
         let me_quick = quick.iter().find(|p| p.pid == std::process::id()).unwrap().mem.unwrap();

@@ -317,7 +317,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         };
         last_rss = row.tree_rss_bytes.unwrap_or(0);
         if let (Some(h), "epoch_end", Some(epoch)) = (&helper, row.phase.as_str(), row.epoch) {
-            h.request(&rec.python_pids(), epoch);
+            h.request(&rec.pids, epoch);
         }
         if let Some(f) = &mut opts.on_row {
             f(&row, &rec.sampler.ranks);
@@ -431,7 +431,8 @@ impl RankGate {
 struct Recorder<'a> {
     started: Instant,
     last_full: Instant,
-    /// The main process first, then the rest of the tree, at the last sample.
+    /// The main process first, then the rest of the tree, at the last sample: whose
+    /// census helper to ask.
     pids: Vec<u32>,
     /// The distributed ranks in the tree at the last sample.
     ranks: std::collections::BTreeSet<u32>,
@@ -446,11 +447,6 @@ impl Recorder<'_> {
     /// A boundary, sampled in full.
     fn record(&mut self, b: Boundary) -> Result<Row, Error> {
         self.record_with(b, Detail::Full)
-    }
-
-    /// Pids of the tree, the main process first: whose census helper to ask.
-    fn python_pids(&self) -> Vec<u32> {
-        self.pids.clone()
     }
 
     fn record_with(&mut self, b: Boundary, detail: Detail) -> Result<Row, Error> {

@@ -97,7 +97,8 @@ fn compare_prints_a_before_after_table() {
     for needle in ["| Phase | Before | After | Change |", "triplet batches", "validation", "peak total"] {
         assert!(table.contains(needle), "{needle} missing:\n{table}");
     }
-    assert!(dir.path().join("compare.md").exists() && dir.path().join("compare.csv").exists());
+    assert!(dir.path().join("compare.md").exists());
+    assert_plain_csv(dir.path(), &["compare.csv"]);
     let missing = run(&["compare", a.to_str().unwrap(), "/nonexistent/run"]);
     assert_eq!(missing.status.code(), Some(1));
 }

@@ -27,6 +27,12 @@ fn clean_run_is_flat_and_reports_rebuild() {
         assert!(phases.contains(phase), "phases.csv lacks {phase}:\n{phases}");
     }
 
+    // Every CSV opens in a reader that knows nothing about us; the facts are in run.json.
+    assert_plain_csv(&out, &["timeline.csv", "phases.csv"]);
+    let facts: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!((facts["format"].as_u64(), facts["recorder"].as_str()), (Some(3), Some("run")), "{facts}");
+    assert!(facts["mem_limit_bytes"].as_u64().unwrap() > 0, "{facts}");
+
     // Rebuild from the timeline alone, after deleting the reports.
     let before = std::fs::read_to_string(out.join("summary.json")).unwrap();
     for f in ["phases.csv", "summary.json", "summary.md", "memory.png"] {

@@ -22,6 +22,10 @@ fn validation_accumulators_leak_is_growing_with_the_true_slope() {
     let top = *growing_sites(&s).first().expect("a growing site");
     assert!(top["function"].as_str().unwrap().contains("validate_epoch"), "{top:#}");
     assert!(top["location"].as_str().unwrap().contains("reference-trainer/src/validate.rs"), "{top:#}");
+    assert_plain_csv(&out, &["timeline.csv", "phases.csv", "callsites.csv", "sites.csv", "heap_sites.csv"]);
+    // One path convention: relative to the source root, never this machine's absolute paths.
+    let sites = std::fs::read_to_string(out.join("callsites.csv")).unwrap();
+    assert!(!sites.contains("/rustc/") && !sites.contains("/.cargo/registry/"), "absolute paths in callsites.csv");
     let ledger = s["ledger"].to_string();
     assert!(ledger.contains("validate_epoch") && ledger.contains("/epoch, growing"), "{ledger}");
     assert!(ledger.contains("Live heap allocations grow"), "{ledger}");

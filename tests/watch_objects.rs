@@ -23,6 +23,7 @@ fn census_run_with(mode: &str, extra: &[&str], flags: &[&str]) -> serde_json::Va
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let csv = std::fs::read_to_string(out.join("objects.csv")).expect("objects.csv written");
     assert!(csv.starts_with("kind,name,type,class,slope_bytes_per_epoch,slope_low,slope_high,items_per_epoch,bytes_epoch_"), "{csv}");
+    assert_plain_csv(&out, &["timeline.csv", "phases.csv", "processes.csv", "objects.csv"]);
     s.unwrap()
 }
 

@@ -189,8 +189,8 @@ impl FlatMemory {
             if series.verdict.class == Class::Growing {
                 let t = series.verdict.trend.expect("growing has a trend");
                 report.failures.push(format!(
-                    "{} grows {}/iteration [{}, {}] over {} iterations (tolerance {}/iteration): {}",
-                    series.name, signed_bytes(t.slope), signed_bytes(t.low), signed_bytes(t.high), self.iterations,
+                    "{} grows {}/iteration {} over {} iterations (tolerance {}/iteration): {}",
+                    series.name, signed_bytes(t.slope), t.interval().map_or("(no interval: 2 iterations)".into(), |(lo, hi)| format!("[{}, {}]", signed_bytes(lo), signed_bytes(hi))), self.iterations,
                     human_bytes(series.verdict.tolerance_bytes),
                     series.values.iter().map(|v| human_bytes(*v as f64)).collect::<Vec<_>>().join(", ")
                 ));

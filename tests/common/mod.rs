@@ -117,3 +117,17 @@ pub fn wait_for_epochs(dir: &Path, epochs: usize, limit: std::time::Duration) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Open every CSV under `dir` with Python's own csv module (tests/common/plain_csv.py):
+/// a header first, rows as long as it, numbers in numeric columns. `expected` must be
+/// among them. Returns the script's per-file lines.
+pub fn assert_plain_csv(dir: &Path, expected: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/plain_csv.py");
+    let o = Command::new("python3").arg(&script).arg(dir).output().expect("python3 runs");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "a CSV in {} does not open as plain CSV: {}{out}", dir.display(), stderr(&o));
+    for f in expected {
+        assert!(out.lines().any(|l| l.starts_with(&format!("{f}:"))), "{f} was not read: {out}");
+    }
+    out
+}

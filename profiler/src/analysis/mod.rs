@@ -312,7 +312,7 @@ impl Analyzer {
                 name: name.to_string(),
                 class: c.class,
                 slope_bytes_per_epoch: c.trend.map(|t| t.slope),
-                slope_interval: c.trend.map(|t| (t.low, t.high)),
+                slope_interval: c.trend.and_then(|t| t.interval()),
                 intercept_bytes: c.trend.map(|t| t.intercept),
                 tolerance_bytes_per_epoch: c.tolerance_bytes,
                 warmup_epochs: pts[..c.warmup].iter().map(|p| p.0).collect(),

@@ -148,7 +148,7 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
             type_name,
             class: c.class,
             slope_bytes_per_epoch: c.trend.map(|t| t.slope),
-            slope_interval: c.trend.map(|t| (t.low, t.high)),
+            slope_interval: c.trend.and_then(|t| t.interval()),
             items_per_epoch: theil_sen(&items[c.warmup.min(items.len())..]).map(|t| t.slope),
             by_epoch,
             allocated_at: None,

@@ -65,7 +65,7 @@ pub fn read_ranks(dir: &Path, rows: &[Row]) -> Result<Option<Vec<RankVerdict>>, 
             let by_epoch: Vec<(u32, u64, u64, u64)> = by.into_iter().map(|(e, (p, u, g))| (e, p, u, g)).collect();
             let pts: Vec<(f64, f64)> = by_epoch.iter().map(|b| (b.0 as f64, b.1 as f64)).collect();
             let c = classify(&pts, Tolerance::default());
-            RankVerdict { rank, class: c.class, slope_bytes_per_epoch: c.trend.map(|t| t.slope), slope_interval: c.trend.map(|t| (t.low, t.high)), by_epoch }
+            RankVerdict { rank, class: c.class, slope_bytes_per_epoch: c.trend.map(|t| t.slope), slope_interval: c.trend.and_then(|t| t.interval()), by_epoch }
         })
         .collect();
     Ok(Some(verdicts))

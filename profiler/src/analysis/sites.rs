@@ -108,7 +108,7 @@ pub fn classify_sites_with(sites: &[SiteInfo], rows: &[SiteRow], rule: impl Fn(&
                 bytes_by_epoch,
                 class: c.class,
                 slope_bytes_per_epoch: c.trend.map(|t| t.slope),
-                slope_interval: c.trend.map(|t| (t.low, t.high)),
+                slope_interval: c.trend.and_then(|t| t.interval()),
             }
         })
         .collect();

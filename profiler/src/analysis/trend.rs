@@ -13,6 +13,16 @@ pub struct Trend {
     pub high: f64,
     /// Median of `y - slope * x`.
     pub intercept: f64,
+    /// How many points were fitted.
+    pub points: usize,
+}
+
+impl Trend {
+    /// The slope's interval; `None` through two points, where `low == high == slope`
+    /// says nothing about its uncertainty.
+    pub fn interval(&self) -> Option<(f64, f64)> {
+        (self.points > 2).then_some((self.low, self.high))
+    }
 }
 
 /// z for a two-sided 90 % interval.
@@ -55,7 +65,7 @@ pub fn theil_sen(points: &[(f64, f64)]) -> Option<Trend> {
 
     let mut residuals: Vec<f64> = points.iter().map(|&(x, y)| y - slope * x).collect();
     residuals.sort_by(|a, b| a.total_cmp(b));
-    Some(Trend { slope, low, high, intercept: median(&residuals) })
+    Some(Trend { slope, low, high, intercept: median(&residuals), points: points.len() })
 }
 
 #[cfg(test)]
@@ -94,5 +104,17 @@ mod tests {
     fn too_few_points() {
         assert!(theil_sen(&[(1.0, 1.0)]).is_none());
         assert!(theil_sen(&[(1.0, 1.0), (1.0, 2.0)]).is_none());
+    }
+}
+
+#[cfg(test)]
+mod interval_tests {
+    use super::*;
+
+    #[test]
+    fn two_points_have_no_interval() {
+        let t = theil_sen(&[(0.0, 1.0), (1.0, 3.0)]).unwrap();
+        assert_eq!((t.slope, t.interval()), (2.0, None));
+        assert!(theil_sen(&[(0.0, 1.0), (1.0, 3.0), (2.0, 4.0)]).unwrap().interval().is_some());
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::jeprof::{activate_sampling, dump_profile};
-use super::symbols::{is_allocator, is_plumbing, relative, Frame, Symbolizer};
+use super::symbols::{is_allocator, is_plumbing, is_program_symbol, relative, Frame, Symbolizer, NO_LINE_TABLES};
 use crate::error::Error;
 
 /// Each site seen, once: `site, function, location, stack`.
@@ -180,12 +180,16 @@ impl HeapAttribution {
     }
 
     fn site_of(&mut self, frames: &[Frame]) -> Result<u32, Error> {
-        let site_index = frames.iter().position(|f| !is_plumbing(f));
+        // A frame with a location in the program's source; failing that (a release build
+        // without line tables), a frame whose symbol names the program's own function.
+        let by_symbol_only = !frames.iter().any(|f| !is_plumbing(f));
+        let site_index = if by_symbol_only { frames.iter().position(is_program_symbol) } else { frames.iter().position(|f| !is_plumbing(f)) };
+        let is_caller = |f: &Frame| if by_symbol_only { is_program_symbol(f) } else { !is_plumbing(f) };
         let via = site_index
             .map(|i| {
                 frames[i + 1..]
                     .iter()
-                    .filter(|f| !is_plumbing(f) && !f.function.starts_with('{'))
+                    .filter(|f| is_caller(f) && !f.function.starts_with('{'))
                     .take(CALLERS_IN_KEY)
                     .map(|f| f.function.as_str())
                     .collect::<Vec<_>>()
@@ -202,7 +206,11 @@ impl HeapAttribution {
                         function = format!("{function} in {}", outer.function);
                     }
                 }
-                (function, format!("{}:{}", relative(f.file.as_deref().unwrap_or("?")), f.line.unwrap_or(0)))
+                let location = match (&f.file, f.line) {
+                    (Some(file), line) => format!("{}:{}", relative(file), line.unwrap_or(0)),
+                    (None, _) => NO_LINE_TABLES.to_string(),
+                };
+                (function, location)
             }
             None => ("<no frame in the program's source>".to_string(), String::new()),
         };

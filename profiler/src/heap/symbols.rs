@@ -31,8 +31,25 @@ impl Frame {
     }
 }
 
-/// `path` relative to the working directory where it lies below it.
+/// One convention for every path we print: relative to its source root. The program's
+/// own files are already relative to its workspace in the debug info (cargo builds them
+/// so); an absolute path below the working directory is made relative to it; the standard
+/// library's and registry crates' files are named from their own roots, as
+/// `rust:library/alloc/src/vec/mod.rs` and `crates.io:tch-0.24.0/src/tensor/mod.rs`.
 pub fn relative(path: &str) -> String {
+    if let Some(rest) = path.strip_prefix("/rustc/") {
+        // /rustc/<commit>/library/...
+        if let Some((_, lib)) = rest.split_once('/') {
+            return format!("rust:{lib}");
+        }
+    }
+    if let Some(i) = path.find("/.cargo/registry/src/") {
+        // .../registry/src/<index>/<crate>-<version>/...
+        let rest = &path[i + "/.cargo/registry/src/".len()..];
+        if let Some((_, krate)) = rest.split_once('/') {
+            return format!("crates.io:{krate}");
+        }
+    }
     match std::env::current_dir() {
         Ok(cwd) => match std::path::Path::new(path).strip_prefix(&cwd) {
             Ok(rel) => rel.display().to_string(),
@@ -144,6 +161,30 @@ pub fn is_plumbing(frame: &Frame) -> bool {
     is_allocator(frame) || OUTSIDE.iter().chain(OURS).any(|p| file.contains(p)) || MACHINERY.iter().any(|m| frame.function.contains(m))
 }
 
+/// Crates whose functions are never the program's own: the standard library, the test
+/// harness, this profiler and its allocators, and common infrastructure crates.
+const NOT_THE_PROGRAM: &[&str] = &[
+    "std", "core", "alloc", "test", "profiler", "profiler_api", "dhat", "tikv_jemallocator", "tikv_jemalloc_sys", "tikv_jemalloc_ctl", "backtrace", "hashbrown", "libc", "rayon", "rayon_core", "crossbeam_epoch", "crossbeam_deque", "crossbeam_channel", "tokio", "serde", "serde_json", "csv", "regex", "tch", "torch_sys", "anyhow",
+];
+
+/// Whether a frame without a source location is still recognisably the program's own: a
+/// Rust path (`userproj::step`, `<userproj::Model as Trait>::f`) outside
+/// [`NOT_THE_PROGRAM`]. A release build without line tables has no file or line, but its
+/// symbols still name the function.
+pub fn is_program_symbol(frame: &Frame) -> bool {
+    if frame.file.is_some() || frame.function.contains("+0x") {
+        return false;
+    }
+    let name = frame.function.trim_start_matches('<').trim_start_matches('&').trim_start_matches("mut ").trim_start_matches("dyn ");
+    match name.split_once("::") {
+        Some((krate, _)) => !krate.is_empty() && krate.chars().all(|c| c.is_alphanumeric() || c == '_') && !NOT_THE_PROGRAM.contains(&krate),
+        None => false,
+    }
+}
+
+/// How to get file:line into a site found by symbol only.
+pub const NO_LINE_TABLES: &str = "no line tables: set debug = \"line-tables-only\" in the profile";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +221,27 @@ mod tests {
         assert!(is_plumbing(&f("alloc", Some("/work/main/vendor/dhat/src/lib.rs"))));
         assert!(is_plumbing(&f("prof_backtrace_impl", Some("/w/target/release/build/tikv-jemalloc-sys-7f98/out/build/src/prof_sys.c"))));
         assert!(!is_plumbing(&f("reference_trainer::validate::validate_epoch", Some("reference-trainer/src/validate.rs"))));
+    }
+
+    #[test]
+    fn paths_are_relative_to_their_source_root() {
+        assert_eq!(relative("/rustc/5980761/library/alloc/src/alloc.rs"), "rust:library/alloc/src/alloc.rs");
+        assert_eq!(relative("/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tch-0.24.0/src/tensor/convert.rs"), "crates.io:tch-0.24.0/src/tensor/convert.rs");
+        assert_eq!(relative("reference-trainer/src/validate.rs"), "reference-trainer/src/validate.rs");
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(relative(&cwd.join("src/x.rs").to_string_lossy()), "src/x.rs");
+    }
+
+    #[test]
+    fn program_symbols_without_line_tables() {
+        let f = |function: &str| Frame { function: function.into(), file: None, line: None };
+        assert!(is_program_symbol(&f("userproj::step")));
+        assert!(is_program_symbol(&f("<userproj::Model as core::ops::Drop>::drop")));
+        for other in ["alloc::raw_vec::RawVec<T>::grow", "<alloc::vec::Vec<T> as core::clone::Clone>::clone", "test::run_test", "profiler::flat::FlatMemory::assert", "libc.so.6+0x29d90", "0x55d0", "main", "_start"] {
+            assert!(!is_program_symbol(&f(other)), "{other}");
+        }
+        let with_file = Frame { function: "userproj::step".into(), file: Some("src/lib.rs".into()), line: Some(1) };
+        assert!(!is_program_symbol(&with_file), "frames with a file are judged by is_plumbing");
     }
 
     #[test]

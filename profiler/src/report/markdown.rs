@@ -5,10 +5,12 @@ use std::fmt::Write;
 use super::{human_bytes, human_seconds, signed_bytes};
 use crate::analysis::{Analysis, SeriesVerdict, PHASE_SERIES};
 
-/// "+2.1 MiB/epoch [+1.9 MiB, +2.3 MiB]", or a dash without a fit.
+/// "+2.1 MiB/epoch [+1.9 MiB, +2.3 MiB]"; a slope through two epochs has no interval;
+/// a dash without a fit.
 fn slope_cell(slope: Option<f64>, interval: Option<(f64, f64)>) -> String {
     match (slope, interval) {
         (Some(b), Some((lo, hi))) => format!("{}/epoch [{}, {}]", signed_bytes(b), signed_bytes(lo), signed_bytes(hi)),
+        (Some(b), None) => format!("{}/epoch, no interval (2 epochs)", signed_bytes(b)),
         _ => "–".into(),
     }
 }

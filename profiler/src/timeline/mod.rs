@@ -1,13 +1,15 @@
 //! The timeline: one row per boundary, the format shared by the writer and the reader.
 //!
-//! The file is CSV. Its first line is a comment carrying the format version and facts
-//! about the machine the run needs later (its memory limit), so that a report can be
-//! rebuilt from this file alone:
+//! `timeline.csv` is plain CSV: its first line is the header, so any CSV reader opens it
+//! as it is. The facts about the run that a report needs later (format version, memory
+//! limit and where it came from, GPU state, what recorded it) are in `run.json` beside it:
 //!
 //! ```text
-//! # profiler-timeline format=1 mem_limit_bytes=25769803776 mem_limit_source=cgroup-v1
-//! t_s,phase,epoch,episode,label,rss_bytes,...
+//! {"format":3,"mem_limit_bytes":25769803776,"mem_limit_source":"cgroup-v1","recorder":"run"}
 //! ```
+//!
+//! Formats 1 and 2 put those facts in a `# profiler-timeline format=N ...` comment line
+//! before the header; such files still load.
 //!
 //! The columns are the fields of [`Row`], in order; [`COLUMNS`] documents each one and a
 //! test keeps the two in step.
@@ -21,14 +23,18 @@ pub use writer::TimelineWriter;
 
 use serde::{Deserialize, Serialize};
 
-/// The version written in (and required from) a timeline's first line.
-pub const FORMAT_VERSION: u32 = 2;
+/// The version written in `run.json` (formats 1 and 2: in the timeline's first line).
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The sidecar holding the run's facts, beside `timeline.csv`.
+pub const RUN_FILE: &str = "run.json";
 
 /// Format 1 had the columns before `tree_rss_bytes`; such files still load.
 pub const FORMAT_1_COLUMNS: usize = 23;
 
-/// Facts recorded once, in the timeline's first line.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Facts recorded once, in `run.json` (formats 1 and 2: the timeline's first line).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TimelineMeta {
     /// The memory the process may use: the smaller of MemTotal and the cgroup limit.
     pub mem_limit_bytes: Option<u64>,
@@ -42,27 +48,12 @@ pub struct TimelineMeta {
     pub window_s: Option<f64>,
 }
 
-impl TimelineMeta {
-    /// The comment line written before the CSV header.
-    pub fn to_line(&self) -> String {
-        let mut s = format!("# profiler-timeline format={FORMAT_VERSION}");
-        if let Some(b) = self.mem_limit_bytes {
-            s.push_str(&format!(" mem_limit_bytes={b}"));
-        }
-        if let Some(src) = &self.mem_limit_source {
-            s.push_str(&format!(" mem_limit_source={src}"));
-        }
-        if let Some(gpu) = &self.gpu {
-            s.push_str(&format!(" gpu={gpu}"));
-        }
-        if let Some(r) = &self.recorder {
-            s.push_str(&format!(" recorder={r}"));
-        }
-        if let Some(w) = self.window_s {
-            s.push_str(&format!(" window_s={w}"));
-        }
-        s
-    }
+/// `run.json`: the format version, then the facts.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct RunFacts {
+    pub format: u32,
+    #[serde(flatten)]
+    pub meta: TimelineMeta,
 }
 
 /// One boundary's measurements. Empty (`None`) where a source is off or unavailable.

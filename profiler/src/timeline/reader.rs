@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{Row, TimelineMeta, FORMAT_VERSION};
+use super::{Row, RunFacts, TimelineMeta, FORMAT_VERSION, RUN_FILE};
 
 /// Why a timeline could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +38,7 @@ pub enum TimelineError {
 /// A timeline read from disk.
 #[derive(Clone, Debug, Default)]
 pub struct Timeline {
-    /// Facts from the first line.
+    /// Facts from `run.json` (formats 1 and 2: from the first line).
     pub meta: TimelineMeta,
     /// Every complete row, in order.
     pub rows: Vec<Row>,
@@ -46,11 +46,26 @@ pub struct Timeline {
     pub truncated: bool,
 }
 
-/// Read and validate `path`.
+/// Read and validate `path`, with the run's facts from `run.json` beside it (a timeline
+/// without one loads with the facts unknown).
 pub fn read_timeline(path: &Path) -> Result<Timeline, TimelineError> {
     let text = fs::read_to_string(path)
         .map_err(|source| TimelineError::Io { path: path.to_path_buf(), source })?;
-    parse_timeline(path, &text)
+    let facts_path = path.with_file_name(RUN_FILE);
+    let facts = match fs::read(&facts_path) {
+        Ok(bytes) => Some(parse_facts(&facts_path, &bytes)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => return Err(TimelineError::Io { path: facts_path, source }),
+    };
+    parse_timeline(path, &text, facts)
+}
+
+fn parse_facts(path: &Path, bytes: &[u8]) -> Result<TimelineMeta, TimelineError> {
+    let facts: RunFacts = serde_json::from_slice(bytes).map_err(|e| malformed(path, e.line() as u64, e.to_string()))?;
+    if facts.format != FORMAT_VERSION {
+        return Err(malformed(path, 1, format!("format {} is not supported (this build reads 1 to {FORMAT_VERSION})", facts.format)));
+    }
+    Ok(facts.meta)
 }
 
 /// The text up to its last newline: a file not ending in one was cut mid-row by a killed
@@ -63,28 +78,31 @@ fn malformed(path: &Path, line: u64, message: impl Into<String>) -> TimelineErro
     TimelineError::Malformed { path: path.to_path_buf(), line, message: message.into() }
 }
 
-/// Parse a timeline's text; `path` is only used in messages.
-pub(crate) fn parse_timeline(path: &Path, text: &str) -> Result<Timeline, TimelineError> {
+/// Parse a timeline's text; `path` is only used in messages. `facts` are `run.json`'s;
+/// a format 1 or 2 file carries its own in its first line.
+pub(crate) fn parse_timeline(path: &Path, text: &str, facts: Option<TimelineMeta>) -> Result<Timeline, TimelineError> {
     let first = text.lines().next().unwrap_or("");
-    let meta = parse_meta(first).map_err(|m| malformed(path, 1, m))?;
+    let legacy = first.starts_with("# ");
+    let (meta, header_line) = if legacy { (parse_meta(first).map_err(|m| malformed(path, 1, m))?, 2) } else { (facts.unwrap_or_default(), 1) };
 
     let truncated = !text.ends_with('\n');
     let body = complete_lines(text);
-    let body = &body[body.find('\n').map_or(body.len(), |i| i + 1)..];
+    let body = if legacy { &body[body.find('\n').map_or(body.len(), |i| i + 1)..] } else { body };
 
     let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(body.as_bytes());
     let header = reader
         .headers()
-        .map_err(|e| malformed(path, 2, format!("bad header: {e}")))?
+        .map_err(|e| malformed(path, header_line, format!("bad header: {e}")))?
         .clone();
     let expected: Vec<&str> = super::COLUMNS.iter().map(|(n, _)| *n).collect();
     let expected = if meta_version(first) == Some(1) { &expected[..super::FORMAT_1_COLUMNS] } else { &expected[..] };
     if header.iter().collect::<Vec<_>>() != expected {
-        return Err(malformed(path, 2, "header does not list the timeline columns"));
+        let what = if legacy || header.get(0) == Some("t_s") { "header does not list the timeline columns" } else { "not a profiler timeline (its header must list the timeline columns, t_s first)" };
+        return Err(malformed(path, header_line, what));
     }
     let mut rows = Vec::new();
     for (i, record) in reader.records().enumerate() {
-        let line = i as u64 + 3;
+        let line = i as u64 + header_line + 1;
         let record = record.map_err(|e| malformed(path, line, e.to_string()))?;
         let row: Row = record
             .deserialize(Some(&header))
@@ -126,8 +144,8 @@ fn parse_meta(line: &str) -> Result<TimelineMeta, String> {
         }
     }
     match version {
-        Some(1) | Some(FORMAT_VERSION) => Ok(meta),
-        Some(v) => Err(format!("format {v} is not supported (this build reads {FORMAT_VERSION})")),
+        Some(1) | Some(2) => Ok(meta),
+        Some(v) => Err(format!("format {v} is not supported in a first line (this build reads formats 1 and 2 there, format {FORMAT_VERSION} with run.json)")),
         None => Err("missing format version".into()),
     }
 }
@@ -150,11 +168,37 @@ mod tests {
     }
 
     #[test]
+    fn round_trip_with_run_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timeline.csv");
+        let meta = TimelineMeta { mem_limit_bytes: Some(1 << 30), mem_limit_source: Some("meminfo".into()), recorder: Some("watch".into()), ..TimelineMeta::default() };
+        let mut w = TimelineWriter::create(&path, &meta).unwrap();
+        w.append(&Row { t_s: 0.5, phase: "epoch_end".into(), epoch: Some(0), rss_bytes: Some(100), ..Row::default() }).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("t_s,phase,epoch,"), "the header comes first: {text}");
+        let t = read_timeline(&path).unwrap();
+        assert_eq!((t.rows.len(), t.rows[0].rss_bytes), (1, Some(100)));
+        assert_eq!(t.meta, meta);
+        // Without run.json the rows still load, the facts unknown.
+        fs::remove_file(dir.path().join(RUN_FILE)).unwrap();
+        assert_eq!(read_timeline(&path).unwrap().meta, TimelineMeta::default());
+        fs::write(dir.path().join(RUN_FILE), r#"{"format":9}"#).unwrap();
+        assert!(read_timeline(&path).unwrap_err().to_string().contains("format 9"));
+    }
+
+    #[test]
+    fn format_2_files_still_load() {
+        let header: Vec<&str> = COLUMNS.iter().map(|c| c.0).collect();
+        let text = format!("# profiler-timeline format=2 mem_limit_bytes=1073741824 mem_limit_source=meminfo recorder=run\n{}\n0.5,epoch_end,0{}\n", header.join(","), ",".repeat(header.len() - 3));
+        let t = parse_timeline(Path::new("t.csv"), &text, None).unwrap();
+        assert_eq!((t.rows.len(), t.meta.mem_limit_bytes, t.meta.recorder.as_deref()), (1, Some(1 << 30), Some("run")));
+    }
+
+    #[test]
     fn round_trip() {
-        let t = parse_timeline(Path::new("t.csv"), &sample_text()).unwrap();
+        let t = parse_timeline(Path::new("t.csv"), &sample_text(), None).unwrap();
         assert_eq!(t.rows.len(), 3);
         assert_eq!(t.rows[2].rss_bytes, Some(102));
-        assert_eq!(t.meta.mem_limit_bytes, Some(1 << 30));
         assert!(!t.truncated);
     }
 
@@ -162,7 +206,7 @@ mod tests {
     fn truncated_tail_is_end_of_data() {
         let text = sample_text();
         let cut = &text[..text.len() - 5];
-        let t = parse_timeline(Path::new("t.csv"), cut).unwrap();
+        let t = parse_timeline(Path::new("t.csv"), cut, None).unwrap();
         assert_eq!(t.rows.len(), 2);
         assert!(t.truncated);
     }
@@ -171,18 +215,18 @@ mod tests {
     fn garbled_row_names_file_and_line() {
         let mut text = sample_text();
         text = text.replacen(",101,", ",lots,", 1);
-        let err = parse_timeline(Path::new("run/timeline.csv"), &text).unwrap_err().to_string();
-        assert!(err.starts_with("run/timeline.csv:4:"), "{err}");
+        let err = parse_timeline(Path::new("run/timeline.csv"), &text, None).unwrap_err().to_string();
+        assert!(err.starts_with("run/timeline.csv:3:"), "{err}");
     }
 
     #[test]
     fn foreign_file_is_rejected() {
-        let err = parse_timeline(Path::new("x.csv"), "a,b\n1,2\n").unwrap_err().to_string();
+        let err = parse_timeline(Path::new("x.csv"), "a,b\n1,2\n", None).unwrap_err().to_string();
         assert!(err.contains("x.csv:1:") && err.contains("not a profiler timeline"), "{err}");
-        let header_only = format!("# profiler-timeline format=2\n{}\n", COLUMNS.iter().map(|c| c.0).collect::<Vec<_>>().join(","));
-        let err = parse_timeline(Path::new("x.csv"), &header_only).unwrap_err().to_string();
+        let header_only = format!("{}\n", COLUMNS.iter().map(|c| c.0).collect::<Vec<_>>().join(","));
+        let err = parse_timeline(Path::new("x.csv"), &header_only, None).unwrap_err().to_string();
         assert!(err.contains("no complete row"), "{err}");
-        let err = parse_timeline(Path::new("x.csv"), "# profiler-timeline format=9\n").unwrap_err().to_string();
+        let err = parse_timeline(Path::new("x.csv"), "# profiler-timeline format=9\n", None).unwrap_err().to_string();
         assert!(err.contains("format 9"), "{err}");
     }
 }

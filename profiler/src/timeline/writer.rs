@@ -1,11 +1,11 @@
-//! Appends rows to `timeline.csv`, flushed at every boundary so that a run killed with
+//! Writes `run.json` and appends rows to `timeline.csv`, flushed at every boundary so that a run killed with
 //! SIGKILL leaves every completed row on disk. Holds nothing but one CSV buffer.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{Row, TimelineMeta};
+use super::{Row, RunFacts, TimelineMeta, COLUMNS, FORMAT_VERSION, RUN_FILE};
 use crate::error::Error;
 
 /// A streaming writer for one timeline file.
@@ -15,13 +15,19 @@ pub struct TimelineWriter {
 }
 
 impl TimelineWriter {
-    /// Create (truncate) `path` and write the format line. Fails with the path named if
-    /// it cannot be created.
+    /// Create (truncate) `path`, write its header, and write the run's facts to
+    /// `run.json` beside it. Fails with the path named if either cannot be written.
     pub fn create(path: &Path, meta: &TimelineMeta) -> Result<Self, Error> {
+        let facts = path.with_file_name(RUN_FILE);
+        let json = serde_json::to_vec_pretty(&RunFacts { format: FORMAT_VERSION, meta: meta.clone() }).expect("plain data serializes");
+        std::fs::write(&facts, json).map_err(|source| Error::Output { path: facts, source })?;
         let io_err = |source| Error::Output { path: path.to_path_buf(), source };
         let mut file = File::create(path).map_err(io_err)?;
-        writeln!(file, "{}", meta.to_line()).map_err(io_err)?;
-        let csv = csv::WriterBuilder::new().has_headers(true).from_writer(file);
+        // The header now, not with the first row: a run killed before its first boundary
+        // still leaves a file that says what it is.
+        let header: Vec<&str> = COLUMNS.iter().map(|(name, _)| *name).collect();
+        writeln!(file, "{}", header.join(",")).map_err(io_err)?;
+        let csv = csv::WriterBuilder::new().has_headers(false).from_writer(file);
         Ok(TimelineWriter { path: path.to_path_buf(), csv })
     }
 

@@ -75,6 +75,10 @@ pub struct RunArgs {
     /// Exit with code 3 if the verdict is "growing".
     #[arg(long)]
     pub fail_on_leak: bool,
+    /// Stop training at the first epoch end where growth is confirmed, write the full
+    /// report, and exit with code 3.
+    #[arg(long)]
+    pub stop_on_leak: bool,
     /// Heap observation mode.
     #[arg(long, value_enum, default_value_t)]
     pub heap: HeapArg,

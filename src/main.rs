@@ -106,7 +106,18 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             bar.set_message(format!("epoch {}  RSS {rss}  heap {heap}", row.epoch.unwrap_or(0)));
         }
     };
-    let mut builder = Profiler::builder(&out).heap(args.heap.into()).attribute(args.attribute).on_row(on_row);
+    // The verdict so far, after every epoch: above the bar, or on stderr without one.
+    let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let on_verdict = {
+        let (bar, stopped, stop_on_leak) = (bar.clone(), stopped.clone(), args.stop_on_leak);
+        move |status: &profiler::live::LiveStatus| {
+            let stop = stop_on_leak && status.growing;
+            let line = format!("diagnose: {}{}", status.line, if stop { " — stopping (--stop-on-leak)" } else { "" });
+            if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) }
+            stopped.fetch_or(stop, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    let mut builder = Profiler::builder(&out).heap(args.heap.into()).attribute(args.attribute).on_row(on_row).on_verdict(on_verdict).stop_on_leak(args.stop_on_leak);
     if let Some(index) = cfg.cuda {
         builder = builder
             .gpu_device(index as u32)
@@ -114,17 +125,23 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let mut prof = builder.start()?;
     eprintln!("diagnose: recording into {}", out.display());
-    let train_report = reference_trainer::train(&cfg, &mut prof as &mut dyn Marker);
+    // Each epoch printed as it ends, so that a killed run shows how far it got.
+    let mut print_epoch = |e: &reference_trainer::EpochReport| {
+        let line = format!("epoch {}: train loss {:.4}, val loss {:.4}, ST-IoU {:.3}, mAP@0.5 {:.3}, {:.1} s",
+            e.epoch, e.train_loss, e.val.loss, e.val.st_iou, e.val.map50, e.seconds);
+        if bar.is_hidden() { emit(&format!("{line}\n")) } else { bar.println(line) }
+    };
+    reference_trainer::train_with(&cfg, &mut prof as &mut dyn Marker, &mut print_epoch);
     prof.finish()?;
     bar.finish_and_clear();
 
     let analysis = report::rebuild(&out)?;
-    for e in &train_report.epochs {
-        emit(&format!("epoch {}: train loss {:.4}, val loss {:.4}, ST-IoU {:.3}, mAP@0.5 {:.3}, {:.1} s\n",
-            e.epoch, e.train_loss, e.val.loss, e.val.st_iou, e.val.map50, e.seconds));
-    }
     emit(&report::text_summary(&analysis));
     emit(&format!("reports: {}\n", out.display()));
+    if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+        emit(&format!("stopped early (--stop-on-leak): growth confirmed after {} of {} epochs\n", analysis.epochs, cfg.epochs));
+        return Ok(ExitCode::from(EXIT_LEAK));
+    }
     Ok(verdict_exit(&analysis, args.fail_on_leak))
 }
 

@@ -51,6 +51,10 @@ pub struct WatchArgs {
     /// Exit with code 3 if the verdict is "growing".
     #[arg(long)]
     pub fail_on_leak: bool,
+    /// Once growth is confirmed at an epoch end: write the full report, stop the command
+    /// (SIGTERM, then SIGKILL 5 s later) and exit with code 3.
+    #[arg(long)]
+    pub stop_on_leak: bool,
     /// Python trainers: at each epoch end, take a census of the main process's live
     /// objects and name the containers that grow (objects.csv). Injects a helper through
     /// PYTHONPATH (sitecustomize); needs no change to the script.
@@ -161,6 +165,7 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let out = args.out.clone().unwrap_or_else(|| Path::new("reports").join(format!("watch-{}", timestamp())));
     report::prepare_out_dir(&out, args.force)?;
     let mut metrics = args.metrics.exporter()?;
+    let stop_on_leak = args.stop_on_leak;
     let opts = WatchOptions {
         interval: args.interval,
         full_interval: args.pss_interval,
@@ -171,6 +176,11 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
         kill_at_limit: args.kill_at_limit,
         python_objects: args.python_objects,
         python_tracemalloc: args.python_tracemalloc,
+        stop_on_leak: args.stop_on_leak,
+        on_verdict: Some(Box::new(move |status: &profiler::live::LiveStatus| {
+            let stop = if stop_on_leak && status.growing { " — stopping the command (--stop-on-leak)" } else { "" };
+            eprintln!("diagnose: {}{stop}", status.line);
+        })),
         on_row: Some(Box::new(move |row: &profiler::Row, ranks: &std::collections::BTreeMap<u32, profiler::watch::RankMem>| {
             if row.phase == "epoch_end" {
                 epoch_status(row);
@@ -199,6 +209,10 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
     emit(&format!("reports: {}\n", out.display()));
     if watched.max_memory_passed_at.is_some() {
         return Ok(ExitCode::from(EXIT_MAX_MEMORY));
+    }
+    if let Some(epoch) = watched.stopped_on_leak {
+        emit(&format!("stopped early (--stop-on-leak): growth confirmed at the end of epoch {epoch}\n"));
+        return Ok(ExitCode::from(EXIT_LEAK));
     }
     if args.fail_on_leak && analysis.verdict == "growing" {
         return Ok(ExitCode::from(EXIT_LEAK));

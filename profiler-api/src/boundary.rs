@@ -137,6 +137,11 @@ pub trait Marker {
         b.episode = episode;
         self.mark(b);
     }
+    /// Whether the loop should stop at this epoch boundary (a profiler with
+    /// stop-on-leak confirmed growth). Loops check it after `epoch_end`.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// A marker that records nothing, for runs without profiling.
@@ -150,6 +155,9 @@ impl Marker for NoMarker {
 impl<M: Marker + ?Sized> Marker for &mut M {
     fn mark(&mut self, boundary: Boundary) {
         (**self).mark(boundary)
+    }
+    fn stop_requested(&self) -> bool {
+        (**self).stop_requested()
     }
 }
 

@@ -51,6 +51,7 @@ pub mod cgroup;
 mod error;
 mod flat;
 mod limits;
+pub mod live;
 pub mod metrics;
 mod recorder;
 pub mod source;

@@ -11,6 +11,7 @@ use profiler_api::{Boundary, Marker, Phase};
 use crate::error::Error;
 use crate::heap::{HeapAttribution, StackSource, DHAT_MAX_FRAMES};
 use crate::limits::memory_limit;
+use crate::live::{LiveStatus, LiveVerdict};
 use crate::source::{
     ExactHeapSource, GpuAllocatorStats, GpuSource, GpuStatus, JemallocSource, NvmlSource,
     ProcessSource, Source, SystemSource,
@@ -31,6 +32,9 @@ pub enum HeapMode {
     Exact,
 }
 
+/// Past this fraction of the memory limit, freed pages are returned at every boundary.
+const NEAR_LIMIT: f64 = 0.9;
+
 /// Settings for a [`Profiler`].
 pub struct ProfilerBuilder {
     out_dir: PathBuf,
@@ -40,9 +44,25 @@ pub struct ProfilerBuilder {
     gpu_allocator: Option<Box<dyn GpuAllocatorStats>>,
     on_row: Option<Box<dyn FnMut(&Row) + Send>>,
     attribute: bool,
+    on_verdict: Option<Box<dyn FnMut(&LiveStatus) + Send>>,
+    stop_on_leak: bool,
 }
 
 impl ProfilerBuilder {
+    /// Judge the run at every epoch end (rewriting `summary.json`) and pass the reading to
+    /// `f` (e.g. to print it).
+    pub fn on_verdict(mut self, f: impl FnMut(&LiveStatus) + Send + 'static) -> Self {
+        self.on_verdict = Some(Box::new(f));
+        self
+    }
+
+    /// Ask the loop to stop ([`Marker::stop_requested`]) once the live verdict is
+    /// growing. Turns the live verdict on.
+    pub fn stop_on_leak(mut self, on: bool) -> Self {
+        self.stop_on_leak = on;
+        self
+    }
+
     /// Attribute live heap to call sites at every epoch end with jemalloc's sampling
     /// profiler (`sites.csv`, `heap_sites.csv`, `growth.pb.gz`, `growth.svg`). In
     /// [`HeapMode::Exact`] dhat attributes instead, whatever this says.
@@ -115,6 +135,7 @@ impl ProfilerBuilder {
             window_s: None,
         };
         let writer = TimelineWriter::create(&out_dir.join("timeline.csv"), &meta)?;
+        let live = (self.on_verdict.is_some() || self.stop_on_leak).then(|| LiveVerdict::new(meta.clone(), Some(&out_dir)));
 
         let stack_source = match (self.heap, self.attribute) {
             (HeapMode::Exact, _) => Some(StackSource::DhatExact),
@@ -144,6 +165,11 @@ impl ProfilerBuilder {
             dhat,
             attribution,
             finished: false,
+            live,
+            limit_bytes: meta.mem_limit_bytes,
+            on_verdict: self.on_verdict,
+            stop_on_leak: self.stop_on_leak,
+            stop: false,
         };
         profiler.mark(Boundary::new(Phase::Start));
         if let Some(e) = profiler.first_error.take() {
@@ -166,6 +192,13 @@ pub struct Profiler {
     dhat: Option<dhat::Profiler>,
     attribution: Option<HeapAttribution>,
     finished: bool,
+    live: Option<LiveVerdict>,
+    /// The machine's or cgroup's limit at start.
+    limit_bytes: Option<u64>,
+    on_verdict: Option<Box<dyn FnMut(&LiveStatus) + Send>>,
+    stop_on_leak: bool,
+    /// Set once stop-on-leak saw growth confirmed.
+    stop: bool,
 }
 
 impl Profiler {
@@ -179,6 +212,8 @@ impl Profiler {
             gpu_allocator: None,
             on_row: None,
             attribute: false,
+            on_verdict: None,
+            stop_on_leak: false,
         }
     }
 
@@ -239,8 +274,21 @@ impl Marker for Profiler {
         row.episode = boundary.episode;
         row.label = boundary.label;
         row.user_bytes = boundary.user_bytes;
+        // Freed pages go back to the OS at the ends of validation and of the epoch (the
+        // allocator keeps them otherwise, for speed): RSS at those rows is what the
+        // program holds, and the kept pages cannot shorten its runway under a cap.
+        if matches!(boundary.phase, Phase::EpochEnd | Phase::ValidationEnd) {
+            crate::alloc::purge_freed_pages();
+        }
         for source in &mut self.sources {
             source.sample(row);
+        }
+        // Near the memory limit, kept pages are returned at every boundary.
+        let limit = self.limit_bytes.into_iter().chain(row.cgroup_limit_bytes).min();
+        if let (Some(limit), Some(rss)) = (limit, row.rss_bytes) {
+            if rss as f64 > NEAR_LIMIT * limit as f64 && row.je_resident_bytes > row.je_active_bytes {
+                crate::alloc::purge_freed_pages();
+            }
         }
         if let Err(e) = self.writer.append(row) {
             self.record_error(e);
@@ -253,6 +301,16 @@ impl Marker for Profiler {
         if let Some(f) = &mut self.on_row {
             f(&self.row);
         }
+        if let Some(status) = self.live.as_mut().and_then(|l| l.observe(&self.row)) {
+            if let Some(f) = &mut self.on_verdict {
+                f(&status);
+            }
+            self.stop |= self.stop_on_leak && status.growing;
+        }
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop
     }
 }
 

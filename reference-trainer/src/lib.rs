@@ -18,4 +18,4 @@ pub mod train;
 pub mod validate;
 
 pub use config::{Config, Leak, Preset, TrainerArgs};
-pub use train::{train, EpochReport, TrainReport};
+pub use train::{train, train_with, EpochReport, TrainReport};

@@ -4,7 +4,7 @@
 //! socket.
 
 use clap::Parser;
-use reference_trainer::{train, TrainerArgs};
+use reference_trainer::{train_with, TrainerArgs};
 
 // The default build runs on the profiler's jemalloc; `--no-default-features` on the
 // system allocator, with no profiler linked (the overhead benchmark's baseline).
@@ -47,12 +47,15 @@ fn main() {
     let started = std::time::Instant::now();
     // Under `diagnose watch`, boundaries go to its marker socket; otherwise nowhere.
     let mut marker = WatchedMarker(profiler_api::SocketMarker::from_env());
-    let report = train(&cfg, &mut marker);
-    for e in &report.epochs {
+    // Each epoch printed as it ends: a run killed by the OOM killer shows how far it got.
+    let mut print_epoch = |e: &reference_trainer::EpochReport| {
+        use std::io::Write;
         println!(
             "epoch {} train_loss {:.4} val_loss {:.4} st_iou {:.3} map50 {:.3} triplets {} leak_bytes {} {:.1}s",
             e.epoch, e.train_loss, e.val.loss, e.val.st_iou, e.val.map50, e.triplet_batches, e.leak_bytes, e.seconds
         );
-    }
+        let _ = std::io::stdout().flush();
+    };
+    train_with(&cfg, &mut marker, &mut print_epoch);
     println!("training wall time {:.3} s", started.elapsed().as_secs_f64());
 }

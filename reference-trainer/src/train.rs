@@ -121,6 +121,12 @@ pub struct TrainReport {
 
 /// Train for `cfg.epochs`, marking boundaries on `marker`.
 pub fn train(cfg: &Config, marker: &mut dyn Marker) -> TrainReport {
+    train_with(cfg, marker, &mut |_| {})
+}
+
+/// [`train`], calling `on_epoch` as each epoch ends (so that a run killed later still
+/// showed how far it got). Stops early, after an epoch end, when the marker asks.
+pub fn train_with(cfg: &Config, marker: &mut dyn Marker, on_epoch: &mut dyn FnMut(&EpochReport)) -> TrainReport {
     tch::manual_seed(cfg.seed as i64);
     let device = cfg.device();
     let dataset = Arc::new(Dataset {
@@ -191,6 +197,10 @@ pub fn train(cfg: &Config, marker: &mut dyn Marker) -> TrainReport {
             leak_bytes,
             seconds: started.elapsed().as_secs_f64(),
         });
+        on_epoch(report.epochs.last().expect("just pushed"));
+        if marker.stop_requested() {
+            break;
+        }
     }
     report
 }

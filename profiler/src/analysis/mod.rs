@@ -84,6 +84,9 @@ pub struct SeriesVerdict {
     pub ceiling_bytes: Option<u64>,
     /// For bounded growth with a known ceiling: whether it slows epoch after epoch.
     pub levelling_off: Option<bool>,
+    /// With class growing: the first epoch that grew (later than the first fitted one
+    /// when growth started late: then only the epochs from the change on are fitted).
+    pub growing_since: Option<u32>,
 }
 
 /// A thinned series for plotting: (seconds, bytes).
@@ -172,7 +175,10 @@ impl Analysis {
     }
 }
 
-/// Accumulates rows; [`Analyzer::finish`] computes the [`Analysis`].
+/// Accumulates rows; [`Analyzer::finish`] computes the [`Analysis`]. Its state is
+/// bounded (phase sums, one point per epoch, a thinned plot), so a live verdict can keep
+/// one for the whole run and judge a clone at each epoch end.
+#[derive(Clone)]
 pub struct Analyzer {
     tolerance: Tolerance,
     rows: u64,
@@ -316,12 +322,13 @@ impl Analyzer {
                 intercept_bytes: c.trend.map(|t| t.intercept),
                 tolerance_bytes_per_epoch: c.tolerance_bytes,
                 warmup_epochs: pts[..c.warmup].iter().map(|p| p.0).collect(),
-                fitted_epochs: pts[c.warmup..].iter().map(|p| p.0).collect(),
+                fitted_epochs: pts[c.warmup..].iter().filter(|p| c.late_fit_from.is_none_or(|from| p.0 as f64 >= from)).map(|p| p.0).collect(),
                 first_bytes: pts[0].1 as u64,
                 last_bytes,
                 cause: None,
                 ceiling_bytes: None,
                 levelling_off: None,
+                growing_since: c.growing_since.map(|e| e as u32),
             });
         }
         let fitted_points = |column: &str| -> Vec<(f64, f64)> {

@@ -62,7 +62,7 @@ impl PhaseStats {
 }
 
 /// Running accumulation of the table, one row at a time (no rows kept).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct PhaseTable {
     // (phase, count, per series (peak, sum, n))
     groups: Vec<(String, u64, Vec<(u64, f64, u64)>)>,

@@ -86,18 +86,80 @@ pub struct Classified {
     pub tolerance_bytes: f64,
     /// How many leading points were excluded as warm-up.
     pub warmup: usize,
+    /// With class growing: the x (epoch) from which it grows. The first fitted one when
+    /// the whole run grows; later when growth started late (see [`late_growth`]), and
+    /// then `trend` is the fit from there on.
+    pub growing_since: Option<f64>,
+    /// With late growth: the x where its fit starts (later points only were fitted).
+    pub late_fit_from: Option<f64>,
 }
 
 /// Classify epoch-end points `(epoch, bytes)`, in epoch order, excluding warm-up.
 pub fn classify(points: &[(f64, f64)], tol: Tolerance) -> Classified {
     let warmup = warmup_epochs(points.len());
-    let mut c = classify_measured(&points[warmup..], tol);
+    let kept = &points[warmup..];
+    let mut c = classify_measured(kept, tol);
     c.warmup = warmup;
     if points.len() < 3 {
         c.class = Class::Insufficient;
         c.trend = None;
+    } else if c.class != Class::Growing {
+        if let Some((since, from, trend)) = late_growth(kept, tol) {
+            (c.class, c.trend, c.growing_since, c.late_fit_from) = (Class::Growing, Some(trend), Some(since), Some(from));
+        }
+    } else if let Some((since, from, trend)) = late_growth(kept, tol) {
+        // The fit over all epochs says growing; where it began is still worth saying, and
+        // if it began late, the slope from there on.
+        c.growing_since = Some(since);
+        if from > kept[0].0 {
+            (c.trend, c.late_fit_from) = (Some(trend), Some(from));
+        }
     }
     c
+}
+
+/// Fewest points after a change for late growth to be confirmed.
+pub const LATE_GROWTH_POINTS: usize = 4;
+
+/// Growth that started after the run had been flat for a while, which a fit over all
+/// epochs discounts (the flat epochs outnumber the rising ones). Confirmed when, from
+/// some epoch on, at least [`LATE_GROWTH_POINTS`] points are growing by themselves
+/// (interval above zero, slope above the noise tolerance, not levelling off) *and* each
+/// of the last three points stands above every point before them by more than the
+/// tolerance: a one-epoch spike, a cache that filled and stopped, or noise do not. Returns
+/// the first epoch that rose, where the fit starts, and the fit from there on.
+pub fn late_growth(kept: &[(f64, f64)], tol: Tolerance) -> Option<(f64, f64, Trend)> {
+    let n = kept.len();
+    if n < LATE_GROWTH_POINTS {
+        return None;
+    }
+    let level = {
+        let mut v: Vec<f64> = kept.iter().map(|p| p.1).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let noise = tol.floor_bytes.max(tol.relative * level);
+    let before_last3 = kept[..n - 3].iter().map(|p| p.1).fold(f64::MIN, f64::max);
+    if kept[n - 3..].iter().any(|p| p.1 <= before_last3 + noise) {
+        return None;
+    }
+    // The earliest start from which the rest grows by itself.
+    (0..=n - LATE_GROWTH_POINTS).find_map(|k| {
+        let tail = &kept[k..];
+        let c = classify_measured(tail, tol);
+        if c.class != Class::Growing {
+            return None;
+        }
+        // Name the first epoch of the tail that rose above the level before it; rising
+        // from the first fitted point on, it grew before the fit began.
+        let base = kept[..=k].iter().map(|p| p.1).fold(f64::MIN, f64::max);
+        let first_above = tail.iter().position(|p| p.1 > base + noise).unwrap_or(0);
+        let since = if k == 0 && first_above <= 1 { tail[0].0 } else { tail[first_above].0 };
+        // The slope from the last flat epoch on: the flat ones before would flatten it.
+        let knee = (k + first_above).saturating_sub(1).max(k);
+        let trend = if knee > k { theil_sen(&kept[knee..]) } else { c.trend };
+        Some((since, kept[knee].0, trend?))
+    })
 }
 
 /// Classify points that are all past warm-up (the caller chose which).
@@ -109,7 +171,7 @@ pub fn classify_measured(kept: &[(f64, f64)], tol: Tolerance) -> Classified {
     let tolerance_bytes = tol.floor_bytes.max(tol.relative * level);
 
     let Some(trend) = theil_sen(kept) else {
-        return Classified { class: Class::Insufficient, trend: None, tolerance_bytes, warmup };
+        return Classified { class: Class::Insufficient, trend: None, tolerance_bytes, warmup, growing_since: None, late_fit_from: None };
     };
     // The last half levelling off marks saturation; it needs enough points to say so.
     let last_half_flat = kept.len() >= 4 && {
@@ -130,7 +192,8 @@ pub fn classify_measured(kept: &[(f64, f64)], tol: Tolerance) -> Classified {
     } else {
         Class::Flat
     };
-    Classified { class, trend: Some(trend), tolerance_bytes, warmup }
+    let growing_since = (class == Class::Growing).then(|| kept[0].0);
+    Classified { class, trend: Some(trend), tolerance_bytes, warmup, growing_since, late_fit_from: None }
 }
 
 #[cfg(test)]

@@ -35,9 +35,10 @@ pub(crate) fn oom_headline(a: &Analysis) -> Option<String> {
 
 /// "bounded (copy-on-write)", or the class alone.
 fn class_cell(v: &SeriesVerdict) -> String {
-    match &v.cause {
-        Some(c) => format!("{} ({c})", v.class.as_str()),
-        None => v.class.as_str().to_string(),
+    match (&v.cause, v.growing_since) {
+        (Some(c), _) => format!("{} ({c})", v.class.as_str()),
+        (None, Some(since)) => format!("growing since epoch {since}"),
+        _ => v.class.as_str().to_string(),
     }
 }
 

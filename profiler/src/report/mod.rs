@@ -10,6 +10,7 @@ mod png;
 
 pub use compare::{compare, Comparison};
 pub use markdown::text_summary;
+pub(crate) use json::write as write_summary_json;
 pub use merge::{merge, Merged, MergedRow};
 
 use std::path::{Path, PathBuf};

@@ -31,6 +31,7 @@ use regex::Regex;
 use crate::cgroup::MemoryCgroup;
 use crate::error::Error;
 use crate::limits::memory_limit;
+use crate::live::{LiveStatus, LiveVerdict};
 use crate::source::{Source, SystemSource};
 use crate::timeline::{Row, TimelineMeta, TimelineWriter};
 use markers::{MarkerSocket, MARKER_ENV};
@@ -73,6 +74,11 @@ pub struct WatchOptions {
     /// update metrics).
     /// With the row, each rank's processes summed at that sample (empty without ranks).
     pub on_row: Option<Box<dyn FnMut(&Row, &std::collections::BTreeMap<u32, RankMem>) + Send>>,
+    /// Called at each epoch end with the verdict so far (`summary.json` is rewritten then).
+    pub on_verdict: Option<Box<dyn FnMut(&LiveStatus) + Send>>,
+    /// Once growth is confirmed: write the report, then stop the child (SIGTERM, then
+    /// SIGKILL after `kill_grace`).
+    pub stop_on_leak: bool,
 }
 
 impl Default for WatchOptions {
@@ -89,6 +95,8 @@ impl Default for WatchOptions {
             python_objects: false,
             python_tracemalloc: false,
             on_row: None,
+            on_verdict: None,
+            stop_on_leak: false,
         }
     }
 }
@@ -126,6 +134,9 @@ pub struct Watched {
     pub oom_killed: bool,
     /// Seconds into the watch when the tree passed `--max-memory`, if it did.
     pub max_memory_passed_at: Option<f64>,
+    /// With `stop_on_leak`: the epoch after which growth was confirmed and the child
+    /// was stopped.
+    pub stopped_on_leak: Option<u32>,
     /// Marker datagrams dropped as malformed or foreign.
     pub markers_rejected: u64,
     /// Markers accepted.
@@ -251,6 +262,8 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         recorder: Some("watch".into()),
         window_s: opts.window.map(|w| w.as_secs_f64()),
     };
+    let mut live = LiveVerdict::new(meta.clone(), Some(out_dir));
+    let mut stopped_on_leak = None;
     let mut rec = Recorder {
         started,
         last_full: started,
@@ -322,6 +335,20 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         if let Some(f) = &mut opts.on_row {
             f(&row, &rec.sampler.ranks);
         }
+        if let Some(status) = live.observe(&row) {
+            if let Some(f) = &mut opts.on_verdict {
+                f(&status);
+            }
+            if opts.stop_on_leak && status.growing && stopped_on_leak.is_none() && stop_deadline.is_none() {
+                stopped_on_leak = Some(status.epoch);
+                let mut b = Boundary::new(Phase::Custom("stop_on_leak".into())).label(status.line.clone());
+                b.epoch = Some(status.epoch);
+                rec.record(b)?;
+                crate::report::rebuild(out_dir)?;
+                stop_deadline = Some(Instant::now() + opts.kill_grace);
+                terminate(root, libc::SIGTERM);
+            }
+        }
         if let (Some(max), Some(pss), None) = (opts.max_memory, row.tree_pss_bytes, passed_at) {
             if pss > max {
                 passed_at = Some(row.t_s);
@@ -376,6 +403,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         exit,
         oom_killed,
         max_memory_passed_at: passed_at,
+        stopped_on_leak,
         markers_rejected: socket.rejected(),
         markers_received: received.load(std::sync::atomic::Ordering::Relaxed),
     })

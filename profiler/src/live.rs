@@ -1,0 +1,127 @@
+//! The verdict while the run goes. Fed every row; at each epoch end it judges the epochs
+//! so far, rewrites `summary.json` (so a crash or kill leaves a current summary, not
+//! only the rows) and says in one line where memory stands:
+//! `epoch 5: heap allocated +13.3 MiB/epoch, growing since epoch 3; out of memory in about 40 epochs`.
+//! `diagnose run` and `diagnose watch` print that line, and `--stop-on-leak` ends the run
+//! once [`LiveStatus::growing`] is true.
+
+use std::path::{Path, PathBuf};
+
+use crate::analysis::{Analysis, Analyzer, Class, SeriesVerdict, Tolerance, PRIMARY_SERIES};
+use crate::report::{human_bytes, signed_bytes};
+use crate::timeline::{Row, TimelineMeta};
+
+/// Where memory stands after one epoch.
+#[derive(Clone, Debug)]
+pub struct LiveStatus {
+    /// The epoch that just ended.
+    pub epoch: u32,
+    /// The one-line reading (no trailing newline).
+    pub line: String,
+    /// Whether the verdict so far is growing (what `--stop-on-leak` acts on).
+    pub growing: bool,
+}
+
+/// Judges the run at each epoch end.
+pub struct LiveVerdict {
+    analyzer: Analyzer,
+    meta: TimelineMeta,
+    summary: Option<PathBuf>,
+    latest: Option<Analysis>,
+}
+
+impl LiveVerdict {
+    /// A live verdict with the run's facts; with `out_dir`, `summary.json` is rewritten
+    /// there at each epoch end.
+    pub fn new(meta: TimelineMeta, out_dir: Option<&Path>) -> Self {
+        LiveVerdict { analyzer: Analyzer::new(Tolerance::default()), meta, summary: out_dir.map(|d| d.join("summary.json")), latest: None }
+    }
+
+    /// Take one row; at an epoch end, judge and return the reading.
+    pub fn observe(&mut self, row: &Row) -> Option<LiveStatus> {
+        self.analyzer.add(row);
+        if row.phase != "epoch_end" {
+            return None;
+        }
+        let analysis = self.analyzer.clone().finish(&self.meta, false);
+        if let Some(path) = &self.summary {
+            // Atomic: a reader (or a kill) sees the previous summary or this one, whole.
+            let tmp = path.with_extension("json.tmp");
+            if crate::report::write_summary_json(&analysis, &tmp).is_ok() {
+                let _ = std::fs::rename(&tmp, path);
+            }
+        }
+        let status = LiveStatus { epoch: row.epoch.unwrap_or(0), line: status_line(row.epoch.unwrap_or(0), &analysis), growing: analysis.verdict == "growing" };
+        self.latest = Some(analysis);
+        Some(status)
+    }
+
+    /// The analysis at the latest epoch end.
+    pub fn latest(&self) -> Option<&Analysis> {
+        self.latest.as_ref()
+    }
+}
+
+/// The series a reading names: the first primary series that grows, else the first one
+/// recorded (heap for `run`, the tree's PSS for `watch`).
+fn headline(a: &Analysis) -> Option<&SeriesVerdict> {
+    let primary = || PRIMARY_SERIES.iter().filter_map(|c| a.series(c));
+    primary().find(|s| s.class == Class::Growing).or_else(|| {
+        let preferred = ["je_allocated_bytes", "tree_pss_bytes", "rss_in_use_bytes", "rss_bytes"];
+        preferred.iter().find_map(|c| a.series(c)).or_else(|| primary().next())
+    })
+}
+
+/// "epoch 5: heap allocated +13.3 MiB/epoch, growing since epoch 3; out of memory in about 40 epochs".
+pub fn status_line(epoch: u32, a: &Analysis) -> String {
+    let Some(s) = headline(a) else { return format!("epoch {epoch}: no memory series recorded") };
+    let mut line = format!("epoch {epoch}: {} ", s.name);
+    match (s.class, s.slope_bytes_per_epoch) {
+        (Class::Insufficient, _) | (_, None) => line.push_str(&format!("{} (too few epochs to judge)", human_bytes(s.last_bytes as f64))),
+        (Class::Growing, Some(slope)) => {
+            line.push_str(&format!("{}/epoch, growing since epoch {}", signed_bytes(slope), s.growing_since.unwrap_or(epoch)));
+        }
+        (class, Some(slope)) => line.push_str(&format!("{}/epoch, {} so far", signed_bytes(slope), class.as_str())),
+    }
+    if let Some(p) = &a.oom {
+        line.push_str(&format!("; out of memory in about {:.0} epochs", p.epochs_to_limit));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1 << 20;
+
+    fn epoch_row(epoch: u32, heap: u64) -> Row {
+        Row { t_s: epoch as f64, phase: "epoch_end".into(), epoch: Some(epoch), je_allocated_bytes: Some(heap), ..Row::default() }
+    }
+
+    #[test]
+    fn judges_each_epoch_and_rewrites_the_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut live = LiveVerdict::new(TimelineMeta::default(), Some(dir.path()));
+        let episode = Row { t_s: 0.1, phase: "episode_end".into(), epoch: Some(0), ..Row::default() };
+        assert!(live.observe(&episode).is_none());
+        let mut last = None;
+        for e in 0..6 {
+            let s = live.observe(&epoch_row(e, 500 * MB + e as u64 * 40 * MB)).unwrap();
+            let on_disk: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap()).unwrap();
+            assert_eq!(on_disk["epochs"], e + 1);
+            last = Some(s);
+        }
+        let last = last.unwrap();
+        assert!(last.growing, "{}", last.line);
+        assert!(last.line.starts_with("epoch 5: heap allocated +40.0 MiB/epoch, growing since epoch 1"), "{}", last.line);
+    }
+
+    #[test]
+    fn flat_reads_flat_so_far() {
+        let mut live = LiveVerdict::new(TimelineMeta::default(), None);
+        let s = (0..5).map(|e| live.observe(&epoch_row(e, 500 * MB)).unwrap()).last().unwrap();
+        assert!(!s.growing);
+        assert!(s.line.contains("flat so far"), "{}", s.line);
+    }
+}

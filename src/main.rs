@@ -172,6 +172,10 @@ fn compare_cmd(args: CompareArgs) -> anyhow::Result<ExitCode> {
         args.series.clone()
     } else if before.recorder == "watch" {
         vec!["tree_pss_bytes".into(), "main_uss_bytes".into()]
+    } else if before.phases.iter().any(|p| p.peak("heap_peak_bytes").is_some()) {
+        // Each phase's own height (format 3); RSS keeps freed pages, so its per-phase
+        // peak is mostly the run's high-water mark.
+        vec!["heap_peak_bytes".into(), "peak_rss_bytes".into()]
     } else {
         vec!["peak_rss_bytes".into(), "je_allocated_bytes".into()]
     };

@@ -9,6 +9,7 @@ use crate::timeline::Row;
 pub const PHASE_SERIES: &[(&str, &str)] = &[
     ("rss_bytes", "RSS"),
     ("peak_rss_bytes", "peak RSS"),
+    ("heap_peak_bytes", "heap peak"),
     ("je_allocated_bytes", "heap allocated"),
     ("je_resident_bytes", "allocator resident"),
     ("gpu_allocated_bytes", "GPU allocated"),

@@ -33,6 +33,8 @@ pub struct JemallocSource {
     mapped: stats::mapped_mib,
     retained: stats::retained_mib,
     metadata: stats::metadata_mib,
+    /// Heap allocated at the previous sample, the base of the next heap peak.
+    last_allocated: Option<u64>,
 }
 
 impl JemallocSource {
@@ -46,6 +48,7 @@ impl JemallocSource {
             mapped: stats::mapped::mib()?,
             retained: stats::retained::mib()?,
             metadata: stats::metadata::mib()?,
+            last_allocated: None,
         })
     }
 
@@ -63,9 +66,30 @@ impl JemallocSource {
     }
 }
 
+/// This thread's highest net allocation (allocated minus freed) since the last reset,
+/// and a reset (jemalloc 5.3's `thread.peak`): free to keep, jemalloc counts per thread
+/// anyway. Frees of blocks other threads allocated lower the net, so it is a lower bound
+/// on the heap's own peak when such frees come before the peak.
+fn thread_peak_and_reset() -> Option<u64> {
+    // SAFETY: a NUL-terminated name, a u64 out-value for read; null pointers for reset,
+    // which takes no value.
+    unsafe {
+        let peak = tikv_jemalloc_ctl::raw::read::<u64>(b"thread.peak.read\0").ok()?;
+        tikv_jemalloc_sys::mallctl(b"thread.peak.reset\0".as_ptr() as *const _, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut(), 0);
+        Some(peak)
+    }
+}
+
 impl Source for JemallocSource {
     fn sample(&mut self, row: &mut Row) {
+        let peak = thread_peak_and_reset();
         if let Ok(s) = self.read() {
+            // The heap at the previous boundary, plus what this thread added at most since:
+            // the height of the phase that just ended (never below the heap now).
+            if let (Some(base), Some(peak)) = (self.last_allocated, peak) {
+                row.heap_peak_bytes = Some((base + peak).max(s.allocated));
+            }
+            self.last_allocated = Some(s.allocated);
             row.je_allocated_bytes = Some(s.allocated);
             row.je_active_bytes = Some(s.active);
             row.je_resident_bytes = Some(s.resident);

@@ -32,6 +32,9 @@ pub const RUN_FILE: &str = "run.json";
 /// Format 1 had the columns before `tree_rss_bytes`; such files still load.
 pub const FORMAT_1_COLUMNS: usize = 23;
 
+/// Format 2 had the columns before `heap_peak_bytes`; such files still load.
+pub const FORMAT_2_COLUMNS: usize = 45;
+
 /// Facts recorded once, in `run.json` (formats 1 and 2: the timeline's first line).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -129,6 +132,9 @@ pub struct Row {
     pub shm_used_bytes: Option<u64>,
     #[serde(default)]
     pub gpu_tree_used_bytes: Option<u64>,
+    // Added in format 3.
+    #[serde(default)]
+    pub heap_peak_bytes: Option<u64>,
 }
 
 /// A column's name and what it holds, in file order (the README's table is made from this).
@@ -178,6 +184,7 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("system_used_bytes", "the machine's memory in use: MemTotal minus MemAvailable (/proc/meminfo); the projection reads it when no cgroup limit applies"),
     ("shm_used_bytes", "bytes in use on /dev/shm (PyTorch passes worker tensors through shared memory)"),
     ("gpu_tree_used_bytes", "watch: GPU memory of every process in the tree, summed over devices (NVML per-process)"),
+    ("heap_peak_bytes", "run: highest heap since the previous boundary: heap allocated at that boundary plus the recording thread's highest net allocation since (jemalloc's thread.peak, reset at each boundary); what the phase that just ended needed at its height"),
 ];
 
 /// The memory series the analysis and the plots know about, with a display name.
@@ -226,6 +233,7 @@ impl Row {
             "rss_in_use_bytes" => self.rss_in_use(),
             "rss_bytes" => self.rss_bytes,
             "peak_rss_bytes" => self.peak_rss_bytes,
+            "heap_peak_bytes" => self.heap_peak_bytes,
             "pss_bytes" => self.pss_bytes,
             "je_allocated_bytes" => self.je_allocated_bytes,
             "je_active_bytes" => self.je_active_bytes,

@@ -95,7 +95,11 @@ pub(crate) fn parse_timeline(path: &Path, text: &str, facts: Option<TimelineMeta
         .map_err(|e| malformed(path, header_line, format!("bad header: {e}")))?
         .clone();
     let expected: Vec<&str> = super::COLUMNS.iter().map(|(n, _)| *n).collect();
-    let expected = if meta_version(first) == Some(1) { &expected[..super::FORMAT_1_COLUMNS] } else { &expected[..] };
+    let expected = match meta_version(first) {
+        Some(1) => &expected[..super::FORMAT_1_COLUMNS],
+        Some(2) => &expected[..super::FORMAT_2_COLUMNS],
+        _ => &expected[..],
+    };
     if header.iter().collect::<Vec<_>>() != expected {
         let what = if legacy || header.get(0) == Some("t_s") { "header does not list the timeline columns" } else { "not a profiler timeline (its header must list the timeline columns, t_s first)" };
         return Err(malformed(path, header_line, what));
@@ -189,6 +193,7 @@ mod tests {
     #[test]
     fn format_2_files_still_load() {
         let header: Vec<&str> = COLUMNS.iter().map(|c| c.0).collect();
+        let header = &header[..crate::timeline::FORMAT_2_COLUMNS];
         let text = format!("# profiler-timeline format=2 mem_limit_bytes=1073741824 mem_limit_source=meminfo recorder=run\n{}\n0.5,epoch_end,0{}\n", header.join(","), ",".repeat(header.len() - 3));
         let t = parse_timeline(Path::new("t.csv"), &text, None).unwrap();
         assert_eq!((t.rows.len(), t.meta.mem_limit_bytes, t.meta.recorder.as_deref()), (1, Some(1 << 30), Some("run")));

@@ -17,6 +17,7 @@ fn run_stops_the_seed_leak_early_and_lets_the_clean_run_finish() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let s = summary(&out);
     let epochs = s["epochs"].as_u64().unwrap();
+    eprintln!("run --stop-on-leak: stopped after {epochs} of 50 epochs");
     assert!((3..=8).contains(&epochs), "stopped after {epochs} of 50 epochs");
     assert_eq!(s["verdict"], "growing");
     assert_eq!(s["incomplete"], false, "the full report, after the finish row");
@@ -71,6 +72,7 @@ fn watch_stops_a_leaking_python_trainer_and_not_a_clean_one() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let s = s.expect("summary written");
     let epochs = s["epochs"].as_u64().unwrap();
+    eprintln!("watch --stop-on-leak: stopped after {epochs} of 40 epochs");
     assert!((3..=10).contains(&epochs), "stopped after {epochs} of 40 epochs");
     assert_eq!(s["verdict"], "growing");
     assert_eq!(s["end"]["signal"].as_i64(), Some(15), "SIGTERM ended it: {}", s["end"]);

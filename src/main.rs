@@ -92,8 +92,10 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let bar = if args.no_progress { ProgressBar::hidden() } else { ProgressBar::new(total) };
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} episodes  {msg}").expect("valid template"));
     let mut metrics = args.metrics.exporter()?;
+    // The verdict so far (after the latest epoch end), kept on the progress line.
+    let verdict_so_far = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let on_row = {
-        let bar = bar.clone();
+        let (bar, verdict_so_far) = (bar.clone(), verdict_so_far.clone());
         move |row: &profiler::Row| {
             if let Some(m) = &mut metrics {
                 m.observe(row);
@@ -103,17 +105,22 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
             let rss = row.rss_bytes.map_or("?".into(), |b| human_bytes(b as f64));
             let heap = row.je_allocated_bytes.map_or("?".into(), |b| human_bytes(b as f64));
-            bar.set_message(format!("epoch {}  RSS {rss}  heap {heap}", row.epoch.unwrap_or(0)));
+            let so_far = verdict_so_far.lock().map(|v| v.clone()).unwrap_or_default();
+            bar.set_message(format!("epoch {}  RSS {rss}  heap {heap}{so_far}", row.epoch.unwrap_or(0)));
         }
     };
     // The verdict so far, after every epoch: above the bar, or on stderr without one.
     let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let on_verdict = {
-        let (bar, stopped, stop_on_leak) = (bar.clone(), stopped.clone(), args.stop_on_leak);
+        let (bar, stopped, stop_on_leak, verdict_so_far) = (bar.clone(), stopped.clone(), args.stop_on_leak, verdict_so_far.clone());
         move |status: &profiler::live::LiveStatus| {
             let stop = stop_on_leak && status.growing;
             let line = format!("diagnose: {}{}", status.line, if stop { " — stopping (--stop-on-leak)" } else { "" });
             if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) }
+            if let Ok(mut v) = verdict_so_far.lock() {
+                // "epoch 3: heap ... growing since epoch 1; ..." without its epoch prefix.
+                *v = format!("  | {}", status.line.split_once(": ").map_or(status.line.as_str(), |(_, rest)| rest));
+            }
             stopped.fetch_or(stop, std::sync::atomic::Ordering::Relaxed);
         }
     };

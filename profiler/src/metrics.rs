@@ -16,7 +16,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::analysis::{Analysis, Analyzer, Tolerance};
+use crate::analysis::Analysis;
+use crate::live::LiveVerdict;
 use crate::error::Error;
 use crate::timeline::{Row, TimelineMeta, MEMORY_SERIES};
 
@@ -34,9 +35,8 @@ pub struct MetricsExporter {
     text: Arc<Mutex<String>>,
     textfile: Option<PathBuf>,
     meta: TimelineMeta,
-    /// Epoch-end rows so far: the live verdict is computed from them (one per epoch).
-    epoch_rows: Vec<Row>,
-    analysis: Option<Analysis>,
+    /// The verdict so far, judged at each epoch end.
+    live: LiveVerdict,
     boundaries: u64,
     /// The latest row with every series and the epoch carried forward: a quick sample
     /// (RSS only) must not make PSS vanish from the scrape.
@@ -62,7 +62,8 @@ impl MetricsExporter {
         if let Some(dir) = textfile_dir {
             std::fs::create_dir_all(dir).map_err(|source| Error::Output { path: dir.to_path_buf(), source })?;
         }
-        Ok(MetricsExporter { text, textfile, meta, epoch_rows: Vec::new(), analysis: None, boundaries: 0, latest: Row::default(), ranks: Default::default() })
+        let live = LiveVerdict::new(meta.clone(), None);
+        Ok(MetricsExporter { text, textfile, meta, live, boundaries: 0, latest: Row::default(), ranks: Default::default() })
     }
 
     /// Take each rank's memory at the sample the next row comes from (watch with ranks).
@@ -79,17 +80,9 @@ impl MetricsExporter {
     /// Take one recorded row: re-render, and re-judge at an epoch end.
     pub fn observe(&mut self, row: &Row) {
         self.boundaries += 1;
-        if row.phase == "epoch_end" {
-            if self.epoch_rows.last().is_some_and(|r| r.epoch == row.epoch) {
-                self.epoch_rows.pop();
-            }
-            self.epoch_rows.push(row.clone());
-            let mut a = Analyzer::new(Tolerance::default());
-            self.epoch_rows.iter().for_each(|r| a.add(r));
-            self.analysis = Some(a.finish(&self.meta, false));
-        }
+        self.live.observe(row);
         carry_forward(&mut self.latest, row);
-        let mut text = render(&self.latest, self.analysis.as_ref(), self.boundaries, &self.meta);
+        let mut text = render(&self.latest, self.live.latest(), self.boundaries, &self.meta);
         if !self.ranks.is_empty() {
             text.push_str("# HELP diagnose_rank_memory_bytes Memory of each distributed rank's processes (the rank and its workers).\n# TYPE diagnose_rank_memory_bytes gauge\n");
             for ((rank, kind), v) in &self.ranks {

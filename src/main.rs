@@ -110,9 +110,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     // The verdict so far, after every epoch: above the bar, or on stderr without one.
-    let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let on_verdict = {
-        let (bar, stopped, stop_on_leak, verdict_so_far) = (bar.clone(), stopped.clone(), args.stop_on_leak, verdict_so_far.clone());
+        let (bar, stop_on_leak, verdict_so_far) = (bar.clone(), args.stop_on_leak, verdict_so_far.clone());
         move |status: &profiler::live::LiveStatus| {
             let stop = stop_on_leak && status.growing;
             let line = format!("diagnose: {}{}", status.line, if stop { " — stopping (--stop-on-leak)" } else { "" });
@@ -121,7 +120,6 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 // "epoch 3: heap ... growing since epoch 1; ..." without its epoch prefix.
                 *v = format!("  | {}", status.line.split_once(": ").map_or(status.line.as_str(), |(_, rest)| rest));
             }
-            stopped.fetch_or(stop, std::sync::atomic::Ordering::Relaxed);
         }
     };
     let mut builder = Profiler::builder(&out).heap(args.heap.into()).attribute(args.attribute).on_row(on_row).on_verdict(on_verdict).stop_on_leak(args.stop_on_leak);
@@ -139,13 +137,14 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         if bar.is_hidden() { emit(&format!("{line}\n")) } else { bar.println(line) }
     };
     reference_trainer::train_with(&cfg, &mut prof as &mut dyn Marker, &mut print_epoch);
+    let stopped = prof.stop_requested();
     prof.finish()?;
     bar.finish_and_clear();
 
     let analysis = report::rebuild(&out)?;
     emit(&report::text_summary(&analysis));
     emit(&format!("reports: {}\n", out.display()));
-    if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+    if stopped {
         emit(&format!("stopped early (--stop-on-leak): growth confirmed after {} of {} epochs\n", analysis.epochs, cfg.epochs));
         return Ok(ExitCode::from(EXIT_LEAK));
     }

@@ -37,13 +37,16 @@ pub static MALLOC_CONF: Option<&'static u8> =
 /// a program watched by `diagnose watch` calls it before marking an epoch end, since with
 /// `dirty_decay_ms:-1` nothing else returns them. Returns whether jemalloc accepted it.
 pub fn purge_freed_pages() -> bool {
-    // MALLCTL_ARENAS_ALL is 4096. The call takes no value: both pointers must be null,
-    // which tikv-jemalloc-ctl's typed writers cannot express.
-    let name = b"arena.4096.purge\0";
-    // SAFETY: a NUL-terminated name and null old/new pointers, as this mallctl requires.
-    unsafe {
-        tikv_jemalloc_sys::mallctl(name.as_ptr() as *const _, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut(), 0) == 0
-    }
+    // MALLCTL_ARENAS_ALL is 4096.
+    mallctl_action(c"arena.4096.purge")
+}
+
+/// Run a jemalloc control that takes and returns no value (a purge, a reset): both
+/// pointers must be null, which tikv-jemalloc-ctl's typed writers cannot express.
+/// Returns whether jemalloc accepted it.
+pub(crate) fn mallctl_action(name: &std::ffi::CStr) -> bool {
+    // SAFETY: a NUL-terminated name and null old/new pointers, as such controls require.
+    unsafe { tikv_jemalloc_sys::mallctl(name.as_ptr(), std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut(), 0) == 0 }
 }
 
 /// True while allocations go through dhat (exact mode).

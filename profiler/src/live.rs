@@ -45,11 +45,7 @@ impl LiveVerdict {
         }
         let analysis = self.analyzer.clone().finish(&self.meta, false);
         if let Some(path) = &self.summary {
-            // Atomic: a reader (or a kill) sees the previous summary or this one, whole.
-            let tmp = path.with_extension("json.tmp");
-            if crate::report::write_summary_json(&analysis, &tmp).is_ok() {
-                let _ = std::fs::rename(&tmp, path);
-            }
+            let _ = crate::report::replace_text(path, &crate::report::summary_json(&analysis));
         }
         let status = LiveStatus { epoch: row.epoch.unwrap_or(0), line: status_line(row.epoch.unwrap_or(0), &analysis), growing: analysis.verdict == "growing" };
         self.latest = Some(analysis);

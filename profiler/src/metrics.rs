@@ -90,11 +90,8 @@ impl MetricsExporter {
             }
         }
         if let Some(path) = &self.textfile {
-            // Atomic for the collector: a whole file or the previous one, never half.
-            let tmp = path.with_extension("prom.tmp");
-            if std::fs::write(&tmp, &text).is_ok() {
-                let _ = std::fs::rename(&tmp, path);
-            }
+            // Atomic for the collector (node_exporter ignores the .tmp name).
+            let _ = crate::report::replace_text(path, &text);
         }
         *self.text.lock().expect("metrics lock") = text;
     }

@@ -60,9 +60,7 @@ pub const SAMPLE_PERIOD_BYTES: f64 = 524_288.0;
 pub fn site_tolerance(points: &[(f64, f64)]) -> Tolerance {
     let kept = &points[super::verdict::warmup_epochs(points.len())..];
     let n = kept.len() as f64;
-    let mut levels: Vec<f64> = kept.iter().map(|p| p.1).collect();
-    levels.sort_by(|a, b| a.total_cmp(b));
-    let level = levels.get(levels.len() / 2).copied().unwrap_or(0.0);
+    let level = super::verdict::median_level(kept);
     let sampling_sd = (level * SAMPLE_PERIOD_BYTES).sqrt();
     let slope_sd = if n >= 2.0 { sampling_sd * (12.0 / (n * n * n - n)).sqrt() } else { f64::INFINITY };
     Tolerance { floor_bytes: SITE_TOLERANCE.floor_bytes.max(2.0 * slope_sd), relative: SITE_TOLERANCE.relative }

@@ -103,19 +103,30 @@ pub fn classify(points: &[(f64, f64)], tol: Tolerance) -> Classified {
     if points.len() < 3 {
         c.class = Class::Insufficient;
         c.trend = None;
-    } else if c.class != Class::Growing {
-        if let Some((since, from, trend)) = late_growth(kept, tol) {
-            (c.class, c.trend, c.growing_since, c.late_fit_from) = (Class::Growing, Some(trend), Some(since), Some(from));
-        }
     } else if let Some((since, from, trend)) = late_growth(kept, tol) {
-        // The fit over all epochs says growing; where it began is still worth saying, and
-        // if it began late, the slope from there on.
-        c.growing_since = Some(since);
+        // Growing from some epoch on: say where it began and, if that was after the first
+        // fitted epoch (always so when the fit over all epochs missed it), fit the slope
+        // from there on.
+        (c.class, c.growing_since) = (Class::Growing, Some(since));
         if from > kept[0].0 {
             (c.trend, c.late_fit_from) = (Some(trend), Some(from));
         }
     }
     c
+}
+
+/// The (upper) median of the points' values; 0 without points.
+pub(crate) fn median_level(points: &[(f64, f64)]) -> f64 {
+    let mut levels: Vec<f64> = points.iter().map(|p| p.1).collect();
+    levels.sort_by(|a, b| a.total_cmp(b));
+    levels.get(levels.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// The median level of `points` and the growth per epoch below which they count as
+/// noise there: the larger of the floor and the relative tolerance of that level.
+fn noise_tolerance(points: &[(f64, f64)], tol: Tolerance) -> (f64, f64) {
+    let level = median_level(points);
+    (level, tol.floor_bytes.max(tol.relative * level))
 }
 
 /// Fewest points after a change for late growth to be confirmed.
@@ -133,12 +144,7 @@ pub fn late_growth(kept: &[(f64, f64)], tol: Tolerance) -> Option<(f64, f64, Tre
     if n < LATE_GROWTH_POINTS {
         return None;
     }
-    let level = {
-        let mut v: Vec<f64> = kept.iter().map(|p| p.1).collect();
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
-    let noise = tol.floor_bytes.max(tol.relative * level);
+    let (_, noise) = noise_tolerance(kept, tol);
     let before_last3 = kept[..n - 3].iter().map(|p| p.1).fold(f64::MIN, f64::max);
     if kept[n - 3..].iter().any(|p| p.1 <= before_last3 + noise) {
         return None;
@@ -165,10 +171,7 @@ pub fn late_growth(kept: &[(f64, f64)], tol: Tolerance) -> Option<(f64, f64, Tre
 /// Classify points that are all past warm-up (the caller chose which).
 pub fn classify_measured(kept: &[(f64, f64)], tol: Tolerance) -> Classified {
     let warmup = 0;
-    let mut levels: Vec<f64> = kept.iter().map(|p| p.1).collect();
-    levels.sort_by(|a, b| a.total_cmp(b));
-    let level = levels.get(levels.len() / 2).copied().unwrap_or(0.0);
-    let tolerance_bytes = tol.floor_bytes.max(tol.relative * level);
+    let (level, tolerance_bytes) = noise_tolerance(kept, tol);
 
     let Some(trend) = theil_sen(kept) else {
         return Classified { class: Class::Insufficient, trend: None, tolerance_bytes, warmup, growing_since: None, late_fit_from: None };

@@ -182,14 +182,14 @@ impl HeapAttribution {
     fn site_of(&mut self, frames: &[Frame]) -> Result<u32, Error> {
         // A frame with a location in the program's source; failing that (a release build
         // without line tables), a frame whose symbol names the program's own function.
-        let by_symbol_only = !frames.iter().any(|f| !is_plumbing(f));
-        let site_index = if by_symbol_only { frames.iter().position(is_program_symbol) } else { frames.iter().position(|f| !is_plumbing(f)) };
-        let is_caller = |f: &Frame| if by_symbol_only { is_program_symbol(f) } else { !is_plumbing(f) };
+        let has_source = |f: &Frame| !is_plumbing(f);
+        let is_own: &dyn Fn(&Frame) -> bool = if frames.iter().any(has_source) { &has_source } else { &is_program_symbol };
+        let site_index = frames.iter().position(is_own);
         let via = site_index
             .map(|i| {
                 frames[i + 1..]
                     .iter()
-                    .filter(|f| is_caller(f) && !f.function.starts_with('{'))
+                    .filter(|f| is_own(f) && !f.function.starts_with('{'))
                     .take(CALLERS_IN_KEY)
                     .map(|f| f.function.as_str())
                     .collect::<Vec<_>>()

@@ -6,8 +6,12 @@ use std::path::Path;
 use crate::analysis::Analysis;
 use crate::error::Error;
 
+/// The analysis as pretty JSON, ending in a newline.
+pub fn text(a: &Analysis) -> String {
+    serde_json::to_string_pretty(a).expect("analysis serializes") + "\n"
+}
+
 /// Write the analysis as pretty JSON.
 pub fn write(a: &Analysis, path: &Path) -> Result<(), Error> {
-    let text = serde_json::to_string_pretty(a).expect("analysis serializes");
-    super::write_text(path, &(text + "\n"))
+    super::write_text(path, &text(a))
 }

@@ -10,7 +10,7 @@ mod png;
 
 pub use compare::{compare, Comparison};
 pub use markdown::text_summary;
-pub(crate) use json::write as write_summary_json;
+pub(crate) use json::text as summary_json;
 pub use merge::{merge, Merged, MergedRow};
 
 use std::path::{Path, PathBuf};
@@ -85,6 +85,16 @@ pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<(), Error> {
     std::fs::write(&probe, b"").map_err(io)?;
     let _ = std::fs::remove_file(probe);
     Ok(())
+}
+
+/// Replace `path` whole: write a temporary file beside it, then rename it over, so that
+/// a reader (a collector, a person, a kill) sees the previous file or this one, never half.
+pub(crate) fn replace_text(path: &Path, text: &str) -> Result<(), Error> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    write_text(&tmp, text)?;
+    std::fs::rename(&tmp, path).map_err(|source| Error::Output { path: path.to_path_buf(), source })
 }
 
 pub(crate) fn write_text(path: &Path, text: &str) -> Result<(), Error> {

@@ -71,13 +71,10 @@ impl JemallocSource {
 /// anyway. Frees of blocks other threads allocated lower the net, so it is a lower bound
 /// on the heap's own peak when such frees come before the peak.
 fn thread_peak_and_reset() -> Option<u64> {
-    // SAFETY: a NUL-terminated name, a u64 out-value for read; null pointers for reset,
-    // which takes no value.
-    unsafe {
-        let peak = tikv_jemalloc_ctl::raw::read::<u64>(b"thread.peak.read\0").ok()?;
-        tikv_jemalloc_sys::mallctl(b"thread.peak.reset\0".as_ptr() as *const _, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut(), 0);
-        Some(peak)
-    }
+    // SAFETY: a NUL-terminated name whose value is a u64.
+    let peak = unsafe { tikv_jemalloc_ctl::raw::read::<u64>(b"thread.peak.read\0") }.ok()?;
+    crate::alloc::mallctl_action(c"thread.peak.reset");
+    Some(peak)
 }
 
 impl Source for JemallocSource {

@@ -344,9 +344,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
                 let mut b = Boundary::new(Phase::Custom("stop_on_leak".into())).label(status.line.clone());
                 b.epoch = Some(status.epoch);
                 rec.record(b)?;
-                crate::report::rebuild(out_dir)?;
-                stop_deadline = Some(Instant::now() + opts.kill_grace);
-                terminate(root, libc::SIGTERM);
+                stop_deadline = Some(report_then_stop(out_dir, root, opts.kill_grace)?);
             }
         }
         if let (Some(max), Some(pss), None) = (opts.max_memory, row.tree_pss_bytes, passed_at) {
@@ -356,10 +354,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
                 b.epoch = row.epoch;
                 rec.record(b)?;
                 if opts.kill_at_limit {
-                    // The report first, so that it exists whatever happens to the tree.
-                    crate::report::rebuild(out_dir)?;
-                    stop_deadline = Some(Instant::now() + opts.kill_grace);
-                    terminate(root, libc::SIGTERM);
+                    stop_deadline = Some(report_then_stop(out_dir, root, opts.kill_grace)?);
                 }
             }
         }
@@ -573,6 +568,14 @@ fn forward_signals(tx: Sender<Event>) -> Result<(), Error> {
         }
     });
     Ok(())
+}
+
+/// Write the report (so that it exists whatever happens to the tree), then ask the tree
+/// to stop (SIGTERM). Returns when SIGKILL is due.
+fn report_then_stop(out_dir: &Path, root: u32, grace: Duration) -> Result<Instant, Error> {
+    crate::report::rebuild(out_dir)?;
+    terminate(root, libc::SIGTERM);
+    Ok(Instant::now() + grace)
 }
 
 /// Send `sig` to every process of the tree under `root`, the root last so its children

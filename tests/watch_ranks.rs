@@ -34,3 +34,21 @@ fn the_leaking_rank_and_only_it_is_growing() {
         assert!(prom.contains(&format!("diagnose_rank_memory_bytes{{rank=\"{r}\",kind=\"pss\"}}")), "{prom}");
     }
 }
+
+/// A launcher whose children carry no `RANK` (tests/python/rank_launcher.py names itself
+/// `pt_elastic`): its children are taken as ranks in the order they started.
+#[test]
+fn a_launchers_children_are_its_ranks_without_rank_in_their_environment() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("launcher");
+    let py = python();
+    let (o, s) = watch(&out, &[], &[py.to_str().unwrap(), &py_script("rank_launcher.py"), "--ranks", "2", "--mib", "8", "--steps", "8"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = s.unwrap();
+    let ranks = s["ranks"].as_array().unwrap_or_else(|| panic!("no ranks: {s:#}"));
+    let class = |r: u64| ranks.iter().find(|v| v["rank"] == r).unwrap_or_else(|| panic!("rank {r}: {ranks:?}"))["class"].as_str().unwrap().to_string();
+    assert_eq!((class(0).as_str(), class(1).as_str()), ("flat", "growing"), "{ranks:?}");
+    let slope = ranks.iter().find(|v| v["rank"] == 1).unwrap()["slope_bytes_per_epoch"].as_f64().unwrap();
+    assert!((slope / 1048576.0 - 8.0).abs() < 1.0, "rank 1 +{:.1} MiB/epoch, it keeps 8", slope / 1048576.0);
+}

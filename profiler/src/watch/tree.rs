@@ -64,7 +64,8 @@ pub struct Proc {
     /// What `mem` holds: with [`Detail::Rss`], only its `rss` is measured.
     pub detail: Detail,
     /// Its distributed rank: `RANK` (else `LOCAL_RANK`) in its environment, where
-    /// readable. That number is the only value ever taken from an environment.
+    /// readable (that number is the only value ever taken from an environment); else
+    /// from its place under a rank launcher or its parent's ([`fill_ranks`]).
     pub rank: Option<u32>,
 }
 
@@ -184,6 +185,36 @@ pub fn assign_roles(root: u32, procs: &mut [Proc]) {
     }
 }
 
+/// Launchers that start one process per rank (`python -m torch.distributed.run` names
+/// itself `pt_elastic`; MPI's and Slurm's starters): their direct children are the ranks.
+const RANK_LAUNCHERS: &[&str] = &["pt_elastic", "torchrun", "mpirun", "mpiexec", "orterun", "prterun", "hydra_pmi_proxy", "srun", "deepspeed"];
+
+/// Ranks for processes whose environment said none. Where a rank launcher's direct
+/// children carry no `RANK` (environ unreadable, or a launcher that passes the rank
+/// otherwise), they are its ranks in the order they were started (by pid); and every
+/// process without a rank takes its parent's, so a rank's DataLoader workers are counted
+/// with it. Ranks read from an environment are never changed.
+pub fn fill_ranks(procs: &mut [Proc]) {
+    let launchers: Vec<u32> = procs.iter().filter(|p| RANK_LAUNCHERS.contains(&p.name.as_str())).map(|p| p.pid).collect();
+    for launcher in launchers {
+        let mut kids: Vec<usize> = (0..procs.len()).filter(|&i| procs[i].ppid == launcher && procs[i].pid != launcher).collect();
+        if kids.iter().any(|&i| procs[i].rank.is_some()) {
+            continue;
+        }
+        kids.sort_by_key(|&i| procs[i].pid);
+        for (rank, i) in kids.into_iter().enumerate() {
+            procs[i].rank = Some(rank as u32);
+        }
+    }
+    // Parents come before children in `procs`.
+    for i in 0..procs.len() {
+        if procs[i].rank.is_none() {
+            let parent = procs[i].ppid;
+            procs[i].rank = procs[..i].iter().find(|p| p.pid == parent).and_then(|p| p.rank);
+        }
+    }
+}
+
 /// How much to read of each process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Detail {
@@ -217,6 +248,7 @@ pub fn read_tree(root: u32, detail: Detail) -> Vec<Proc> {
         })
         .collect();
     assign_roles(root, &mut procs);
+    fill_ranks(&mut procs);
     procs
 }
 
@@ -255,6 +287,24 @@ mod tests {
         assign_roles(1, &mut t);
         assert_eq!(t[0].role, Role::Main);
         assert_eq!(t[1].role, Role::Worker);
+    }
+
+    #[test]
+    fn launchers_children_are_ranks_when_their_environment_says_none() {
+        let ranked = |t: &[Proc]| t.iter().map(|p| p.rank).collect::<Vec<_>>();
+        // torchrun -> two ranks (pids out of order) -> a DataLoader worker of rank 1.
+        let mut t = vec![proc(1, 0, "pt_elastic"), proc(9, 1, "python"), proc(5, 1, "python"), proc(12, 9, "pt_data_worker")];
+        fill_ranks(&mut t);
+        assert_eq!(ranked(&t), [None, Some(1), Some(0), Some(1)]);
+        // Ranks from the environment stay; a worker whose environ was not read yet joins its parent's.
+        let mut t = vec![proc(1, 0, "pt_elastic"), proc(5, 1, "python"), proc(9, 1, "python"), proc(12, 5, "pt_data_worker")];
+        (t[1].rank, t[2].rank) = (Some(1), Some(0));
+        fill_ranks(&mut t);
+        assert_eq!(ranked(&t), [None, Some(1), Some(0), Some(1)]);
+        // A trainer and its DataLoader workers: no ranks.
+        let mut t = vec![proc(1, 0, "python"), proc(2, 1, "pt_data_worker"), proc(3, 1, "pt_data_worker")];
+        fill_ranks(&mut t);
+        assert_eq!(ranked(&t), [None, None, None]);
     }
 
     #[test]

@@ -96,6 +96,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let verdict_so_far = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let on_row = {
         let (bar, verdict_so_far) = (bar.clone(), verdict_so_far.clone());
+        // Rows without an epoch (start, finish) keep the epoch shown last.
+        let mut epoch_shown = 0;
         move |row: &profiler::Row| {
             if let Some(m) = &mut metrics {
                 m.observe(row);
@@ -106,7 +108,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let rss = row.rss_bytes.map_or("?".into(), |b| human_bytes(b as f64));
             let heap = row.je_allocated_bytes.map_or("?".into(), |b| human_bytes(b as f64));
             let so_far = verdict_so_far.lock().map(|v| v.clone()).unwrap_or_default();
-            bar.set_message(format!("epoch {}  RSS {rss}  heap {heap}{so_far}", row.epoch.unwrap_or(0)));
+            epoch_shown = row.epoch.unwrap_or(epoch_shown);
+            bar.set_message(format!("epoch {epoch_shown}  RSS {rss}  heap {heap}{so_far}"));
         }
     };
     // The verdict so far, after every epoch: above the bar, or on stderr without one.

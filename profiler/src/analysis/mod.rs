@@ -598,7 +598,10 @@ fn explain_ranks(a: &Analysis, lines: &mut Vec<String>) {
         .ranks
         .iter()
         .filter(|r| r.class == Class::Growing)
-        .map(|r| format!("rank {} ({}/epoch)", r.rank, crate::report::signed_bytes(r.slope_bytes_per_epoch.unwrap_or(0.0))))
+        .map(|r| {
+            let since = r.growing_since.map(|e| format!(" since epoch {e}")).unwrap_or_default();
+            format!("rank {} ({}/epoch{since})", r.rank, crate::report::signed_bytes(r.slope_bytes_per_epoch.unwrap_or(0.0)))
+        })
         .collect();
     let rest: Vec<String> = a.ranks.iter().filter(|r| r.class != Class::Growing).map(|r| format!("rank {} {}", r.rank, r.class.as_str())).collect();
     if growing.is_empty() {

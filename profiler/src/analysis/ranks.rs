@@ -30,8 +30,10 @@ pub struct RankVerdict {
     pub rank: u32,
     /// flat / bounded / growing / insufficient, of its PSS.
     pub class: Class,
-    /// PSS bytes per epoch after warm-up.
+    /// PSS bytes per epoch after warm-up (from where it began, for late growth).
     pub slope_bytes_per_epoch: Option<f64>,
+    /// Growing: the first epoch that rose.
+    pub growing_since: Option<u32>,
     /// 90 % interval of the slope.
     pub slope_interval: Option<(f64, f64)>,
     /// (epoch, PSS, USS, GPU) of its processes at each epoch end.
@@ -65,7 +67,14 @@ pub fn read_ranks(dir: &Path, rows: &[Row]) -> Result<Option<Vec<RankVerdict>>, 
             let by_epoch: Vec<(u32, u64, u64, u64)> = by.into_iter().map(|(e, (p, u, g))| (e, p, u, g)).collect();
             let pts: Vec<(f64, f64)> = by_epoch.iter().map(|b| (b.0 as f64, b.1 as f64)).collect();
             let c = classify(&pts, Tolerance::default());
-            RankVerdict { rank, class: c.class, slope_bytes_per_epoch: c.trend.map(|t| t.slope), slope_interval: c.trend.and_then(|t| t.interval()), by_epoch }
+            RankVerdict {
+                rank,
+                class: c.class,
+                slope_bytes_per_epoch: c.trend.map(|t| t.slope),
+                growing_since: c.growing_since.map(|e| e as u32),
+                slope_interval: c.trend.and_then(|t| t.interval()),
+                by_epoch,
+            }
         })
         .collect();
     Ok(Some(verdicts))
@@ -99,5 +108,27 @@ mod tests {
         assert_eq!((v[1].rank, v[1].class), (1, Class::Growing));
         assert_eq!(v[1].by_epoch[0].1, 600 << 20, "a rank is its processes summed");
         assert!((v[1].slope_bytes_per_epoch.unwrap() - (16 << 20) as f64).abs() < 1.0);
+        assert_eq!(v[1].growing_since, Some(1), "from the first epoch after warm-up");
+    }
+
+    #[test]
+    fn a_rank_that_starts_leaking_late_is_growing_since_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("t_s,phase,pid,ppid,role,rank,name,rss_bytes,pss_bytes,uss_bytes,swap_bytes,gpu_bytes\n");
+        let mut rows = Vec::new();
+        for e in 0..14u32 {
+            let t = e as f64 + 0.5;
+            rows.push(Row { t_s: t, phase: "epoch_end".into(), epoch: Some(e), ..Row::default() });
+            // ±0.2 MiB of jitter on both; rank 1 keeps 8 MiB per epoch from epoch 9 on.
+            let jitter = |r: u64| ((e as u64 * 7 + r * 3) % 5) * (100 << 10);
+            let leak = e.saturating_sub(8) as u64 * (8 << 20);
+            text.push_str(&format!("{t},epoch_end,10,1,worker,0,python,1,{},1,0,\n", (400u64 << 20) + jitter(0)));
+            text.push_str(&format!("{t},epoch_end,11,1,worker,1,python,1,{},1,0,\n", (400u64 << 20) + jitter(1) + leak));
+        }
+        std::fs::write(dir.path().join("processes.csv"), text).unwrap();
+        let v = read_ranks(dir.path(), &rows).unwrap().unwrap();
+        assert_eq!(v[0].class, Class::Flat, "{:?}", v[0]);
+        assert_eq!((v[1].class, v[1].growing_since), (Class::Growing, Some(9)), "{:?}", v[1]);
+        assert!((v[1].slope_bytes_per_epoch.unwrap() / (8u64 << 20) as f64 - 1.0).abs() < 0.05, "{:?}", v[1].slope_bytes_per_epoch);
     }
 }

@@ -101,7 +101,7 @@ pub fn summary(a: &Analysis) -> String {
         let _ = writeln!(s, "|---|---|---|---|");
         for r in &a.ranks {
             let (first, last) = (r.by_epoch.first().map_or(0, |b| b.1), r.by_epoch.last().map_or(0, |b| b.1));
-            let _ = writeln!(s, "| {} | {} | {} | {} → {} |", r.rank, r.class.as_str(), slope_cell(r.slope_bytes_per_epoch, r.slope_interval), human_bytes(first as f64), human_bytes(last as f64));
+            let _ = writeln!(s, "| {} | {} | {} | {} → {} |", r.rank, r.growing_since.map_or(r.class.as_str().to_string(), |e| format!("growing since epoch {e}")), slope_cell(r.slope_bytes_per_epoch, r.slope_interval), human_bytes(first as f64), human_bytes(last as f64));
         }
     }
     if let Some(c) = &a.censuses {

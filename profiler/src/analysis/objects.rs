@@ -149,7 +149,8 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
             class: c.class,
             slope_bytes_per_epoch: c.trend.map(|t| t.slope),
             slope_interval: c.trend.and_then(|t| t.interval()),
-            items_per_epoch: theil_sen(&items[c.warmup.min(items.len())..]).map(|t| t.slope),
+            // Over the epochs the byte slope was fitted on (from the knee, for late growth).
+            items_per_epoch: theil_sen(&items[c.warmup.min(items.len())..].iter().copied().filter(|p| c.late_fit_from.is_none_or(|from| p.0 >= from)).collect::<Vec<_>>()).map(|t| t.slope),
             by_epoch,
             allocated_at: None,
         }
@@ -197,6 +198,23 @@ mod tests {
         assert_eq!(c.count, 7);
         assert!((c.max_seconds - 0.7).abs() < 1e-9);
         assert!(c.objects.iter().any(|o| o.kind == "type" && o.class == Class::Flat));
+    }
+
+    #[test]
+    fn a_list_that_starts_growing_late_is_growing_since_then() {
+        // Flat at 100 items for 8 epochs, then 400 items (413 kB) more per epoch.
+        let files: Vec<CensusFile> = (1..15u32)
+            .map(|e| {
+                let items = 100 + 400 * e.saturating_sub(8) as u64;
+                file(e, &[("Trainer.late", items * 1032, items), ("Trainer.cache", 400_000, 100)])
+            })
+            .collect();
+        let c = analyze_censuses(&files);
+        let top = &c.objects[0];
+        assert_eq!((top.name.as_str(), top.class), ("Trainer.late", Class::Growing), "{top:?}");
+        assert!((top.slope_bytes_per_epoch.unwrap() - 412_800.0).abs() < 1.0, "{top:?}");
+        assert!((top.items_per_epoch.unwrap() - 400.0).abs() < 1e-9, "{top:?}");
+        assert_eq!(c.objects.iter().find(|o| o.name == "Trainer.cache").unwrap().class, Class::Flat);
     }
 
     #[test]

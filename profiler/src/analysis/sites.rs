@@ -163,6 +163,22 @@ mod tests {
     }
 
     #[test]
+    fn a_site_that_starts_growing_late_is_blamed_with_its_late_slope() {
+        // 14 epochs: "late" holds 2 MiB until epoch 8, then 6 MiB more per epoch; a full
+        // cache's sampled bytes jump between 4 and 6 MiB.
+        let sites = [info(0, "late"), info(1, "cache")];
+        let mut rows = Vec::new();
+        for e in 0..14u32 {
+            rows.push(SiteRow { epoch: e, site: 0, bytes: 2 * MB + 6 * MB * e.saturating_sub(8) as u64 });
+            rows.push(SiteRow { epoch: e, site: 1, bytes: [4, 6, 5, 4, 6][e as usize % 5] * MB });
+        }
+        let v = classify_sites(&sites, &rows, StackSource::JemallocSampled);
+        assert_eq!((v[0].function.as_str(), v[0].class), ("late", Class::Growing), "{v:?}");
+        assert!((v[0].slope_bytes_per_epoch.unwrap() / (6 * MB) as f64 - 1.0).abs() < 0.05, "{:?}", v[0].slope_bytes_per_epoch);
+        assert_ne!(v[1].class, Class::Growing);
+    }
+
+    #[test]
     fn two_points_after_warmup_never_blame_a_site() {
         let sites = [info(0, "lru")];
         let rows: Vec<_> = [4.8, 2.7, 5.3].iter().enumerate().map(|(e, mb)| SiteRow { epoch: e as u32, site: 0, bytes: (mb * MB as f64) as u64 }).collect();

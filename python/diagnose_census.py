@@ -7,7 +7,8 @@ container (list, dict, set, deque) with at least
 MIN_ITEMS items, with the bytes it holds. Containers that grew since the last census are
 named by a referrer path from a module global or a long-lived object
 (`Trainer.all_pred_bboxes`, `__main__._CACHE`, `Trainer.kept['boxes']`) and followed at
-every census after that. The result goes to a JSON file that `diagnose` reads.
+every census after that. The result goes to a JSON file that `diagnose` reads. Processes
+forked from the trainer (DataLoader workers) take their own censuses when asked.
 
 No dependencies; torch and numpy are looked at only if the program imported them. Every
 entry point catches its own errors: a census failure is reported in its file, never
@@ -304,12 +305,22 @@ def census(epoch):
     return result
 
 
-def census_to(epoch, folder):
-    """Take a census and write it to FOLDER/epoch-N.json (atomically). Never raises."""
+def forget():
+    """Start over: in a process forked from the one that took the censuses so far (a
+    DataLoader worker), whose containers are copies to be followed afresh."""
+    _state["last_len"] = None
+    _state["tracked"] = {}
+
+
+def census_to(epoch, folder, role="main"):
+    """Take a census and write it to FOLDER/epoch-N.json, or epoch-N-worker-PID.json for a
+    worker (atomically). Never raises."""
     try:
         r = census(epoch)
+        r["role"] = role
         os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, "epoch-%d.json" % int(epoch))
+        name = "epoch-%d.json" % int(epoch) if role == "main" else "epoch-%d-worker-%d.json" % (int(epoch), os.getpid())
+        path = os.path.join(folder, name)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(r, f)

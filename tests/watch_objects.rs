@@ -1,7 +1,8 @@
 //! `diagnose watch --python-objects` on real PyTorch scripts (tests/python/census_trainer.py):
 //! the container that keeps the growth is named by its referrer path and its bytes per
 //! epoch match what the script kept; a bounded cache and the clean trainer blame nothing;
-//! a census of a process with a million objects finishes and says how long it took.
+//! a census of a process with a million objects finishes and says how long it took; a
+//! cache kept in persistent DataLoader workers is named in each worker.
 
 mod common;
 use common::*;
@@ -73,7 +74,25 @@ fn a_bounded_cache_and_the_clean_trainer_blame_nothing() {
     assert_eq!(cache["class"], "bounded", "{cache}");
     let s = census_run("clean", &["--epochs", "6"]);
     assert!(growing(&s).is_empty(), "{:?}", growing(&s));
-    assert!(ledger(&s).contains("no container of the main process grows"));
+    assert!(ledger(&s).contains("no container of the main process or its persistent workers grows"));
+}
+
+#[test]
+fn a_cache_in_persistent_dataloader_workers_is_named_in_each_worker() {
+    let s = census_run("worker-cache", &["--epochs", "6", "--items", "256"]);
+    let g = growing(&s);
+    let names: Vec<&str> = g.iter().map(|o| o["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2, "one list per worker: {names:?}");
+    assert!(names.iter().all(|n| n.starts_with("worker ") && n.ends_with(": CachingDataset.seen")), "{names:?}");
+    // 256 items of 1 KiB storage (plus an 8-byte list slot each) per epoch, split between the two workers.
+    let kept = 256.0 * (1024.0 + 8.0);
+    let measured: f64 = g.iter().map(|o| slope(o)).sum();
+    assert!((measured - kept).abs() <= 0.1 * kept, "measured {measured:.0} B/epoch, kept {kept}");
+    assert!(ledger(&s).contains("in forked DataLoader workers"), "{}", ledger(&s));
+    // Workers made anew every epoch keep nothing across epochs and are not followed.
+    let s = census_run("worker-cache", &["--epochs", "5", "--items", "256", "--persistent", "0"]);
+    assert!(growing(&s).is_empty(), "{:?}", growing(&s));
+    assert!(!containers(&s).iter().any(|o| o["name"].as_str().unwrap().starts_with("worker ")), "{:?}", containers(&s));
 }
 
 #[test]

@@ -1,8 +1,9 @@
 """Put first on PYTHONPATH by `diagnose watch --python-objects`: starts a small listener
 thread in the watched Python process that takes a census of its live objects when
 diagnose asks (at each epoch boundary). Runs the environment's own sitecustomize first,
-acts only in the first Python process of the watched tree (not in its subprocesses or
-spawned workers), and never raises: a failure is written to stderr and training goes on.
+acts only in the first Python process of the watched tree and the processes it forks
+(DataLoader workers with the fork start method; not in subprocesses or spawned workers),
+and never raises: a failure is written to stderr and training goes on.
 """
 
 
@@ -39,25 +40,47 @@ def _diagnose_start():
         import diagnose_census
 
         del sys.path[0]
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(os.path.join(folder, "census-%d.sock" % os.getpid()))
 
-        def listen():
-            while True:
-                try:
-                    data = sock.recv(256).decode("ascii", "replace").split()
-                    if len(data) == 2 and data[0] == "census" and data[1].isdigit():
-                        r = diagnose_census.census_to(int(data[1]), out)
-                        cuda = (r or {}).get("cuda")
-                        marker = os.environ.get("DIAGNOSE_MARKER_SOCKET")
-                        if cuda and marker:  # torch.cuda's figures onto the GPU ledger
-                            line = "phase census %s gpu_allocated=%d gpu_reserved=%d gpu_peak_allocated=%d gpu_peak_reserved=%d" % (
-                                data[1], cuda["allocated"], cuda["reserved"], cuda["peak_allocated"], cuda["peak_reserved"])
-                            sock.sendto(line.encode("ascii"), marker)
-                except Exception as e:
-                    sys.stderr.write("diagnose: census failed: %s\n" % e)
+        def serve(role):
+            """Bind census-<pid>.sock and answer `census N` requests on a daemon thread."""
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(os.path.join(folder, "census-%d.sock" % os.getpid()))
 
-        threading.Thread(target=listen, name="diagnose-census", daemon=True).start()
+            def listen():
+                while True:
+                    try:
+                        data = sock.recv(256).decode("ascii", "replace").split()
+                    except OSError:
+                        return  # the socket was closed
+                    try:
+                        if len(data) == 2 and data[0] == "census" and data[1].isdigit():
+                            r = diagnose_census.census_to(int(data[1]), out, role)
+                            cuda = (r or {}).get("cuda")
+                            marker = os.environ.get("DIAGNOSE_MARKER_SOCKET")
+                            if cuda and marker and role == "main":  # torch.cuda's figures onto the GPU ledger
+                                line = "phase census %s gpu_allocated=%d gpu_reserved=%d gpu_peak_allocated=%d gpu_peak_reserved=%d" % (
+                                    data[1], cuda["allocated"], cuda["reserved"], cuda["peak_allocated"], cuda["peak_reserved"])
+                                sock.sendto(line.encode("ascii"), marker)
+                    except Exception as e:
+                        sys.stderr.write("diagnose: census failed: %s\n" % e)
+
+            threading.Thread(target=listen, name="diagnose-census", daemon=True).start()
+            return sock
+
+        serving = [serve("main")]
+
+        def forked():
+            # A process forked from the trainer (a DataLoader worker with the fork start
+            # method): the parent's listener thread is not here and its socket is the
+            # parent's; answer for this process from its own.
+            try:
+                serving[0].close()
+                diagnose_census.forget()
+                serving[0] = serve("worker")
+            except Exception as e:
+                sys.stderr.write("diagnose: census helper not started in a forked worker: %s\n" % e)
+
+        os.register_at_fork(after_in_child=forked)
     except Exception as e:
         sys.stderr.write("diagnose: census helper not started: %s\n" % e)
 

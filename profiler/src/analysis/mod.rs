@@ -630,10 +630,11 @@ fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
         ));
     }
     if growing.is_empty() {
-        lines.push("Python: no container of the main process grows from census to census.".into());
+        lines.push("Python: no container of the main process or its persistent workers grows from census to census.".into());
     }
+    let workers = if c.worker_count > 0 { format!(" (and {} in forked DataLoader workers)", c.worker_count) } else { String::new() };
     lines.push(format!(
-        "Python object census: {} censuses, the longest {:.2} s with {} live gc-tracked objects (objects.csv).",
+        "Python object census: {} censuses{workers}, the longest {:.2} s with {} live gc-tracked objects (objects.csv).",
         c.count, c.max_seconds, c.max_objects
     ));
     for e in c.errors.iter().take(3) {

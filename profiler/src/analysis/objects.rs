@@ -1,7 +1,9 @@
 //! Python objects from the censuses of a watched trainer (`objects/epoch-N.json`, written
 //! by `python/diagnose_census.py`): each named container and each type, its bytes and
 //! items at every epoch end, classed like every other series. A container that grows is
-//! named by the path that keeps it alive (`Trainer.all_pred_bboxes`).
+//! named by the path that keeps it alive (`Trainer.all_pred_bboxes`). DataLoader workers
+//! forked from the trainer write their own censuses (`epoch-N-worker-PID.json`); a
+//! persistent worker's series are followed as `worker PID: ...`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +21,12 @@ pub const OBJECT_TOLERANCE: Tolerance = Tolerance { floor_bytes: 4096.0, relativ
 #[derive(Deserialize)]
 struct CensusFile {
     epoch: u32,
+    /// The process that took it, and whether it was the trainer (`main`) or a process
+    /// forked from it (`worker`, a DataLoader worker).
+    #[serde(default)]
+    pid: Option<u32>,
+    #[serde(default)]
+    role: Option<String>,
     #[serde(default)]
     seconds: f64,
     #[serde(default)]
@@ -73,13 +81,20 @@ pub struct ObjectVerdict {
     pub allocated_at: Option<String>,
 }
 
+/// A DataLoader worker's containers and types are followed when it took at least this
+/// many censuses (persistent workers); a worker made for one epoch has one.
+pub const MIN_WORKER_CENSUSES: usize = 3;
+
 /// What the censuses found.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Censuses {
-    /// Containers then types, growing first, then by bytes.
+    /// Containers then types, growing first, then by bytes. A worker's are named
+    /// `worker PID: ...`.
     pub objects: Vec<ObjectVerdict>,
-    /// Censuses read.
+    /// Censuses of the trainer's main process read.
     pub count: usize,
+    /// Censuses of its forked workers read.
+    pub worker_count: usize,
     /// The longest census, seconds.
     pub max_seconds: f64,
     /// Live gc-tracked objects at the largest census.
@@ -114,29 +129,40 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
     let mut containers: BTreeMap<String, (String, BTreeMap<u32, (u64, u64)>)> = BTreeMap::new();
     let mut allocated_at: BTreeMap<String, String> = BTreeMap::new();
     let mut types: BTreeMap<String, BTreeMap<u32, (u64, u64)>> = BTreeMap::new();
-    let mut out = Censuses { count: files.len(), ..Censuses::default() };
+    let worker_prefix = |f: &CensusFile| match (f.role.as_deref(), f.pid) {
+        (Some("worker"), Some(pid)) => Some(format!("worker {pid}: ")),
+        _ => None,
+    };
+    let worker_count = files.iter().filter(|f| worker_prefix(f).is_some()).count();
+    let mut out = Censuses { count: files.len() - worker_count, worker_count, ..Censuses::default() };
     for f in files {
+        let prefix = worker_prefix(f).unwrap_or_default();
         out.max_seconds = out.max_seconds.max(f.seconds);
         out.max_objects = out.max_objects.max(f.objects.unwrap_or(0));
         if let Some(e) = &f.error {
             out.errors.push(format!("epoch {}: {e}", f.epoch));
         }
         for c in &f.containers {
-            let entry = containers.entry(c.name.clone()).or_insert_with(|| (String::new(), BTreeMap::new()));
+            let name = format!("{prefix}{}", c.name);
+            let entry = containers.entry(name.clone()).or_insert_with(|| (String::new(), BTreeMap::new()));
             if let Some(t) = &c.type_name {
                 entry.0 = t.clone();
             }
             if let Some(at) = &c.allocated_at {
-                allocated_at.insert(c.name.clone(), at.clone());
+                allocated_at.insert(name, at.clone());
             }
             let v = entry.1.entry(f.epoch).or_insert((0, 0));
             v.0 += c.bytes;
             v.1 += c.items;
         }
         for t in &f.types {
-            types.entry(t.type_name.clone()).or_default().insert(f.epoch, (t.bytes, t.count));
+            types.entry(format!("{prefix}{}", t.type_name)).or_default().insert(f.epoch, (t.bytes, t.count));
         }
     }
+    // A worker that lived for an epoch or two (recreated every epoch) has no trend.
+    let worker_censuses = |name: &str, by: &BTreeMap<u32, (u64, u64)>| !name.starts_with("worker ") || by.len() >= MIN_WORKER_CENSUSES;
+    containers.retain(|name, (_, by)| worker_censuses(name, by));
+    types.retain(|name, by| worker_censuses(name, by));
     let verdict = |kind, name: String, type_name: String, by: &BTreeMap<u32, (u64, u64)>| {
         let by_epoch: Vec<(u32, u64, u64)> = by.iter().map(|(e, (b, i))| (*e, *b, *i)).collect();
         let bytes: Vec<(f64, f64)> = by_epoch.iter().map(|p| (p.0 as f64, p.1 as f64)).collect();
@@ -175,6 +201,8 @@ mod tests {
     fn file(epoch: u32, containers: &[(&str, u64, u64)]) -> CensusFile {
         CensusFile {
             epoch,
+            pid: None,
+            role: None,
             seconds: 0.1 * epoch as f64,
             objects: Some(1000),
             error: None,
@@ -215,6 +243,25 @@ mod tests {
         assert!((top.slope_bytes_per_epoch.unwrap() - 412_800.0).abs() < 1.0, "{top:?}");
         assert!((top.items_per_epoch.unwrap() - 400.0).abs() < 1e-9, "{top:?}");
         assert_eq!(c.objects.iter().find(|o| o.name == "Trainer.cache").unwrap().class, Class::Flat);
+    }
+
+    #[test]
+    fn persistent_workers_are_followed_apart_and_short_lived_ones_dropped() {
+        let worker = |e: u32, pid: u32, bytes: u64| CensusFile { pid: Some(pid), role: Some("worker".into()), ..file(e, &[("Ds.seen", bytes, bytes / 1024)]) };
+        let mut files = Vec::new();
+        for e in 1..7u32 {
+            files.push(file(e, &[("Ds.seen", 50_000, 50)])); // the trainer's copy stays
+            files.push(worker(e, 100, 1_000_000 * e as u64)); // a persistent worker keeps 1 MB/epoch
+            files.push(worker(e, 200 + e, 9_000_000 * e as u64)); // a worker per epoch: one census each
+        }
+        let c = analyze_censuses(&files);
+        assert_eq!((c.count, c.worker_count), (6, 12));
+        let top = &c.objects[0];
+        assert_eq!((top.name.as_str(), top.class), ("worker 100: Ds.seen", Class::Growing), "{:?}", c.objects);
+        assert!((top.slope_bytes_per_epoch.unwrap() - 1_000_000.0).abs() < 1.0);
+        assert_eq!(c.objects.iter().find(|o| o.name == "Ds.seen").unwrap().class, Class::Flat);
+        assert!(!c.objects.iter().any(|o| o.name.starts_with("worker 20")), "one-census workers dropped");
+        assert!(c.objects.iter().any(|o| o.name == "worker 100: torch.Tensor(cpu)"), "a worker's types too");
     }
 
     #[test]

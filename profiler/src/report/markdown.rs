@@ -113,7 +113,7 @@ pub fn summary(a: &Analysis) -> String {
             let _ = writeln!(s, "| `{}` | {} {} | {} | {} | {:+.0} | {} |", o.name.replace('|', "\\|"), o.kind, o.type_name, o.class.as_str(),
                 slope_cell(o.slope_bytes_per_epoch, o.slope_interval), o.items_per_epoch.unwrap_or(0.0), human_bytes(last as f64));
         }
-        let _ = writeln!(s, "\nAll rows in objects.csv; each census in objects/epoch-N.json.");
+        let _ = writeln!(s, "\nAll rows in objects.csv; each census in objects/epoch-N.json (a worker's in epoch-N-worker-PID.json).");
     }
     let _ = writeln!(s, "\n## Memory per phase (peak / mean at its boundaries)\n");
     let present: Vec<_> = PHASE_SERIES.iter().filter(|(c, _)| a.phases.iter().any(|p| p.peak(c).is_some())).collect();

@@ -4,7 +4,8 @@
 //! A folder holding `sitecustomize.py` and `diagnose_census.py` (both from `python/`,
 //! compiled into this binary) goes first on the child's PYTHONPATH. In the first Python
 //! process of the tree, the helper binds `census-<pid>.sock` in that folder and waits; a
-//! datagram `census N` makes it write `<out>/objects/epoch-N.json`.
+//! datagram `census N` makes it write `<out>/objects/epoch-N.json`. Processes it forks
+//! (DataLoader workers) bind their own socket and write `epoch-N-worker-PID.json`.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -39,13 +40,22 @@ impl CensusHelper {
         &self.dir
     }
 
-    /// Ask the helper in `pid` (the first of `pids` that has one) for a census of `epoch`.
-    /// Returns whether a request was sent.
-    pub fn request(&self, pids: &[u32], epoch: u32) -> bool {
-        pids.iter().any(|pid| {
-            let sock = self.dir.join(format!("census-{pid}.sock"));
-            sock.exists() && self.sender.send_to(format!("census {epoch}").as_bytes(), &sock).is_ok()
-        })
+    /// Ask every process of `pids` that has a helper (the trainer, and the workers it
+    /// forked) for a census of `epoch`, and remove the sockets of processes that have
+    /// ended (workers recreated every epoch leave one each). Returns how many were asked.
+    pub fn request(&self, pids: &[u32], epoch: u32) -> usize {
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let pid = name.to_str().and_then(|n| n.strip_prefix("census-")?.strip_suffix(".sock")?.parse::<u32>().ok());
+                // Gone, not merely outside the last sample: a worker forked since is kept.
+                if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let ask = format!("census {epoch}");
+        pids.iter().filter(|pid| self.sender.send_to(ask.as_bytes(), self.dir.join(format!("census-{pid}.sock"))).is_ok()).count()
     }
 }
 

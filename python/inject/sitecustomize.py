@@ -33,8 +33,10 @@ def _diagnose_start():
             import tracemalloc
 
             tracemalloc.start(int(os.environ.get("DIAGNOSE_TRACEMALLOC_FRAMES", "4")))
+        import atexit
         import socket
         import threading
+        import time
 
         sys.path.insert(0, here)
         import diagnose_census
@@ -54,7 +56,9 @@ def _diagnose_start():
                         return  # the socket was closed
                     try:
                         if len(data) == 2 and data[0] == "census" and data[1].isdigit():
+                            busy.set()
                             r = diagnose_census.census_to(int(data[1]), out, role)
+                            busy.clear()
                             cuda = (r or {}).get("cuda")
                             marker = os.environ.get("DIAGNOSE_MARKER_SOCKET")
                             if cuda and marker and role == "main":  # torch.cuda's figures onto the GPU ledger
@@ -67,7 +71,17 @@ def _diagnose_start():
             threading.Thread(target=listen, name="diagnose-census", daemon=True).start()
             return sock
 
+        busy = threading.Event()  # a census is being taken
+
+        def finish_census():
+            # The program is ending: let a census already under way (the last epoch's)
+            # be written before the interpreter stops its thread, for at most 10 s.
+            deadline = time.monotonic() + 10
+            while busy.is_set() and time.monotonic() < deadline:
+                time.sleep(0.02)
+
         serving = [serve("main")]
+        atexit.register(finish_census)
 
         def forked():
             # A process forked from the trainer (a DataLoader worker with the fork start
@@ -76,6 +90,7 @@ def _diagnose_start():
             try:
                 serving[0].close()
                 diagnose_census.forget()
+                busy.clear()
                 serving[0] = serve("worker")
             except Exception as e:
                 sys.stderr.write("diagnose: census helper not started in a forked worker: %s\n" % e)

@@ -128,7 +128,7 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
     // within one census (the old one reported empty) adds up.
     let mut containers: BTreeMap<String, (String, BTreeMap<u32, (u64, u64)>)> = BTreeMap::new();
     let mut allocated_at: BTreeMap<String, String> = BTreeMap::new();
-    let mut types: BTreeMap<String, BTreeMap<u32, (u64, u64)>> = BTreeMap::new();
+    let mut types: BTreeMap<(String, String), BTreeMap<u32, (u64, u64)>> = BTreeMap::new();
     let worker_prefix = |f: &CensusFile| match (f.role.as_deref(), f.pid) {
         (Some("worker"), Some(pid)) => Some(format!("worker {pid}: ")),
         _ => None,
@@ -156,13 +156,13 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
             v.1 += c.items;
         }
         for t in &f.types {
-            types.entry(format!("{prefix}{}", t.type_name)).or_default().insert(f.epoch, (t.bytes, t.count));
+            types.entry((prefix.clone(), t.type_name.clone())).or_default().insert(f.epoch, (t.bytes, t.count));
         }
     }
     // A worker that lived for an epoch or two (recreated every epoch) has no trend.
     let worker_censuses = |name: &str, by: &BTreeMap<u32, (u64, u64)>| !name.starts_with("worker ") || by.len() >= MIN_WORKER_CENSUSES;
     containers.retain(|name, (_, by)| worker_censuses(name, by));
-    types.retain(|name, by| worker_censuses(name, by));
+    types.retain(|(prefix, _), by| worker_censuses(prefix, by));
     let verdict = |kind, name: String, type_name: String, by: &BTreeMap<u32, (u64, u64)>| {
         let by_epoch: Vec<(u32, u64, u64)> = by.iter().map(|(e, (b, i))| (*e, *b, *i)).collect();
         let bytes: Vec<(f64, f64)> = by_epoch.iter().map(|p| (p.0 as f64, p.1 as f64)).collect();
@@ -185,7 +185,7 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
         .into_iter()
         .map(|(n, (t, by))| ObjectVerdict { allocated_at: allocated_at.get(&n).cloned(), ..verdict("container", n, t, &by) })
         .collect();
-    let mut by_type: Vec<ObjectVerdict> = types.into_iter().map(|(n, by)| verdict("type", n.clone(), n, &by)).collect();
+    let mut by_type: Vec<ObjectVerdict> = types.into_iter().map(|((prefix, t), by)| verdict("type", format!("{prefix}{t}"), t, &by)).collect();
     let rank = |v: &ObjectVerdict| (v.class != Class::Growing, -(v.slope_bytes_per_epoch.unwrap_or(0.0) as i64));
     objects.sort_by_key(rank);
     by_type.sort_by_key(rank);
@@ -261,7 +261,7 @@ mod tests {
         assert!((top.slope_bytes_per_epoch.unwrap() - 1_000_000.0).abs() < 1.0);
         assert_eq!(c.objects.iter().find(|o| o.name == "Ds.seen").unwrap().class, Class::Flat);
         assert!(!c.objects.iter().any(|o| o.name.starts_with("worker 20")), "one-census workers dropped");
-        assert!(c.objects.iter().any(|o| o.name == "worker 100: torch.Tensor(cpu)"), "a worker's types too");
+        assert!(c.objects.iter().any(|o| o.name == "worker 100: torch.Tensor(cpu)" && o.type_name == "torch.Tensor(cpu)"), "a worker's types too");
     }
 
     #[test]

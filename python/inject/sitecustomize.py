@@ -56,9 +56,12 @@ def _diagnose_start():
                         return  # the socket was closed
                     try:
                         if len(data) == 2 and data[0] == "census" and data[1].isdigit():
+                            busy = state["busy"]
                             busy.set()
-                            r = diagnose_census.census_to(int(data[1]), out, role)
-                            busy.clear()
+                            try:
+                                r = diagnose_census.census_to(int(data[1]), out, role)
+                            finally:
+                                busy.clear()
                             cuda = (r or {}).get("cuda")
                             marker = os.environ.get("DIAGNOSE_MARKER_SOCKET")
                             if cuda and marker and role == "main":  # torch.cuda's figures onto the GPU ledger
@@ -71,16 +74,17 @@ def _diagnose_start():
             threading.Thread(target=listen, name="diagnose-census", daemon=True).start()
             return sock
 
-        busy = threading.Event()  # a census is being taken
+        # The socket served, and an event set while a census is being taken.
+        state = {"busy": threading.Event()}
 
         def finish_census():
             # The program is ending: let a census already under way (the last epoch's)
             # be written before the interpreter stops its thread, for at most 10 s.
             deadline = time.monotonic() + 10
-            while busy.is_set() and time.monotonic() < deadline:
+            while state["busy"].is_set() and time.monotonic() < deadline:
                 time.sleep(0.02)
 
-        serving = [serve("main")]
+        state["sock"] = serve("main")
         atexit.register(finish_census)
 
         def forked():
@@ -88,10 +92,11 @@ def _diagnose_start():
             # method): the parent's listener thread is not here and its socket is the
             # parent's; answer for this process from its own.
             try:
-                serving[0].close()
+                state["sock"].close()
                 diagnose_census.forget()
-                busy.clear()
-                serving[0] = serve("worker")
+                # A new event: the parent's may have been locked by its census thread at the fork.
+                state["busy"] = threading.Event()
+                state["sock"] = serve("worker")
             except Exception as e:
                 sys.stderr.write("diagnose: census helper not started in a forked worker: %s\n" % e)
 

@@ -117,7 +117,8 @@ pub struct PlotData {
 /// Everything the reports show.
 #[derive(Clone, Debug, Serialize)]
 pub struct Analysis {
-    /// "growing" if any primary series grows, else "flat" (bounded counts as flat).
+    /// "growing" if any primary series grows; "insufficient" if none could be judged (fewer
+    /// than 3 epoch ends); else "flat" (bounded counts as flat).
     pub verdict: &'static str,
     /// Epoch ends recorded.
     pub epochs: usize,
@@ -373,9 +374,12 @@ impl Analyzer {
             plot: self.plot,
         };
         let rss_primary = if analysis.series("rss_in_use_bytes").is_some() { "rss_in_use_bytes" } else { "rss_bytes" };
-        let primary = PRIMARY_SERIES.iter().map(|c| if *c == "rss_in_use_bytes" { rss_primary } else { c });
-        if primary.into_iter().any(|c| analysis.class_of(c) == Some(Class::Growing)) {
+        let primary: Vec<Option<Class>> = PRIMARY_SERIES.iter().map(|c| analysis.class_of(if *c == "rss_in_use_bytes" { rss_primary } else { c })).collect();
+        if primary.contains(&Some(Class::Growing)) {
             analysis.verdict = "growing";
+        } else if primary.iter().flatten().all(|c| *c == Class::Insufficient) {
+            // Nothing could be judged (fewer than 3 epoch ends): not "flat", which would reassure.
+            analysis.verdict = "insufficient";
         }
         // The machine's memory moves with other processes too: projected only when this
         // run's own memory grows. Its cgroup is its own, and always projected.
@@ -537,6 +541,9 @@ fn explain(a: &Analysis) -> Vec<String> {
     if a.verdict == "flat" && a.epochs >= 3 && lines.is_empty() {
         lines.push("Memory is flat after warm-up: no series grows beyond its noise tolerance.".into());
     }
+    if a.verdict == "insufficient" {
+        lines.push(format!("Too few epoch ends to judge ({}; at least 3 are needed): the verdict is insufficient, neither flat nor growing.", a.epochs));
+    }
     if let Some(why) = gpu_empty_reason(&a.gpu) {
         lines.push(format!("GPU columns are empty: {why}."));
     }
@@ -583,7 +590,7 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
         ));
     }
     if let Some(w) = a.window_s {
-        lines.push(format!("Boundaries are fixed windows of {w:.0} s (--window): the verdict is per window, not per epoch, and windows cut across epochs and validation. For a per-epoch verdict, print \"Epoch N\" lines (matched by --epoch-pattern) or call diagnose_markers.epoch_end(N) (python/diagnose_markers.py)."));
+        lines.push(format!("Boundaries are fixed windows of {w} s (--window): the verdict is per window, not per epoch, and windows cut across epochs and validation. For a per-epoch verdict, print \"Epoch N\" lines (matched by --epoch-pattern) or call diagnose_markers.epoch_end(N) (python/diagnose_markers.py)."));
     } else if a.recorder == "watch" && a.epochs == 0 {
         lines.push("No epoch boundary was seen: no output line matched --epoch-pattern and no marker arrived. Print \"Epoch N\" lines, call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), or pass --window 60s.".into());
     }
@@ -698,6 +705,14 @@ mod tests {
         assert_eq!(a.plot.validations.len(), 5);
         assert!(a.ledger[0].contains("flat"), "{:?}", a.ledger);
         assert_eq!(a.user_bytes_per_epoch, Some(3.0 * MB as f64));
+    }
+
+    #[test]
+    fn two_epochs_are_insufficient_not_flat() {
+        let a = run(2, |_| 400 * MB, |_| 200 * MB);
+        assert_eq!(a.verdict, "insufficient");
+        assert!(a.ledger.iter().any(|l| l.contains("Too few epoch ends to judge (2;")), "{:?}", a.ledger);
+        assert_eq!(run(3, |_| 400 * MB, |_| 200 * MB).verdict, "flat");
     }
 
     #[test]

@@ -222,8 +222,24 @@ _CONTAINER_TYPES = {list, dict, set, collections.deque, collections.OrderedDict,
 _SAMPLE = 2000  # instances sized per type; bytes of larger types are estimated from them
 
 
+# While a census runs, the other threads (the training loop) wait: without this, Python
+# would hand them the GIL every 5 ms and a census would mix several moments (a list's
+# items counted before an epoch's appends, its bytes after them).
+CENSUS_SWITCH_INTERVAL = 30.0
+
+
 def census(epoch):
-    """Take a census now; returns it as a dict (with "error" if it failed)."""
+    """Take a census now, the program's other threads paused; returns it as a dict (with
+    "error" if it failed)."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(CENSUS_SWITCH_INTERVAL)
+    try:
+        return _census(epoch)
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def _census(epoch):
     started = time.perf_counter()
     result = {"epoch": int(epoch), "pid": os.getpid()}
     try:
@@ -294,7 +310,7 @@ def census(epoch):
                 rows.append({"name": name, "type": None, "items": 0, "bytes": 0})
                 del tracked[cid]
                 continue
-            rows.append({"name": name, "type": type(c).__name__, "items": lengths[cid], "bytes": _held_bytes(c, set()), "allocated_at": _allocated_at(c)})
+            rows.append({"name": name, "type": type(c).__name__, "items": len(c), "bytes": _held_bytes(c, set()), "allocated_at": _allocated_at(c)})
         _state["last_len"] = lengths
         result["containers"] = rows
         result["types"] = [{"type": k, "count": v[0], "bytes": v[1]} for k, v in sorted(types.items(), key=lambda kv: -kv[1][1])[:TOP_TYPES]]

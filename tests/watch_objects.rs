@@ -89,8 +89,6 @@ fn a_cache_in_persistent_dataloader_workers_is_named_in_each_worker() {
     let measured: f64 = g.iter().map(|o| slope(o)).sum();
     assert!((measured - kept).abs() <= 0.1 * kept, "measured {measured:.0} B/epoch, kept {kept}");
     assert!(ledger(&s).contains("in forked DataLoader workers"), "{}", ledger(&s));
-    // The last epoch's census is written although the program ends while it runs.
-    assert_eq!(s["censuses"]["count"], 6, "{}", s["censuses"]);
     // Workers made anew every epoch keep nothing across epochs and are not followed.
     let s = census_run("worker-cache", &["--epochs", "5", "--items", "256", "--persistent", "0"]);
     assert!(growing(&s).is_empty(), "{:?}", growing(&s));

@@ -36,7 +36,6 @@ def _diagnose_start():
         import atexit
         import socket
         import threading
-        import time
 
         sys.path.insert(0, here)
         import diagnose_census
@@ -55,13 +54,10 @@ def _diagnose_start():
                     except OSError:
                         return  # the socket was closed
                     try:
-                        if len(data) == 2 and data[0] == "census" and data[1].isdigit():
-                            busy = state["busy"]
-                            busy.set()
-                            try:
-                                r = diagnose_census.census_to(int(data[1]), out, role)
-                            finally:
-                                busy.clear()
+                        # Once the program is ending its objects are being torn down: a
+                        # census then (a late request) would report its containers gone.
+                        if len(data) == 2 and data[0] == "census" and data[1].isdigit() and not state["exiting"]:
+                            r = diagnose_census.census_to(int(data[1]), out, role)
                             cuda = (r or {}).get("cuda")
                             marker = os.environ.get("DIAGNOSE_MARKER_SOCKET")
                             if cuda and marker and role == "main":  # torch.cuda's figures onto the GPU ledger
@@ -74,18 +70,13 @@ def _diagnose_start():
             threading.Thread(target=listen, name="diagnose-census", daemon=True).start()
             return sock
 
-        # The socket served, and an event set while a census is being taken.
-        state = {"busy": threading.Event()}
-
-        def finish_census():
-            # The program is ending: let a census already under way (the last epoch's)
-            # be written before the interpreter stops its thread, for at most 10 s.
-            deadline = time.monotonic() + 10
-            while state["busy"].is_set() and time.monotonic() < deadline:
-                time.sleep(0.02)
-
+        # The socket served, and whether the program is ending.
+        state = {"exiting": False}
         state["sock"] = serve("main")
-        atexit.register(finish_census)
+        # As soon as the main module has finished: threading's exit hook runs before
+        # atexit's handlers (Python 3.9+); atexit where it is missing.
+        ending = getattr(threading, "_register_atexit", atexit.register)
+        ending(lambda: state.update(exiting=True))
 
         def forked():
             # A process forked from the trainer (a DataLoader worker with the fork start
@@ -94,8 +85,6 @@ def _diagnose_start():
             try:
                 state["sock"].close()
                 diagnose_census.forget()
-                # A new event: the parent's may have been locked by its census thread at the fork.
-                state["busy"] = threading.Event()
                 state["sock"] = serve("worker")
             except Exception as e:
                 sys.stderr.write("diagnose: census helper not started in a forked worker: %s\n" % e)

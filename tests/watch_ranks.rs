@@ -5,6 +5,13 @@
 mod common;
 use common::*;
 
+/// (class, slope in MiB/epoch) of `rank` in a summary.
+fn rank_class_and_slope(s: &serde_json::Value, rank: u64) -> (String, f64) {
+    let ranks = s["ranks"].as_array().unwrap_or_else(|| panic!("no ranks: {s:#}"));
+    let v = ranks.iter().find(|v| v["rank"] == rank).unwrap_or_else(|| panic!("rank {rank}: {ranks:?}"));
+    (v["class"].as_str().unwrap().to_string(), v["slope_bytes_per_epoch"].as_f64().unwrap_or(0.0) / 1048576.0)
+}
+
 #[test]
 fn the_leaking_rank_and_only_it_is_growing() {
     let _turn = serial();
@@ -19,11 +26,10 @@ fn the_leaking_rank_and_only_it_is_growing() {
     assert_eq!(s["epochs"], 6, "one epoch end per epoch that both ranks reached");
     let ranks = s["ranks"].as_array().unwrap();
     assert_eq!(ranks.len(), 2, "{ranks:?}");
-    let class = |r: u64| ranks.iter().find(|v| v["rank"] == r).unwrap()["class"].as_str().unwrap().to_string();
-    assert_eq!(class(1), "growing");
-    assert_ne!(class(0), "growing");
-    let slope = ranks.iter().find(|v| v["rank"] == 1).unwrap()["slope_bytes_per_epoch"].as_f64().unwrap();
-    assert!((slope / 1048576.0 - 16.0).abs() < 1.6, "rank 1 +{:.1} MiB/epoch, it keeps 16", slope / 1048576.0);
+    let (class, slope) = rank_class_and_slope(&s, 1);
+    assert_eq!(class, "growing");
+    assert_ne!(rank_class_and_slope(&s, 0).0, "growing");
+    assert!((slope - 16.0).abs() < 1.6, "rank 1 +{slope:.1} MiB/epoch, it keeps 16");
     assert_eq!(s["verdict"], "growing");
     assert!(ledger(&s).contains("Ranks: rank 1"), "{}", ledger(&s));
     let procs = std::fs::read_to_string(out.join("processes.csv")).unwrap();
@@ -46,9 +52,7 @@ fn a_launchers_children_are_its_ranks_without_rank_in_their_environment() {
     let (o, s) = watch(&out, &[], &[py.to_str().unwrap(), &py_script("rank_launcher.py"), "--ranks", "2", "--mib", "8", "--steps", "8"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = s.unwrap();
-    let ranks = s["ranks"].as_array().unwrap_or_else(|| panic!("no ranks: {s:#}"));
-    let class = |r: u64| ranks.iter().find(|v| v["rank"] == r).unwrap_or_else(|| panic!("rank {r}: {ranks:?}"))["class"].as_str().unwrap().to_string();
-    assert_eq!((class(0).as_str(), class(1).as_str()), ("flat", "growing"), "{ranks:?}");
-    let slope = ranks.iter().find(|v| v["rank"] == 1).unwrap()["slope_bytes_per_epoch"].as_f64().unwrap();
-    assert!((slope / 1048576.0 - 8.0).abs() < 1.0, "rank 1 +{:.1} MiB/epoch, it keeps 8", slope / 1048576.0);
+    let ((class0, _), (class1, slope)) = (rank_class_and_slope(&s, 0), rank_class_and_slope(&s, 1));
+    assert_eq!((class0.as_str(), class1.as_str()), ("flat", "growing"), "{}", s["ranks"]);
+    assert!((slope - 8.0).abs() < 1.0, "rank 1 +{slope:.1} MiB/epoch, it keeps 8");
 }

@@ -323,7 +323,7 @@ impl Analyzer {
                 intercept_bytes: c.trend.map(|t| t.intercept),
                 tolerance_bytes_per_epoch: c.tolerance_bytes,
                 warmup_epochs: pts[..c.warmup].iter().map(|p| p.0).collect(),
-                fitted_epochs: pts[c.warmup..].iter().filter(|p| c.late_fit_from.is_none_or(|from| p.0 as f64 >= from)).map(|p| p.0).collect(),
+                fitted_epochs: c.fitted(&pts, |p| p.0 as f64).iter().map(|p| p.0).collect(),
                 first_bytes: pts[0].1 as u64,
                 last_bytes,
                 cause: None,

@@ -126,8 +126,9 @@ pub fn read_censuses(dir: &Path) -> Result<Option<Censuses>, Error> {
 fn analyze_censuses(files: &[CensusFile]) -> Censuses {
     // name -> (type, epoch -> (bytes, items)); a container replaced under the same name
     // within one census (the old one reported empty) adds up.
-    let mut containers: BTreeMap<String, (String, BTreeMap<u32, (u64, u64)>)> = BTreeMap::new();
-    let mut allocated_at: BTreeMap<String, String> = BTreeMap::new();
+    // Keyed by (process prefix, name): "" for the trainer, "worker PID: " for a worker.
+    let mut containers: BTreeMap<(String, String), (String, BTreeMap<u32, (u64, u64)>)> = BTreeMap::new();
+    let mut allocated_at: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut types: BTreeMap<(String, String), BTreeMap<u32, (u64, u64)>> = BTreeMap::new();
     let worker_prefix = |f: &CensusFile| match (f.role.as_deref(), f.pid) {
         (Some("worker"), Some(pid)) => Some(format!("worker {pid}: ")),
@@ -143,13 +144,13 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
             out.errors.push(format!("epoch {}: {e}", f.epoch));
         }
         for c in &f.containers {
-            let name = format!("{prefix}{}", c.name);
-            let entry = containers.entry(name.clone()).or_insert_with(|| (String::new(), BTreeMap::new()));
+            let key = (prefix.clone(), c.name.clone());
+            let entry = containers.entry(key.clone()).or_insert_with(|| (String::new(), BTreeMap::new()));
             if let Some(t) = &c.type_name {
                 entry.0 = t.clone();
             }
             if let Some(at) = &c.allocated_at {
-                allocated_at.insert(name, at.clone());
+                allocated_at.insert(key, at.clone());
             }
             let v = entry.1.entry(f.epoch).or_insert((0, 0));
             v.0 += c.bytes;
@@ -160,9 +161,9 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
         }
     }
     // A worker that lived for an epoch or two (recreated every epoch) has no trend.
-    let worker_censuses = |name: &str, by: &BTreeMap<u32, (u64, u64)>| !name.starts_with("worker ") || by.len() >= MIN_WORKER_CENSUSES;
-    containers.retain(|name, (_, by)| worker_censuses(name, by));
-    types.retain(|(prefix, _), by| worker_censuses(prefix, by));
+    let followed = |prefix: &str, by: &BTreeMap<u32, (u64, u64)>| prefix.is_empty() || by.len() >= MIN_WORKER_CENSUSES;
+    containers.retain(|(prefix, _), (_, by)| followed(prefix, by));
+    types.retain(|(prefix, _), by| followed(prefix, by));
     let verdict = |kind, name: String, type_name: String, by: &BTreeMap<u32, (u64, u64)>| {
         let by_epoch: Vec<(u32, u64, u64)> = by.iter().map(|(e, (b, i))| (*e, *b, *i)).collect();
         let bytes: Vec<(f64, f64)> = by_epoch.iter().map(|p| (p.0 as f64, p.1 as f64)).collect();
@@ -176,14 +177,14 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
             slope_bytes_per_epoch: c.trend.map(|t| t.slope),
             slope_interval: c.trend.and_then(|t| t.interval()),
             // Over the epochs the byte slope was fitted on (from the knee, for late growth).
-            items_per_epoch: theil_sen(&items[c.warmup.min(items.len())..].iter().copied().filter(|p| c.late_fit_from.is_none_or(|from| p.0 >= from)).collect::<Vec<_>>()).map(|t| t.slope),
+            items_per_epoch: theil_sen(&c.fitted(&items, |p| p.0)).map(|t| t.slope),
             by_epoch,
             allocated_at: None,
         }
     };
     let mut objects: Vec<ObjectVerdict> = containers
         .into_iter()
-        .map(|(n, (t, by))| ObjectVerdict { allocated_at: allocated_at.get(&n).cloned(), ..verdict("container", n, t, &by) })
+        .map(|(key, (t, by))| ObjectVerdict { allocated_at: allocated_at.get(&key).cloned(), ..verdict("container", format!("{}{}", key.0, key.1), t, &by) })
         .collect();
     let mut by_type: Vec<ObjectVerdict> = types.into_iter().map(|((prefix, t), by)| verdict("type", format!("{prefix}{t}"), t, &by)).collect();
     let rank = |v: &ObjectVerdict| (v.class != Class::Growing, -(v.slope_bytes_per_epoch.unwrap_or(0.0) as i64));

@@ -84,10 +84,16 @@ pub fn read_ranks(dir: &Path, rows: &[Row]) -> Result<Option<Vec<RankVerdict>>, 
 mod tests {
     use super::*;
 
+    /// `dir/processes.csv` with these lines under its header.
+    fn write_processes(dir: &Path, lines: &str) {
+        let header = "t_s,phase,pid,ppid,role,rank,name,rss_bytes,pss_bytes,uss_bytes,swap_bytes,gpu_bytes\n";
+        std::fs::write(dir.join("processes.csv"), format!("{header}{lines}")).unwrap();
+    }
+
     #[test]
     fn sums_each_ranks_processes_at_epoch_ends() {
         let dir = tempfile::tempdir().unwrap();
-        let mut text = String::from("t_s,phase,pid,ppid,role,rank,name,rss_bytes,pss_bytes,uss_bytes,swap_bytes,gpu_bytes\n");
+        let mut text = String::new();
         let mut rows = Vec::new();
         for e in 0..6u32 {
             let t = e as f64 * 1.5 + 0.1;
@@ -102,7 +108,7 @@ mod tests {
             text.push_str(&format!("{t},epoch_end,12,11,worker,1,pt_worker,1,{},1,0,\n", 100u64 << 20));
             text.push_str(&format!("{t},sample,12,11,worker,1,pt_worker,1,{},1,0,\n", 999u64 << 20));
         }
-        std::fs::write(dir.path().join("processes.csv"), text).unwrap();
+        write_processes(dir.path(), &text);
         let v = read_ranks(dir.path(), &rows).unwrap().unwrap();
         assert_eq!((v[0].rank, v[0].class), (0, Class::Flat));
         assert_eq!((v[1].rank, v[1].class), (1, Class::Growing));
@@ -114,7 +120,7 @@ mod tests {
     #[test]
     fn a_rank_that_starts_leaking_late_is_growing_since_then() {
         let dir = tempfile::tempdir().unwrap();
-        let mut text = String::from("t_s,phase,pid,ppid,role,rank,name,rss_bytes,pss_bytes,uss_bytes,swap_bytes,gpu_bytes\n");
+        let mut text = String::new();
         let mut rows = Vec::new();
         for e in 0..14u32 {
             let t = e as f64 + 0.5;
@@ -125,7 +131,7 @@ mod tests {
             text.push_str(&format!("{t},epoch_end,10,1,worker,0,python,1,{},1,0,\n", (400u64 << 20) + jitter(0)));
             text.push_str(&format!("{t},epoch_end,11,1,worker,1,python,1,{},1,0,\n", (400u64 << 20) + jitter(1) + leak));
         }
-        std::fs::write(dir.path().join("processes.csv"), text).unwrap();
+        write_processes(dir.path(), &text);
         let v = read_ranks(dir.path(), &rows).unwrap().unwrap();
         assert_eq!(v[0].class, Class::Flat, "{:?}", v[0]);
         assert_eq!((v[1].class, v[1].growing_since), (Class::Growing, Some(9)), "{:?}", v[1]);

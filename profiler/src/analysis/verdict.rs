@@ -94,6 +94,14 @@ pub struct Classified {
     pub late_fit_from: Option<f64>,
 }
 
+impl Classified {
+    /// The points its trend was fitted on: after warm-up, and from where late growth
+    /// began; `x` gives a point's epoch. Serves series with other values per point too.
+    pub fn fitted<T: Copy>(&self, points: &[T], x: impl Fn(&T) -> f64) -> Vec<T> {
+        points[self.warmup.min(points.len())..].iter().copied().filter(|p| self.late_fit_from.is_none_or(|from| x(p) >= from)).collect()
+    }
+}
+
 /// Classify epoch-end points `(epoch, bytes)`, in epoch order, excluding warm-up.
 pub fn classify(points: &[(f64, f64)], tol: Tolerance) -> Classified {
     let warmup = warmup_epochs(points.len());

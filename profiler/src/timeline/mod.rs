@@ -49,6 +49,12 @@ pub struct TimelineMeta {
     pub recorder: Option<String>,
     /// With `watch --window`: epoch ends are fixed windows of this many seconds.
     pub window_s: Option<f64>,
+    /// Windows were not asked for: no epoch boundary came in this many seconds, and the
+    /// watch fell back to them.
+    pub windows_after_s: Option<f64>,
+    /// `watch --pid`: the process was running before the watch (log lines and markers
+    /// cannot reach us).
+    pub attached: Option<bool>,
 }
 
 /// `run.json`: the format version, then the facts.

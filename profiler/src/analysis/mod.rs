@@ -567,7 +567,7 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
     if let (Some(rss), Some(pss)) = (a.series("tree_rss_bytes"), a.series("tree_pss_bytes")) {
         if rss.last_bytes as f64 > 1.2 * pss.last_bytes as f64 {
             lines.push(format!(
-                "Summed RSS of the tree ({}) overcounts its memory {:.1}x: pages shared between its processes are counted once per process. Its PSS ({}) splits them among their sharers: the verdict reads PSS.",
+                "Summed RSS of the tree ({}) is {:.1}x its PSS ({}): RSS counts a page shared between its processes once per process, and the libraries' code and files read, which PSS here leaves out (other processes map them too). PSS splits what the processes own among its sharers: the verdict reads PSS.",
                 human_bytes(rss.last_bytes as f64), rss.last_bytes as f64 / pss.last_bytes.max(1) as f64, human_bytes(pss.last_bytes as f64)
             ));
         }
@@ -719,7 +719,10 @@ fn explain_accounting(a: &Analysis, c: &Censuses, lines: &mut Vec<String>) {
         signed_bytes(python), signed_bytes(process)
     ));
     let rest = process - python;
-    if rest < 0.5 * process {
+    // Against the lowest growth the interval allows: USS moves when another process maps
+    // the same libraries, and a noisy slope must not be read as unexplained growth.
+    let low = uss.slope_interval.map_or(process, |i| i.0.min(process));
+    if python >= 0.5 * low {
         return;
     }
     let free = acc.malloc_free_bytes_per_epoch.unwrap_or(0.0);

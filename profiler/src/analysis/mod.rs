@@ -603,12 +603,14 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
     } else {
         "For a per-epoch verdict, call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), or print \"Epoch N\" lines (matched by --epoch-pattern)."
     };
+    // "0.5 s", "60 s": windows are short and exact.
+    let window = |w: f64| if w < 120.0 { format!("{} s", (w * 10.0).round() / 10.0) } else { crate::report::human_seconds(w) };
     match (a.window_s, a.windows_after_s) {
         (Some(w), Some(after)) => lines.push(format!(
             "No epoch boundary came in the first {}: from then on fixed windows of {} stood in for epochs (the verdict is per window, and windows cut across epochs and validation). {per_epoch}",
-            crate::report::human_seconds(after), crate::report::human_seconds(w)
+            window(after), window(w)
         )),
-        (Some(w), None) => lines.push(format!("Boundaries are fixed windows of {} (--window): the verdict is per window, not per epoch, and windows cut across epochs and validation. {per_epoch}", crate::report::human_seconds(w))),
+        (Some(w), None) => lines.push(format!("Boundaries are fixed windows of {} (--window): the verdict is per window, not per epoch, and windows cut across epochs and validation. {per_epoch}", window(w))),
         (None, _) if a.recorder == "watch" && a.epochs == 0 && a.attached => lines.push("No epoch boundary was seen: a process watched with --pid can send neither log lines nor markers to diagnose. Pass --window 60s for a verdict per window.".into()),
         (None, _) if a.recorder == "watch" && a.epochs == 0 => lines.push("No epoch boundary was seen: no DataLoader was iterated twice, no marker arrived and no output line matched --epoch-pattern. Call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), print \"Epoch N\" lines, or pass --window 60s.".into()),
         _ => {}
@@ -667,8 +669,13 @@ fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
                 o.name, o.type_name, o.items_per_epoch.unwrap_or(0.0), per_epoch(Some(slope)), per_epoch(Some(g)), o.graph_nodes_per_epoch.unwrap_or(0.0), per_epoch(Some(slope - g)), human_bytes(last as f64)
             ));
         } else {
+            // Graphs whose saved tensors backward has freed still hold their nodes.
+            let nodes = match o.graph_nodes_per_epoch.filter(|n| *n >= 1.0) {
+                Some(n) => format!(" Its tensors keep their autograd graphs too ({n:+.0} graph nodes/epoch; backward has freed their saved tensors): keep `.detach()`ed tensors, or `.item()` for a number."),
+                None => String::new(),
+            };
             lines.push(format!(
-                "Python: {} ({}, {:+.0} items/epoch, {}) keeps growing; it holds {} at the last census.{at}",
+                "Python: {} ({}, {:+.0} items/epoch, {}) keeps growing; it holds {} at the last census.{nodes}{at}",
                 o.name, o.type_name, o.items_per_epoch.unwrap_or(0.0), per_epoch(Some(slope)), human_bytes(last as f64)
             ));
         }
@@ -726,12 +733,18 @@ fn explain_accounting(a: &Analysis, c: &Censuses, lines: &mut Vec<String>) {
         return;
     }
     let free = acc.malloc_free_bytes_per_epoch.unwrap_or(0.0);
+    let objects_grow = c.objects.iter().any(|o| o.kind != "type" && o.class == Class::Growing);
     // Tensors' and arrays' storage is in malloc too, and already counted as Python's.
     let native = acc.malloc_in_use_bytes_per_epoch.map(|u| u - acc.array_bytes_per_epoch);
     match native {
         None => lines.push(format!(
             "The other {}/epoch is native memory; glibc's malloc counters could not be read (another allocator, or glibc before 2.33), so whether native code uses it or the allocator holds it free is unknown.",
             signed_bytes(rest)
+        )),
+        // Kept objects pin the freed blocks between them: then the leak above is the cause.
+        Some(_) if free >= 0.5 * rest && objects_grow => lines.push(format!(
+            "Of the {}/epoch no Python object explains, glibc's malloc holds {}/epoch free in its arenas: fragmentation, the freed blocks pinned between what the growing objects above keep. Stop keeping them and this goes too.",
+            signed_bytes(rest), signed_bytes(free)
         )),
         Some(_) if free >= 0.5 * rest => lines.push(format!(
             "The C allocator holds it free: glibc's malloc keeps {}/epoch of freed memory in its arenas (fragmentation), of the {}/epoch no Python object explains. Not a leak of objects. Cures: MALLOC_ARENA_MAX=2, calling malloc_trim(0) (ctypes) after each epoch, or jemalloc/tcmalloc through LD_PRELOAD.",

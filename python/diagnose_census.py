@@ -579,21 +579,34 @@ def _census(epoch, walk_graphs=True):
     return result
 
 
+MAX_GRAPH_ROOTS = 256  # tensors with a graph walked for lone graphs, per census
+
+
 def _lone_graphs(roots, graphs, ignore):
     """Tensors whose own autograd graph is large (a loss accumulated with `+=` across
-    steps), named by what keeps them: rows of kind "tensor"."""
-    big = []
-    seen_nodes = {}
-    for t in roots:
+    steps), named by what keeps them: rows of kind "tensor". Each graph is walked whole;
+    one that lies inside a larger one found (an intermediate still referenced) is that
+    one's."""
+    walked = []
+    for t in roots[:MAX_GRAPH_ROOTS]:
+        nodes = {}
         try:
-            nodes, size = graphs.walk([t], seen_nodes, set())
+            count, size = graphs.walk([t], nodes, set())
         except Exception:
             continue
-        if nodes >= GRAPH_MIN_NODES:
-            big.append((t, nodes, size))
+        if count >= GRAPH_MIN_NODES:
+            walked.append((count, size, t, nodes))
+    walked.sort(key=lambda w: -w[0])
+    big, covered = [], set()
+    for count, size, t, nodes in walked:
+        if next(iter(nodes)) in covered:  # its head node, reached from a larger graph
+            continue
+        covered.update(nodes)
+        big.append((t, count, size))
+    del walked
     if not big:
         return []
-    names = name_all([b[0] for b in big], ignore=ignore + (roots, big, seen_nodes))
+    names = name_all([b[0] for b in big], ignore=ignore + (roots, big))
     rows = []
     for t, nodes, size in big:
         name = names.get(id(t))

@@ -97,8 +97,23 @@ fn compare_prints_a_before_after_table() {
     for needle in ["| Phase | Before | After | Change |", "triplet batches", "validation", "peak total"] {
         assert!(table.contains(needle), "{needle} missing:\n{table}");
     }
-    assert!(dir.path().join("compare.md").exists());
+    // Trends before → after; no `start` row (the moment before training).
+    assert!(table.contains("| Series | Before | After |"), "{table}");
+    assert!(!table.contains("| start |"), "{table}");
+    // compare.md holds every series shown, not only the first.
+    let md = std::fs::read_to_string(dir.path().join("compare.md")).unwrap();
+    assert_eq!(md.matches("| Phase | Before | After | Change |").count(), table.matches("| Phase | Before | After | Change |").count());
+    assert!(md.matches("| Phase |").count() >= 2, "{md}");
     assert_plain_csv(dir.path(), &["compare.csv"]);
     let missing = run(&["compare", a.to_str().unwrap(), "/nonexistent/run"]);
     assert_eq!(missing.status.code(), Some(1));
+    // Without --out it prints only, says so, and writes nothing into either run.
+    let printed = run(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(printed.status.code(), Some(0), "{}", stderr(&printed));
+    assert!(String::from_utf8_lossy(&printed.stdout).contains("printed only"));
+    assert!(!b.join("compare.md").exists() && !a.join("compare.md").exists());
+    // An unknown series is a usage error naming the valid ones.
+    let bad = run(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--series", "nosuch_bytes"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("nosuch_bytes") && stderr(&bad).contains("peak_rss_bytes"), "{}", stderr(&bad));
 }

@@ -266,7 +266,9 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     let mut stopped_on_leak = None;
     let mut rec = Recorder {
         started,
-        last_full: started,
+        // The first sample reads PSS and USS in full: without it a run with no epoch lines
+        // would have none before --pss-interval passed (only the pre-exec start row's).
+        last_full: started.checked_sub(opts.full_interval).unwrap_or(started),
         pids: Vec::new(),
         ranks: Default::default(),
         gpu: None,
@@ -350,10 +352,14 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         if let (Some(max), Some(pss), None) = (opts.max_memory, row.tree_pss_bytes, passed_at) {
             if pss > max {
                 passed_at = Some(row.t_s);
-                let mut b = Boundary::new(Phase::Custom("max_memory".into())).label(format!("tree PSS {pss} > {max}"));
+                let human = crate::report::human_bytes;
+                let mut b = Boundary::new(Phase::Custom("max_memory".into())).label(format!("tree PSS {} > {}", human(pss as f64), human(max as f64)));
                 b.epoch = row.epoch;
                 rec.record(b)?;
                 if opts.kill_at_limit {
+                    let mut b = Boundary::new(Phase::Custom("kill_at_limit".into())).label("stopping the command (--kill-at-limit)");
+                    b.epoch = row.epoch;
+                    rec.record(b)?;
                     stop_deadline = Some(report_then_stop(out_dir, root, opts.kill_grace)?);
                 }
             }

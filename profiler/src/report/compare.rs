@@ -63,10 +63,10 @@ pub fn compare_all(before: &Analysis, after: &Analysis, columns: &[String]) -> R
         let known = if PHASE_SERIES.iter().any(|(c, _)| c == bad) { "is not recorded in either run" } else { "is not a series" };
         return Err(format!("--series {bad} {known}; series these runs can compare: {}", valid.join(", ")));
     }
-    let side = |a: &Analysis, c: &str| -> Option<&SeriesVerdict> {
+    fn side<'a>(a: &'a Analysis, c: &str) -> Option<&'a SeriesVerdict> {
         let c = if c == "rss_in_use_bytes" && a.series(c).is_none() { "rss_bytes" } else { c };
         a.series(c)
-    };
+    }
     let trends = PRIMARY_SERIES
         .iter()
         .filter(|c| side(before, c).is_some() || side(after, c).is_some())

@@ -238,7 +238,12 @@ pub(crate) fn draw_memory_on<DB: DrawingBackend>(a: &Analysis, root: &DrawingAre
     let mut plan = plan_memory(a);
     root.fill(&WHITE).map_err(|x| e(&x))?;
     let (title_area, rest) = root.split_vertically(TITLE_H);
-    title_area.draw(&Text::new(plan.title.clone(), (20, 12), ("sans-serif", 30).into_font().color(&BLACK))).map_err(|x| e(&x))?;
+    let verdict_colour = match a.verdict {
+        "growing" => RGBColor(190, 20, 20),
+        "flat" => RGBColor(20, 120, 40),
+        _ => RGBColor(90, 90, 90),
+    };
+    title_area.draw(&Text::new(plan.title.clone(), (20, 12), ("sans-serif", 30).into_font().color(&verdict_colour))).map_err(|x| e(&x))?;
     let mut subtitle = plan.subtitle.clone();
     if subtitle.chars().count() > 150 {
         subtitle = subtitle.chars().take(149).chain(std::iter::once('…')).collect();
@@ -329,14 +334,23 @@ pub(crate) fn draw_memory_on<DB: DrawingBackend>(a: &Analysis, root: &DrawingAre
         }
         // Trend lines last, so no solid line hides them: a white casing, then the dashes,
         // and the slope written at their end.
+        let mut label_ys: Vec<i32> = Vec::new();
         for (s, d) in series.iter().zip(&panel.series) {
             let (Some(ends), Some(label)) = (trend_points(a, s, unit), &d.trend) else { continue };
             let colour = colour_of(&s.column);
             chart.draw_series(LineSeries::new(ends.to_vec(), WHITE.stroke_width(6))).map_err(|x| e(&x))?;
             chart.draw_series(DashedLineSeries::new(ends.to_vec(), 12, 6, colour.stroke_width(3))).map_err(|x| e(&x))?;
-            let (x, y) = (px(ends[1].0), py(ends[1].1));
-            let text_x = (x - 8 * label.len() as i32 - 6).max(px(0.0) + 4);
-            root.draw(&Text::new(label.clone(), (text_x, y - 22), ("sans-serif", 15).into_font().color(&colour))).map_err(|x| e(&x))?;
+            // The slope above the line's end, on a white box, clear of the other labels.
+            let (x, mut y) = (px(ends[1].0), py(ends[1].1) - 24);
+            while label_ys.iter().any(|&u| (u - y).abs() < 20) {
+                y += 20;
+            }
+            let y = y.clamp(px_top + 2, px_bottom - 20);
+            label_ys.push(y);
+            let width = 8 * label.chars().count() as i32 + 8;
+            let text_x = (x - width).max(px(0.0) + 4);
+            root.draw(&Rectangle::new([(text_x - 3, y - 2), (text_x + width - 3, y + 17)], WHITE.mix(0.85).filled())).map_err(|x| e(&x))?;
+            root.draw(&Text::new(label.clone(), (text_x, y), ("sans-serif", 15).into_font().color(&colour))).map_err(|x| e(&x))?;
         }
         draw_legend(&legend_area, panel, if i == 0 { &plan.extra_legend } else { &[] }).map_err(|x| e(&x))?;
     }

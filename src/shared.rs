@@ -18,6 +18,7 @@ pub const EXIT_MAX_MEMORY: u8 = 4;
 pub const EXIT_CODES: &[(u8, &[&str], &str)] = &[
     (0, &["run", "report"], "success (and, with --fail-on-leak, memory is not growing)"),
     (0, &["compare"], "success"),
+    (0, &["watch"], "the command exited 0 and no gate failed"),
     (EXIT_ERROR, &["run"], "error: unwritable or non-empty output folder, a failed run"),
     (EXIT_ERROR, &["report", "compare"], "error: a missing, unreadable or garbled run folder, unwritable output"),
     (EXIT_ERROR, &["watch"], "error: no such command or pid, unwritable or non-empty output folder"),

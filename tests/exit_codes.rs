@@ -68,8 +68,9 @@ fn help_lists_exactly_the_codes_each_subcommand_returns() {
     }
     let py = python();
     let py = py.to_str().unwrap();
+    let (w0, w1, w3, w4) = (d("w0"), d("w1"), d("w3"), d("w4"));
     let cases: Vec<(&str, u8, How)> = vec![
-        ("run", 0, How::Test("tests/clean_run.rs", "diagnose run")),
+        ("run", 0, How::Test("tests/clean_run.rs", "assert_eq!(output.status.code(), Some(0)")),
         ("run", 1, How::Args(vec!["run", "--out", "/proc/self/nope"])),
         ("run", 2, How::Args(vec!["run", "--epochz", "3"])),
         ("run", 3, How::Test("tests/stop_on_leak.rs", "Some(3)")),
@@ -80,11 +81,11 @@ fn help_lists_exactly_the_codes_each_subcommand_returns() {
         ("compare", 0, How::Args(vec!["compare", &clean, &grows])),
         ("compare", 1, How::Args(vec!["compare", &clean, "/nonexistent/run"])),
         ("compare", 2, How::Args(vec!["compare", &clean, &grows, "--series", "nosuch_bytes"])),
-        ("watch", 0, How::Args(vec!["watch", "--out", &d("w0"), "--", "true"])),
-        ("watch", 1, How::Args(vec!["watch", "--out", &d("w1"), "--", "/nonexistent/command"])),
+        ("watch", 0, How::Args(vec!["watch", "--out", &w0, "--", "true"])),
+        ("watch", 1, How::Args(vec!["watch", "--out", &w1, "--", "/nonexistent/command"])),
         ("watch", 2, How::Args(vec!["watch", "--epoch-pattern", "(", "--", "true"])),
-        ("watch", 3, How::Args(vec!["watch", "--interval", "100ms", "--fail-on-leak", "--out", &d("w3"), "--", py, "tests/python/grow.py", "--steps", "8", "--sleep", "0.3"])),
-        ("watch", 4, How::Args(vec!["watch", "--interval", "100ms", "--max-memory", "1K", "--out", &d("w4"), "--", "sleep", "1"])),
+        ("watch", 3, How::Args(vec!["watch", "--interval", "100ms", "--fail-on-leak", "--out", &w3, "--", py, "tests/python/grow.py", "--steps", "8", "--sleep", "0.3"])),
+        ("watch", 4, How::Args(vec!["watch", "--interval", "100ms", "--max-memory", "1K", "--out", &w4, "--", "sleep", "1"])),
     ];
     for command in ["run", "report", "compare", "watch"] {
         let produced: BTreeSet<u8> = cases.iter().filter(|c| c.0 == command).map(|c| c.1).collect();

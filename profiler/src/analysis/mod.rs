@@ -279,10 +279,16 @@ impl Analyzer {
         if self.rows % self.plot_stride == 0 {
             // A watched tree's `start` row is taken as the command is spawned, before its
             // exec: its tree figures are the watcher's fork, never the command's memory.
-            let pre_exec = row.phase == "start";
+            // And once the tree is gone (finish after the exit) it has no memory to draw.
+            let pre_exec = row.phase == "start" || row.tree_processes == Some(0);
             for s in &mut self.plot.series {
                 let tree = ["tree_", "main_", "workers_", "gpu_tree_"].iter().any(|p| s.column.starts_with(p));
                 if pre_exec && tree {
+                    continue;
+                }
+                // A process being reaped reads 0: the tree or its main process is gone.
+                let gone = ["tree_", "main_"].iter().any(|p| s.column.starts_with(p)) && row.series(&s.column) == Some(0);
+                if gone {
                     continue;
                 }
                 if let Some(v) = row.series(&s.column) {

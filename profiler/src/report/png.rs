@@ -58,9 +58,9 @@ const PLOTTED: &[(&str, Group, RGBColor)] = &[
     ("gpu_tree_used_bytes", Group::Gpu, RGBColor(148, 103, 189)),
 ];
 
-/// A series whose peak is under this share of its panel's largest gets a panel of its own
+/// A series whose peak is under this share (a fifth) of its panel's largest gets a panel of its own
 /// (a 16 MiB workers line beside a 1.4 GiB summed RSS would lie flat on the axis).
-const SMALL_SHARE: f64 = 0.12;
+const SMALL_SHARE: f64 = 0.2;
 
 /// Image width, and the band at the right of each panel that holds its legend.
 pub const WIDTH: u32 = 1400;
@@ -332,13 +332,12 @@ pub(crate) fn draw_memory_on<DB: DrawingBackend>(a: &Analysis, root: &DrawingAre
                 chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled()))).map_err(|x| e(&x))?;
             }
         }
-        // Trend lines last, so no solid line hides them: a white casing, then the dashes,
-        // and the slope written at their end.
+        // Trend lines last, so no solid line hides them (the line shows between the
+        // dashes), and the slope written at their end.
         let mut label_ys: Vec<i32> = Vec::new();
         for (s, d) in series.iter().zip(&panel.series) {
             let (Some(ends), Some(label)) = (trend_points(a, s, unit), &d.trend) else { continue };
             let colour = colour_of(&s.column);
-            chart.draw_series(LineSeries::new(ends.to_vec(), WHITE.stroke_width(6))).map_err(|x| e(&x))?;
             chart.draw_series(DashedLineSeries::new(ends.to_vec(), 12, 6, colour.stroke_width(3))).map_err(|x| e(&x))?;
             // The slope above the line's end, on a white box, clear of the other labels.
             let (x, mut y) = (px(ends[1].0), py(ends[1].1) - 24);

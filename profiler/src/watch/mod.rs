@@ -266,9 +266,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     let mut stopped_on_leak = None;
     let mut rec = Recorder {
         started,
-        // The first sample reads PSS and USS in full: without it a run with no epoch lines
-        // would have none before --pss-interval passed (only the pre-exec start row's).
-        last_full: started.checked_sub(opts.full_interval).unwrap_or(started),
+        last_full: started,
         pids: Vec::new(),
         ranks: Default::default(),
         gpu: None,
@@ -278,6 +276,10 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     };
 
     rec.record(Boundary::new(Phase::Start))?;
+    // The first sample reads PSS and USS in full too: the start row's are the watcher's
+    // fork before the command's exec, and a run with no epoch lines would otherwise have
+    // none of the command's own before --pss-interval passed.
+    rec.last_full = started.checked_sub(opts.full_interval).unwrap_or(started);
     let mut next_sample = started + opts.interval;
     let mut next_window = opts.window.map(|w| started + w);
     let mut window_index = 0u32;

@@ -140,6 +140,28 @@ fn peak(s: &PlotSeries) -> u64 {
     s.points.iter().map(|p| p.1).max().unwrap_or(0)
 }
 
+/// Moments marked with a red line across every panel: when the tree passed --max-memory,
+/// when diagnose stopped the command, how the command ended if it did not exit 0.
+fn events(a: &Analysis) -> Vec<(f64, String)> {
+    let mut out = Vec::new();
+    if let Some(m) = &a.max_memory {
+        out.push((m.t_s, "passed --max-memory".to_string()));
+    }
+    if let Some(end) = &a.end {
+        let what = if end.oom_killed {
+            Some("OOM-killed".to_string())
+        } else if let (Some(_), Some(by)) = (end.signal, &a.stopped_by) {
+            Some(format!("stopped ({by})"))
+        } else if let Some(sig) = end.signal {
+            Some(format!("killed by signal {sig}"))
+        } else {
+            end.code.filter(|c| *c != 0).map(|c| format!("exited with code {c}"))
+        };
+        out.extend(what.map(|w| (end.t_s, w)));
+    }
+    out
+}
+
 /// Decide the panels and the legend (nothing is drawn). Panels of a group with series of
 /// very different sizes are split: the small ones get a panel of their own.
 pub fn plan_memory(a: &Analysis) -> MemoryPlot {
@@ -196,6 +218,7 @@ pub fn plan_memory(a: &Analysis) -> MemoryPlot {
     if !a.plot.validations.is_empty() {
         extra_legend.push("validation".to_string());
     }
+    extra_legend.extend(events(a).into_iter().map(|(_, what)| what));
     let height = TITLE_H + PANEL_H * panels.len().max(1) as u32;
     MemoryPlot {
         title: format!("Verdict: {}", a.verdict),
@@ -322,6 +345,14 @@ pub(crate) fn draw_memory_on<DB: DrawingBackend>(a: &Analysis, root: &DrawingAre
         if !ends.is_empty() {
             root.draw(&Text::new("epoch", (px(0.0) - 60, px_top - 22), ("sans-serif", 15).into_font().color(&RGBColor(80, 80, 80)))).map_err(|x| e(&x))?;
         }
+        // Events: a red line, named at its foot in the first panel.
+        for (k, (t, what)) in events(a).into_iter().enumerate() {
+            chart.draw_series(LineSeries::new(vec![(t, 0.0), (t, y_top)], RGBColor(200, 0, 0).stroke_width(2))).map_err(|x| e(&x))?;
+            if i == 0 {
+                let w = 8 * what.chars().count() as i32;
+                root.draw(&Text::new(what, ((px(t) - w - 6).max(x0 + 4), px_bottom - 22 - 20 * k as i32), ("sans-serif", 15).into_font().color(&RGBColor(200, 0, 0)))).map_err(|x| e(&x))?;
+            }
+        }
         // The measured series: a line through its points, and a dot on each when they are
         // few (PSS read every 30 s: the dots show where it was read).
         for s in &series {
@@ -376,6 +407,8 @@ fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &DrawnP
     for label in extra {
         if label == "validation" {
             area.draw(&Rectangle::new([(6, y + 2), (34, y + 14)], RGBColor(255, 200, 120).mix(0.5).filled()))?;
+        } else if !label.starts_with("epoch end") {
+            area.draw(&PathElement::new(vec![(20, y), (20, y + 16)], RGBColor(200, 0, 0).stroke_width(2)))?;
         } else {
             area.draw(&PathElement::new(vec![(20, y), (20, y + 16)], BLACK.mix(0.4).stroke_width(2)))?;
         }

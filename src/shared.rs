@@ -22,7 +22,8 @@ pub const EXIT_CODES: &[(u8, &[&str], &str)] = &[
     (EXIT_ERROR, &["run"], "error: unwritable or non-empty output folder, a failed run"),
     (EXIT_ERROR, &["report", "compare"], "error: a missing, unreadable or garbled run folder, unwritable output"),
     (EXIT_ERROR, &["watch"], "error: no such command or pid, unwritable or non-empty output folder"),
-    (EXIT_USAGE, &["run", "report", "watch"], "usage error: unknown flag, bad flag value (a bad --epoch-pattern or --phase regex too)"),
+    (EXIT_USAGE, &["run", "report"], "usage error: unknown flag, bad flag value"),
+    (EXIT_USAGE, &["watch"], "usage error: unknown flag, bad flag value (a bad --epoch-pattern or --phase regex too), no command"),
     (EXIT_USAGE, &["compare"], "usage error: unknown flag, unknown --series (the message lists the valid ones)"),
     (EXIT_LEAK, &["run", "watch"], "memory grows: --fail-on-leak and the verdict is \"growing\", or --stop-on-leak stopped it"),
     (EXIT_LEAK, &["report"], "--fail-on-leak and the verdict is \"growing\""),
@@ -35,8 +36,7 @@ pub fn exit_help(command: &str) -> String {
     if command == "watch" {
         s.push_str("  the command's own exit code (128+N when killed by signal N), unless diagnose fails\n  or a gate below fails; a gate's code wins over the command's. The last line on\n  stderr says which it is (\"diagnose: exit 3: ...\").\n");
     }
-    for (code, commands, meaning) in EXIT_CODES.iter().filter(|(_, c, _)| c.contains(&command)) {
-        let _ = commands;
+    for (code, _, meaning) in EXIT_CODES.iter().filter(|(_, c, _)| c.contains(&command)) {
         s.push_str(&format!("  {code}  {meaning}\n"));
     }
     s.trim_end().to_string()

@@ -117,3 +117,19 @@ fn compare_prints_a_before_after_table() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("nosuch_bytes") && stderr(&bad).contains("peak_rss_bytes"), "{}", stderr(&bad));
 }
+
+#[test]
+fn report_without_run_json_says_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("clean-16epochs").join("timeline.csv"), dir.path().join("timeline.csv")).unwrap();
+    let o = run(&["report", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("has no run.json") && stderr(&o).contains("out-of-memory projection"), "{}", stderr(&o));
+    // With it, nothing is said.
+    std::fs::copy(fixture("clean-16epochs").join("run.json"), dir.path().join("run.json")).unwrap();
+    let o = run(&["report", dir.path().to_str().unwrap()]);
+    assert!(!stderr(&o).contains("run.json"), "{}", stderr(&o));
+    // One epoch is "1 epoch", and an insufficient verdict is explained once.
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(!text.contains("(1 epochs"), "{text}");
+}

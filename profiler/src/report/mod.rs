@@ -203,6 +203,40 @@ pub fn human_seconds(s: f64) -> String {
 mod tests {
     use super::*;
 
+    use crate::analysis::{Analyzer, Tolerance};
+    use crate::timeline::{Row, TimelineMeta};
+
+    fn analysis(rows: &[Row]) -> Analysis {
+        let mut a = Analyzer::new(Tolerance::default());
+        rows.iter().for_each(|r| a.add(r));
+        a.finish(&TimelineMeta { recorder: Some("watch".into()), ..TimelineMeta::default() }, false)
+    }
+
+    fn epoch(e: u32, pss: u64) -> Row {
+        Row { t_s: e as f64 + 1.0, phase: "epoch_end".into(), epoch: Some(e), tree_pss_bytes: Some(pss), main_uss_bytes: Some(pss / 2), ..Row::default() }
+    }
+
+    #[test]
+    fn insufficient_is_said_once_and_one_epoch_is_singular() {
+        let a = analysis(&[Row { phase: "start".into(), ..Row::default() }, epoch(0, 100 << 20)]);
+        assert_eq!(a.verdict, "insufficient");
+        let text = text_summary(&a);
+        assert!(text.starts_with("verdict: insufficient (1 epoch, "), "{text}");
+        assert_eq!(text.matches("at least 3").count(), 1, "{text}");
+        assert!(verdict_reason(&a).starts_with("1 epoch end recorded"), "{}", verdict_reason(&a));
+    }
+
+    #[test]
+    fn a_command_diagnose_stopped_is_not_said_killed() {
+        let mut rows: Vec<Row> = (0..4).map(|e| epoch(e, (100 + 20 * e as u64) << 20)).collect();
+        rows.push(Row { t_s: 5.0, phase: "kill_at_limit".into(), label: "stopping the command (--kill-at-limit)".into(), ..Row::default() });
+        rows.push(Row { t_s: 6.0, phase: "finish".into(), label: "signal=15".into(), ..Row::default() });
+        let a = analysis(&rows);
+        let ledger = a.ledger.join("\n");
+        assert!(ledger.contains("diagnose stopped the command (--kill-at-limit; SIGTERM)"), "{ledger}");
+        assert!(!ledger.contains("killed by signal"), "{ledger}");
+    }
+
     #[test]
     fn units() {
         assert_eq!(human_bytes(512.0), "512 B");

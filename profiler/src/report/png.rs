@@ -481,6 +481,7 @@ pub fn draw_epoch_lines(path: &Path, caption: &str, what: &str, lines: &[(String
     chart
         .configure_mesh()
         .x_labels(e_max as usize + 1)
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .x_desc("epoch")
         .y_desc(format!("{what} ({unit_name})"))
         .label_style(("sans-serif", 18))

@@ -164,6 +164,9 @@ pub struct Analysis {
     pub windows_after_s: Option<f64>,
     /// `watch --pid`: the watch attached to a running process.
     pub attached: bool,
+    /// Why diagnose itself stopped the command, if it did (`--stop-on-leak`,
+    /// `--kill-at-limit`).
+    pub stopped_by: Option<String>,
     /// Thinned series for the plots.
     #[serde(skip)]
     pub plot: PlotData,
@@ -198,6 +201,7 @@ pub struct Analyzer {
     finish_label: Option<(String, f64)>,
     max_memory: Option<MaxMemoryPass>,
     cgroup_limit: Option<u64>,
+    stopped_by: Option<String>,
 }
 
 impl Analyzer {
@@ -223,6 +227,7 @@ impl Analyzer {
             finish_label: None,
             max_memory: None,
             cgroup_limit: None,
+            stopped_by: None,
         }
     }
 
@@ -264,6 +269,8 @@ impl Analyzer {
                     }
                 }
             }
+            "stop_on_leak" => self.stopped_by = Some("--stop-on-leak".into()),
+            "kill_at_limit" => self.stopped_by = Some("--kill-at-limit".into()),
             "max_memory" if self.max_memory.is_none() => {
                 let epoch = self.epoch_points.last().map(|p| p.0);
                 self.max_memory = Some(MaxMemoryPass { t_s: row.t_s, epoch, label: row.label.clone() });
@@ -274,7 +281,20 @@ impl Analyzer {
             self.cgroup_limit = row.cgroup_limit_bytes;
         }
         if self.rows % self.plot_stride == 0 {
+            // A watched tree's `start` row is taken as the command is spawned, before its
+            // exec: its tree figures are the watcher's fork, never the command's memory.
+            // And once the tree is gone (finish after the exit) it has no memory to draw.
+            let pre_exec = row.phase == "start" || row.tree_processes == Some(0);
             for s in &mut self.plot.series {
+                let tree = ["tree_", "main_", "workers_", "gpu_tree_"].iter().any(|p| s.column.starts_with(p));
+                if pre_exec && tree {
+                    continue;
+                }
+                // A process being reaped reads 0: the tree or its main process is gone.
+                let gone = ["tree_", "main_"].iter().any(|p| s.column.starts_with(p)) && row.series(&s.column) == Some(0);
+                if gone {
+                    continue;
+                }
                 if let Some(v) = row.series(&s.column) {
                     s.points.push((row.t_s, v));
                 }
@@ -377,6 +397,7 @@ impl Analyzer {
             window_s: meta.window_s,
             windows_after_s: meta.windows_after_s,
             attached: meta.attached == Some(true),
+            stopped_by: self.stopped_by,
             plot: self.plot,
         };
         let rss_primary = if analysis.series("rss_in_use_bytes").is_some() { "rss_in_use_bytes" } else { "rss_bytes" };
@@ -467,7 +488,10 @@ pub fn gpu_empty_reason(token: &str) -> Option<String> {
     let words = |t: &str| -> String {
         let t = t.replace('_', " ");
         if let Some(why) = t.strip_prefix("no-driver:") {
-            format!("no NVIDIA driver (NVML: {why})")
+            // NVML's own words ("a libnvidia-ml.so could not be found") add nothing on a
+            // machine without a GPU; the timeline keeps them.
+            let _ = why;
+            "no NVIDIA driver".to_string()
         } else if let Some(why) = t.strip_prefix("no-device:") {
             format!("no such GPU device (NVML: {why})")
         } else if let Some(name) = t.strip_prefix("active:") {
@@ -489,7 +513,7 @@ pub fn gpu_empty_reason(token: &str) -> Option<String> {
 fn explain(a: &Analysis) -> Vec<String> {
     let grows = |c: &str| a.class_of(c) == Some(Class::Growing);
     let mut lines = Vec::new();
-    if a.epochs < 3 {
+    if a.epochs < 3 && a.verdict != "insufficient" {
         lines.push(format!(
             "Only {} epoch end(s) recorded: at least 3 are needed for a verdict (the first is warm-up).",
             a.epochs
@@ -771,6 +795,9 @@ fn explain_end(a: &Analysis, lines: &mut Vec<String>) {
     let projected = a.oom.as_ref().map_or(String::new(), |p| format!(" The projection from the epochs before it said epoch {:.1}.", p.at_epoch));
     if end.oom_killed {
         lines.push(format!("The command was killed by the OOM killer (SIGKILL while its cgroup's OOM-kill counter rose) {}, at {:.1} s.{projected}", after(end.last_epoch), end.t_s));
+    } else if let Some(sig) = end.signal.filter(|s| a.stopped_by.is_some() && matches!(s, 9 | 15)) {
+        let how = if sig == 15 { "SIGTERM" } else { "SIGKILL" };
+        lines.push(format!("diagnose stopped the command ({}; {how}) {}, at {:.1} s.", a.stopped_by.as_deref().unwrap_or(""), after(end.last_epoch), end.t_s));
     } else if let Some(sig) = end.signal {
         lines.push(format!("The command was killed by signal {sig} {}, at {:.1} s.", after(end.last_epoch), end.t_s));
     } else if let Some(code) = end.code.filter(|c| *c != 0) {

@@ -335,6 +335,10 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     };
 
     rec.record(Boundary::new(Phase::Start))?;
+    // The first sample reads PSS and USS in full too: the start row's are the watcher's
+    // fork before the command's exec, and a run with no epoch lines would otherwise have
+    // none of the command's own before --pss-interval passed.
+    rec.last_full = started.checked_sub(opts.full_interval).unwrap_or(started);
     let mut next_sample = started + opts.interval;
     // Fixed windows: asked for, or fallen back to.
     let mut window = opts.window;
@@ -448,10 +452,14 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         if let (Some(max), Some(pss), None) = (opts.max_memory, row.tree_pss_bytes, passed_at) {
             if pss > max {
                 passed_at = Some(row.t_s);
-                let mut b = Boundary::new(Phase::Custom("max_memory".into())).label(format!("tree PSS {pss} > {max}"));
+                let human = crate::report::human_bytes;
+                let mut b = Boundary::new(Phase::Custom("max_memory".into())).label(format!("tree PSS {} > {}", human(pss as f64), human(max as f64)));
                 b.epoch = row.epoch;
                 rec.record(b)?;
                 if opts.kill_at_limit {
+                    let mut b = Boundary::new(Phase::Custom("kill_at_limit".into())).label("stopping the command (--kill-at-limit)");
+                    b.epoch = row.epoch;
+                    rec.record(b)?;
                     stop_deadline = Some(report_then_stop(out_dir, root, opts.kill_grace)?);
                 }
             }

@@ -719,7 +719,7 @@ fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
     let workers = match (c.worker_count, c.light_worker_count) {
         (0, _) => String::new(),
         (n, l) if l == n => format!(" (and {n} light ones in forked DataLoader workers: their datasets' containers only)"),
-        (n, _) => format!(" (and {n} in forked DataLoader workers)"),
+        (n, l) => format!(" (and {} full ones in forked DataLoader workers, --python-objects-workers: each worker copies the pages it shares with the trainer at its first, its USS stepping up once{})", n - l, if l > 0 { format!("; {l} light ones") } else { String::new() }),
     };
     lines.push(format!(
         "Python object census: {} censuses{workers}, the longest {:.2} s with {} live gc-tracked objects (objects.csv).",

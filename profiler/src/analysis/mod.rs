@@ -919,4 +919,19 @@ mod tests {
         assert!(n <= MAX_PLOT_POINTS && n > MAX_PLOT_POINTS / 4, "{n}");
         assert!(r.incomplete);
     }
+
+    #[test]
+    fn failed_or_partial_censuses_never_read_as_nothing_grows() {
+        let base = || run(5, |_| 400 * MB, |_| 200 * MB);
+        let all_failed = Censuses { count: 5, failed: 5, worker_count: 14, worker_failed: 14, errors: vec!["epoch 0: AttributeError: x".into()], ..Censuses::default() };
+        let l = base().with_censuses(all_failed).ledger.join("\n");
+        assert!(l.contains("every census of the main process failed (5 of 5)"), "{l}");
+        assert!(l.contains("Censuses failed: 5 of 5 of the main process and 14 of 14 in workers"), "{l}");
+        assert!(!l.contains("no container"), "{l}");
+        let partial = Censuses { count: 5, skipped_objects: 3, skipped_types: vec!["Hostile".into()], ..Censuses::default() };
+        let l = base().with_censuses(partial).ledger.join("\n");
+        assert!(l.contains("no container that the censuses could inspect grows") && l.contains("could not inspect 3 object(s)") && l.contains("Hostile"), "{l}");
+        let clean = Censuses { count: 5, ..Censuses::default() };
+        assert!(base().with_censuses(clean).ledger.join("\n").contains("no container of the main process or its persistent workers grows"));
+    }
 }

@@ -25,7 +25,7 @@ fn watch_framework(script: &str, mode: &str, extra: &[&str]) -> serde_json::Valu
 }
 
 fn growing_names(s: &serde_json::Value) -> Vec<String> {
-    s["censuses"]["objects"].as_array().unwrap().iter().filter(|o| o["kind"] != "type" && o["class"] == "growing").map(|o| o["name"].as_str().unwrap().to_string()).collect()
+    growing_objects(s).iter().map(|o| o["name"].as_str().unwrap().to_string()).collect()
 }
 
 fn assert_clean(s: &serde_json::Value, epochs: u64) {

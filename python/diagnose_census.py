@@ -342,6 +342,11 @@ def name_all(targets, ignore=()):
                         if key is not None:
                             visited.add((id(r), tid))
                             nxt.append((r, tid, "[%d]%s" % (key, suffix)))
+                    elif isinstance(r, type) and type(obj) is dict and suffix.startswith("['"):
+                        # A class attribute: `obj` is the class's own namespace.
+                        if any(x is obj for x in gc.get_referents(r)):
+                            attr, rest = suffix[2:].split("']", 1)
+                            names[tid] = "%s.%s%s" % (_type_name(r), attr, rest)
                     else:
                         # An object's attribute: in its __dict__ or inline (Python 3.11+), or a slot.
                         key = _attr_key(r, obj, suffix)
@@ -514,6 +519,11 @@ def _census(epoch, walk_graphs=True):
             except Exception:
                 skipped["types"][_type_label(t)] += 1
         containers = [o for o in objs if type(o) in _CONTAINER_TYPES and len(o) >= MIN_ITEMS]
+        # A short list of large arrays (one 8 MiB prediction kept per epoch) is followed
+        # too: shorter containers are scanned for tensors and arrays (numpy arrays are not
+        # tracked by gc: only a container reaches them), and those holding HEAVY_BYTES of
+        # them join the long ones.
+        containers.extend(_heavy_short(objs, arrays, seen, types, skipped))
         result["objects"] = len(objs)
         del objs
         # Leaves gc does not track (arrays, bytes, str) are reached through the containers;
@@ -580,6 +590,52 @@ def _census(epoch, walk_graphs=True):
 
 
 MAX_GRAPH_ROOTS = 256  # tensors with a graph walked for lone graphs, per census
+
+
+HEAVY_BYTES = 1 << 20  # a short container holding this much in arrays is followed
+
+
+def _heavy_short(objs, arrays, seen, types, skipped):
+    """Containers shorter than MIN_ITEMS that hold HEAVY_BYTES or more of tensors and
+    arrays; the untracked arrays met on the way are added to the type rows (`seen`: each
+    storage once)."""
+    if not arrays:
+        return []
+    is_array = {}  # type -> whether it is a tensor or array type
+    heavy = []
+    for c in objs:
+        t = type(c)
+        if t not in _CONTAINER_TYPES:
+            continue
+        try:
+            n = len(c)
+            if not n or n >= MIN_ITEMS:
+                continue
+            held = 0
+            for it in (c.values() if isinstance(c, dict) else c):
+                it_type = type(it)
+                a = is_array.get(it_type)
+                if a is None:
+                    a = is_array[it_type] = _is_array(it, arrays)
+                if not a:
+                    continue
+                label, size = _leaf_bytes(it, seen, arrays)
+                if not gc.is_tracked(it):  # tracked ones are in the type rows already
+                    _add(types, label, size)
+                held += size if size else _storage_nbytes(it)
+            if held >= HEAVY_BYTES:
+                heavy.append(c)
+        except Exception:
+            skipped["objects"] += 1
+    return heavy
+
+
+def _storage_nbytes(it):
+    """An array's bytes when its storage was already counted elsewhere."""
+    try:
+        return it.untyped_storage().nbytes() if hasattr(it, "untyped_storage") else it.nbytes
+    except Exception:
+        return 0
 
 
 def _lone_graphs(roots, graphs, ignore):

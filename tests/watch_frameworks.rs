@@ -74,6 +74,9 @@ fn lightning_dataset_cache_in_persistent_workers_is_named_in_the_workers() {
     let g = growing_names(&s);
     assert!(!g.is_empty() && g.iter().all(|n| n.starts_with("worker ") && n.ends_with(": Images.seen")), "{g:?}\n{}", ledger(&s));
     assert_eq!(series(&s, "workers_uss_bytes")["class"], "growing", "{}", ledger(&s));
+    // Light censuses in the workers (their datasets' containers only), unless asked.
+    let c = &s["censuses"];
+    assert!(c["worker_count"].as_u64().unwrap() >= 6 && c["light_worker_count"] == c["worker_count"], "{c}");
 }
 
 #[test]

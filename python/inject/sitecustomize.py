@@ -81,7 +81,8 @@ def _diagnose_start():
                                 waiting = state.get("waiting") == epoch
                                 state["census_for"] = epoch if data[0] == "ack+census" and waiting else None
                                 acked.notify_all()
-                            if data[0] == "ack+census" and not waiting and objects and not state["exiting"]:
+                            # (A worker takes its own on its `census N` request.)
+                            if data[0] == "ack+census" and not waiting and role == "main" and objects and not state["exiting"]:
                                 take_census(epoch, role, False, graphs=False)
                         # Once the program is ending its objects are being torn down: a
                         # census then (a late request) would report its containers gone.

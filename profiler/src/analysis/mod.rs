@@ -706,8 +706,21 @@ fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
     }
     let all_failed = c.count > 0 && c.failed == c.count;
     let partial = c.failed > 0 || c.worker_failed > 0 || c.skipped_objects > 0;
+    // Objects of a type that grow though no container found holds them.
+    let types: Vec<String> = c
+        .objects
+        .iter()
+        .filter(|o| o.kind == "type" && o.class == Class::Growing && o.slope_bytes_per_epoch.unwrap_or(0.0) >= 64.0 * 1024.0)
+        .take(3)
+        .map(|o| format!("{} {}", o.name, per_epoch(o.slope_bytes_per_epoch)))
+        .collect();
     if all_failed {
         lines.push(format!("Python: every census of the main process failed ({} of {}): nothing is known of its objects, growing or not.", c.failed, c.count));
+    } else if growing.is_empty() && !types.is_empty() {
+        lines.push(format!(
+            "Python: objects grow though no container the census follows holds them: {}. Something keeps them where it cannot name (a closure, a C extension's reference, a container it has not named yet).",
+            types.join(", ")
+        ));
     } else if growing.is_empty() && !partial {
         lines.push("Python: no container of the main process or its persistent workers grows from census to census.".into());
     } else if growing.is_empty() {
@@ -745,19 +758,23 @@ fn explain_accounting(a: &Analysis, c: &Censuses, lines: &mut Vec<String>) {
     let Some(uss) = a.series("main_uss_bytes").filter(|s| s.class == Class::Growing) else { return };
     let (Some(acc), Some(process)) = (c.accounting, uss.slope_bytes_per_epoch) else { return };
     let python = acc.python_bytes_per_epoch.max(0.0);
+    if python >= process {
+        lines.push(format!("Python objects account for all of the main process's growth ({} of {}/epoch, USS).", signed_bytes(python), signed_bytes(process)));
+        return;
+    }
     lines.push(format!(
         "Python objects account for {} of the main process's {}/epoch (USS).",
         signed_bytes(python), signed_bytes(process)
     ));
     let rest = process - python;
-    // Against the lowest growth the interval allows: USS moves when another process maps
-    // the same libraries, and a noisy slope must not be read as unexplained growth.
+    // Against the lowest growth the interval allows, so that a noisy slope is not read as
+    // unexplained growth; a rest under a quarter of it, or under 1 MiB, is not told.
     let low = uss.slope_interval.map_or(process, |i| i.0.min(process));
-    if python >= 0.5 * low {
+    if python >= 0.75 * low || rest < f64::from(1u32 << 20) {
         return;
     }
     let free = acc.malloc_free_bytes_per_epoch.unwrap_or(0.0);
-    let objects_grow = c.objects.iter().any(|o| o.kind != "type" && o.class == Class::Growing);
+    let objects_grow = c.objects.iter().any(|o| o.class == Class::Growing && o.slope_bytes_per_epoch.unwrap_or(0.0) >= 64.0 * 1024.0);
     // Tensors' and arrays' storage is in malloc too, and already counted as Python's.
     let native = acc.malloc_in_use_bytes_per_epoch.map(|u| u - acc.array_bytes_per_epoch);
     match native {
@@ -767,7 +784,7 @@ fn explain_accounting(a: &Analysis, c: &Censuses, lines: &mut Vec<String>) {
         )),
         // Kept objects pin the freed blocks between them: then the leak above is the cause.
         Some(_) if free >= 0.5 * rest && objects_grow => lines.push(format!(
-            "Of the {}/epoch no Python object explains, glibc's malloc holds {}/epoch free in its arenas: fragmentation, the freed blocks pinned between what the growing objects above keep. Stop keeping them and this goes too.",
+            "Of the {}/epoch no Python object explains, glibc's malloc holds {}/epoch free in its arenas: fragmentation, the freed blocks pinned between what the growing objects above keep. A leak of objects all the same: stop keeping them and this goes too.",
             signed_bytes(rest), signed_bytes(free)
         )),
         Some(_) if free >= 0.5 * rest => lines.push(format!(

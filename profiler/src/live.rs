@@ -18,7 +18,9 @@ pub struct LiveStatus {
     pub epoch: u32,
     /// The one-line reading (no trailing newline).
     pub line: String,
-    /// Whether the verdict so far is growing (what `--stop-on-leak` acts on).
+    /// Whether the verdict so far is growing, confirmed by a fit with an interval (at
+    /// least three epochs after warm-up): what `--stop-on-leak` acts on. Two rising
+    /// epochs ("growing so far") are not enough to stop a job.
     pub growing: bool,
 }
 
@@ -43,11 +45,11 @@ impl LiveVerdict {
         if row.phase != "epoch_end" {
             return None;
         }
-        let analysis = self.analyzer.clone().finish(&self.meta, false);
+        let analysis = self.analyzer.judge(&self.meta, false);
         if let Some(path) = &self.summary {
             let _ = crate::report::replace_text(path, &crate::report::summary_json(&analysis));
         }
-        let status = LiveStatus { epoch: row.epoch.unwrap_or(0), line: status_line(row.epoch.unwrap_or(0), &analysis), growing: analysis.verdict == "growing" };
+        let status = LiveStatus { epoch: row.epoch.unwrap_or(0), line: status_line(row.epoch.unwrap_or(0), &analysis), growing: confirmed_growth(&analysis) };
         self.latest = Some(analysis);
         Some(status)
     }
@@ -68,12 +70,20 @@ fn headline(a: &Analysis) -> Option<&SeriesVerdict> {
     })
 }
 
+/// Growth that a fit with an interval confirms, in a series the verdict reads (or a rank).
+fn confirmed_growth(a: &Analysis) -> bool {
+    let primary = PRIMARY_SERIES.iter().filter_map(|c| a.series(c)).chain(a.series("rss_bytes").filter(|_| a.series("rss_in_use_bytes").is_none()));
+    a.verdict == "growing" && primary.into_iter().any(|s| s.class == Class::Growing && s.slope_interval.is_some())
+}
+
 /// "epoch 5: heap allocated +13.3 MiB/epoch, growing since epoch 3; out of memory in about 40 epochs".
 pub fn status_line(epoch: u32, a: &Analysis) -> String {
     let Some(s) = headline(a) else { return format!("epoch {epoch}: no memory series recorded") };
     let mut line = format!("epoch {epoch}: {} ", s.name);
     match (s.class, s.slope_bytes_per_epoch) {
         (Class::Insufficient, _) | (_, None) => line.push_str(&format!("{} (too few epochs to judge)", human_bytes(s.last_bytes as f64))),
+        // Two points after warm-up, both rising far: no interval yet.
+        (Class::Growing, Some(slope)) if s.slope_interval.is_none() => line.push_str(&format!("{}/epoch, growing so far (too few epochs to confirm)", signed_bytes(slope))),
         (Class::Growing, Some(slope)) => {
             line.push_str(&format!("{}/epoch, growing since epoch {}", signed_bytes(slope), s.growing_since.unwrap_or(epoch)));
         }

@@ -18,7 +18,7 @@ mod reader;
 mod writer;
 
 pub(crate) use reader::complete_lines;
-pub use reader::{read_timeline, Timeline, TimelineError};
+pub use reader::{read_timeline, stream_timeline, Timeline, TimelineError};
 pub use writer::TimelineWriter;
 
 use serde::{Deserialize, Serialize};

@@ -371,7 +371,12 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    while let Ok(Event::Boundary { boundary, from_marker, gpu, rank }) = rx.try_recv() {
+    while let Ok(Event::Boundary { mut boundary, from_marker, gpu, rank }) = rx.try_recv() {
+        // The command has exited: what a sample sees now is its tree shutting down, which
+        // is no part of the epoch's memory (the analysis counts the epoch, not its values).
+        if boundary.phase == Phase::EpochEnd {
+            boundary.label = crate::analysis::AFTER_EXIT.into();
+        }
         let boundary = if filter.accepts(&boundary, from_marker) { gate.pass(boundary, rank, &rec.ranks) } else { None };
         if let Some(boundary) = boundary {
             rec.gpu = gpu;

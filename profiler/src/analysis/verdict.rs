@@ -191,6 +191,11 @@ pub fn classify_after(points: &[(f64, f64)], warmup: usize, tol: Tolerance) -> C
             (c.trend, c.late_fit_from) = (Some(trend), Some(from));
         }
     }
+    // Growing from the first fitted point: that is the first epoch after warm-up, not
+    // the middle of the first run of thinned points.
+    if c.growing_since.is_some() && c.growing_since == kept.first().map(|p| p.0) {
+        c.growing_since = points.get(warmup).map(|p| p.0);
+    }
     c
 }
 
@@ -509,7 +514,8 @@ mod tests {
         let pts = cut(10_000, |f| 748.0 * MB + 2000.0 * MB * f);
         let start = std::time::Instant::now();
         for _ in 0..10 {
-            assert_eq!(classify(&pts, Tolerance::default()).class, Class::Growing);
+            let c = classify(&pts, Tolerance::default());
+            assert_eq!((c.class, c.growing_since), (Class::Growing, Some(MAX_WARMUP_EPOCHS as f64)));
         }
         let each = start.elapsed().as_secs_f64() / 10.0;
         assert!(each < 0.05, "{each:.4} s per judgment at 10k epochs");

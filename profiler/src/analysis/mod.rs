@@ -435,7 +435,9 @@ impl Analyzer {
     fn warmup_of(&self, i: usize, meta: &TimelineMeta) -> usize {
         let times: Vec<f64> = self.epoch_points.iter().filter(|p| p.2[i].is_some()).map(|p| p.1).collect();
         if meta.window_s.is_some() {
-            warmup_timed(&times, STARTUP_SECONDS)
+            // Start-up is the first seconds of the process's life: with --pid, the watch
+            // may begin long after.
+            warmup_timed(&times, STARTUP_SECONDS - meta.target_age_s.unwrap_or(0.0))
         } else {
             warmup_epochs(times.len())
         }

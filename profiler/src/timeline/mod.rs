@@ -49,6 +49,10 @@ pub struct TimelineMeta {
     pub recorder: Option<String>,
     /// With `watch --window`: epoch ends are fixed windows of this many seconds.
     pub window_s: Option<f64>,
+    /// `watch --pid`: how many seconds the process had been running when the watch
+    /// began (its start-up may be over); absent when the watch started the command.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_age_s: Option<f64>,
 }
 
 /// `run.json`: the format version, then the facts.

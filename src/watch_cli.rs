@@ -56,10 +56,26 @@ pub struct WatchArgs {
     #[arg(long)]
     pub stop_on_leak: bool,
     /// Python trainers: at each epoch end, take a census of the main process's live
-    /// objects and name the containers that grow (objects.csv). Injects a helper through
-    /// PYTHONPATH (sitecustomize); needs no change to the script.
-    #[arg(long, conflicts_with = "pid")]
+    /// objects and name the containers that grow (objects.csv), what their tensors keep
+    /// through autograd graphs, and how much of the growth Python objects account for
+    /// (the rest: native code or the C allocator). Needs no change to the script.
+    #[arg(long, conflicts_with_all = ["pid", "no_inject"])]
     pub python_objects: bool,
+    /// With --python-objects: full censuses in forked DataLoader workers too, not only
+    /// their datasets' containers. A full census writes the reference count of every
+    /// object a worker shares with the trainer, so the worker copies those pages (its
+    /// USS steps up once).
+    #[arg(long, requires = "python_objects")]
+    pub python_objects_workers: bool,
+    /// Do not inject the helper into Python commands. The helper (a sitecustomize put
+    /// first on PYTHONPATH) finds epochs from DataLoader passes: a new pass over the
+    /// training loader ends an epoch, passes over the others are validation.
+    #[arg(long)]
+    pub no_inject: bool,
+    /// With no epoch boundary for this long, fall back to fixed windows a tenth as long
+    /// (10m: 60 s windows); 0 never does.
+    #[arg(long, default_value = "10m", value_parser = parse_duration_or_zero)]
+    pub auto_window: Duration,
     /// With --python-objects: trace Python allocations (tracemalloc, 4 frames) to say
     /// where the growing containers' newest items were allocated. Slows Python code that
     /// allocates much (measured in the README).
@@ -105,6 +121,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("must be at least 10ms".into());
     }
     Ok(d)
+}
+
+fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s)
 }
 
 fn parse_regex(s: &str) -> Result<Regex, String> {
@@ -174,7 +197,10 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
         window: args.window,
         max_memory: args.max_memory,
         kill_at_limit: args.kill_at_limit,
+        inject: !args.no_inject,
         python_objects: args.python_objects,
+        census_workers: args.python_objects_workers,
+        auto_window: Some(args.auto_window).filter(|d| !d.is_zero()),
         python_tracemalloc: args.python_tracemalloc,
         stop_on_leak: args.stop_on_leak,
         on_verdict: Some(Box::new(move |status: &profiler::live::LiveStatus| {
@@ -184,6 +210,9 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
         on_row: Some(Box::new(move |row: &profiler::Row, ranks: &std::collections::BTreeMap<u32, profiler::watch::RankMem>| {
             if row.phase == "epoch_end" {
                 epoch_status(row);
+            }
+            if row.phase == "windows" {
+                eprintln!("diagnose: {}", row.label);
             }
             if let Some(m) = &mut metrics {
                 m.observe_ranks(ranks.iter().map(|(r, v)| (*r, [("rss", Some(v.rss)), ("pss", v.pss), ("uss", v.uss), ("gpu", v.gpu)])));

@@ -38,7 +38,9 @@ fn slope(s: &serde_json::Value, column: &str) -> f64 {
 fn clean_trainer_with_workers_is_flat() {
     let (dir, o, s) = watch_trainer_gated("clean", &["--workers", "2"], 0);
     assert_eq!(s["verdict"], "flat", "{}", ledger(&s));
-    assert_eq!(s["epochs"], 7);
+    // The injected helper's DataLoader passes mark the epochs (they win over the script's
+    // epoch lines): a new pass ends the epoch before, so the last epoch has no end.
+    assert_eq!(s["epochs"], 6);
     for c in ["tree_pss_bytes", "main_uss_bytes"] {
         assert_eq!(class_of(&s, c), "flat", "{c}: {}", ledger(&s));
     }
@@ -96,7 +98,7 @@ fn copy_on_read_workers_are_bounded_not_a_leak() {
     assert!(ceiling > series(&s, "tree_pss_bytes")["last_bytes"].as_f64().unwrap());
     let l = ledger(&s);
     assert!(l.contains("Copy-on-write, not a leak") && l.contains("numpy arrays"), "{l}");
-    assert!(l.contains("overcounts its memory"), "{l}");
+    assert!(l.contains("counts a page shared between its processes once per process"), "{l}");
 }
 
 #[test]
@@ -114,7 +116,7 @@ fn markers_mark_epochs_and_supersede_log_lines() {
     assert_eq!(s.unwrap()["epochs"], 4);
     let plain = trainer("clean", &["--workers", "0", "--epochs", "4"]);
     let plain: Vec<&str> = plain.iter().map(|s| s.as_str()).collect();
-    let (o, s) = watch(&dir.path().join("none"), &["--epoch-pattern", "^NEVER$"], &plain);
+    let (o, s) = watch(&dir.path().join("none"), &["--epoch-pattern", "^NEVER$", "--no-inject"], &plain);
     assert_eq!(o.status.code(), Some(0));
     let s = s.unwrap();
     assert_eq!(s["epochs"], 0);

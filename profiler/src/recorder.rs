@@ -132,8 +132,7 @@ impl ProfilerBuilder {
             mem_limit_source: limit.map(|l| l.source.to_string()),
             gpu: Some(gpu_status.to_token()),
             recorder: Some("run".into()),
-            window_s: None,
-            target_age_s: None,
+            ..TimelineMeta::default()
         };
         let writer = TimelineWriter::create(&out_dir.join("timeline.csv"), &meta)?;
         let live = (self.on_verdict.is_some() || self.stop_on_leak).then(|| LiveVerdict::new(meta.clone(), Some(&out_dir)));

@@ -1,9 +1,17 @@
-"""Put first on PYTHONPATH by `diagnose watch --python-objects`: starts a small listener
-thread in the watched Python process that takes a census of its live objects when
-diagnose asks (at each epoch boundary). Runs the environment's own sitecustomize first,
-acts only in the first Python process of the watched tree and the processes it forks
-(DataLoader workers with the fork start method; not in subprocesses or spawned workers),
-and never raises: a failure is written to stderr and training goes on.
+"""Put first on PYTHONPATH by `diagnose watch` (unless --no-inject): runs the environment's
+own sitecustomize first, then, in the first Python process of the watched tree only:
+
+- finds epochs by itself: every PyTorch training loop starts an epoch by iterating its
+  training DataLoader again, whatever framework drives it (Lightning, the Hugging Face
+  Trainer, a plain loop). The loader iterated again and again with the most batches is
+  the training loader; a new pass over it ends the epoch before, passes over the other
+  loaders are validation. These boundaries go to diagnose's marker socket, marked as
+  found by us: explicit markers win over them, and they win over log lines.
+- with --python-objects, starts a small listener thread that takes a census of the
+  process's live objects when diagnose asks (at each epoch end); processes it forks
+  (DataLoader workers with the fork start method) answer for themselves.
+
+Never raises: a failure is written to stderr once and training goes on.
 """
 
 
@@ -28,8 +36,11 @@ def _diagnose_start():
         out = os.environ.get("DIAGNOSE_CENSUS_OUT")
         if not folder or not out or os.environ.get("DIAGNOSE_CENSUS_OWNER"):
             return
-        os.environ["DIAGNOSE_CENSUS_OWNER"] = str(os.getpid())  # children inherit: they stay out
-        if os.environ.get("DIAGNOSE_TRACEMALLOC") == "1":
+        owner = os.getpid()
+        os.environ["DIAGNOSE_CENSUS_OWNER"] = str(owner)  # children inherit: they stay out
+        objects = os.environ.get("DIAGNOSE_OBJECTS") == "1"
+        workers = os.environ.get("DIAGNOSE_CENSUS_WORKERS", "light")  # light or full
+        if objects and os.environ.get("DIAGNOSE_TRACEMALLOC") == "1":
             import tracemalloc
 
             tracemalloc.start(int(os.environ.get("DIAGNOSE_TRACEMALLOC_FRAMES", "4")))
@@ -41,9 +52,14 @@ def _diagnose_start():
         import diagnose_census
 
         del sys.path[0]
+        marker = os.environ.get("DIAGNOSE_MARKER_SOCKET")
+        # The socket served, whether the program is ending, and the last boundary
+        # diagnose has sampled (it answers `ack N`).
+        state = {"exiting": False, "acked": -1}
+        acked = threading.Condition()
 
         def serve(role):
-            """Bind census-<pid>.sock and answer `census N` requests on a daemon thread."""
+            """Bind census-<pid>.sock and answer `census N` and `ack N` on a daemon thread."""
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sock.bind(os.path.join(folder, "census-%d.sock" % os.getpid()))
 
@@ -54,12 +70,18 @@ def _diagnose_start():
                     except OSError:
                         return  # the socket was closed
                     try:
+                        if len(data) != 2 or not data[1].isdigit():
+                            continue
+                        if data[0] == "ack":
+                            with acked:
+                                state["acked"] = int(data[1])
+                                acked.notify_all()
                         # Once the program is ending its objects are being torn down: a
                         # census then (a late request) would report its containers gone.
-                        if len(data) == 2 and data[0] == "census" and data[1].isdigit() and not state["exiting"]:
-                            r = diagnose_census.census_to(int(data[1]), out, role)
+                        elif data[0] == "census" and objects and not state["exiting"]:
+                            light = role == "worker" and workers != "full"
+                            r = diagnose_census.census_to(int(data[1]), out, role, light)
                             cuda = (r or {}).get("cuda")
-                            marker = os.environ.get("DIAGNOSE_MARKER_SOCKET")
                             if cuda and marker and role == "main":  # torch.cuda's figures onto the GPU ledger
                                 line = "phase census %s gpu_allocated=%d gpu_reserved=%d gpu_peak_allocated=%d gpu_peak_reserved=%d" % (
                                     data[1], cuda["allocated"], cuda["reserved"], cuda["peak_allocated"], cuda["peak_reserved"])
@@ -70,13 +92,27 @@ def _diagnose_start():
             threading.Thread(target=listen, name="diagnose-census", daemon=True).start()
             return sock
 
-        # The socket served, and whether the program is ending.
-        state = {"exiting": False}
         state["sock"] = serve("main")
         # As soon as the main module has finished: threading's exit hook runs before
         # atexit's handlers (Python 3.9+); atexit where it is missing.
         ending = getattr(threading, "_register_atexit", atexit.register)
         ending(lambda: state.update(exiting=True))
+
+        def send(line, wait_for=None):
+            """A boundary to diagnose; with `wait_for`, wait (0.5 s at most) until it has
+            sampled the tree, so that the sample shows this moment, not the next pass's
+            workers starting."""
+            if not marker or os.getpid() != owner:
+                return
+            try:
+                state["sock"].sendto(line.encode("ascii"), marker)
+                if wait_for is not None:
+                    with acked:
+                        acked.wait_for(lambda: state["acked"] >= wait_for, timeout=0.5)
+            except Exception:
+                pass
+
+        _install_loader_hook(send)
 
         def forked():
             # A process forked from the trainer (a DataLoader worker with the fork start
@@ -84,14 +120,145 @@ def _diagnose_start():
             # parent's; answer for this process from its own.
             try:
                 state["sock"].close()
-                diagnose_census.forget()
-                state["sock"] = serve("worker")
+                if objects:
+                    diagnose_census.forget()
+                    state["sock"] = serve("worker")
             except Exception as e:
                 sys.stderr.write("diagnose: census helper not started in a forked worker: %s\n" % e)
 
         os.register_at_fork(after_in_child=forked)
     except Exception as e:
-        sys.stderr.write("diagnose: census helper not started: %s\n" % e)
+        sys.stderr.write("diagnose: helper not started: %s\n" % e)
+
+
+class _Passes:
+    """Which DataLoader is the training loader, and the epoch a new pass over it ends."""
+
+    def __init__(self, send):
+        self.send = send
+        self.loaders = {}  # id(loader) -> [passes, batches of its longest pass, batches of this pass]
+        self.train = None  # id of the training loader
+        self.train_size = 0
+        self.epochs = 0    # epochs ended
+        self.open_validation = None
+
+    def pass_starts(self, loader):
+        key = id(loader)
+        stats = self.loaders.setdefault(key, [0, 0, 0])
+        stats[1] = max(stats[1], stats[2])
+        stats[2] = 0
+        stats[0] += 1
+        try:
+            size = max(len(loader), stats[1])
+        except Exception:  # an iterable dataset: the batches counted so far
+            size = stats[1]
+        # The training loader: the one with the most batches per pass (a tie keeps it).
+        if key == self.train:
+            self.train_size = max(self.train_size, size)
+        elif self.train is None or size > self.train_size:
+            self.train, self.train_size = key, size
+        self.close_validation()
+        if key == self.train:
+            if stats[0] >= 2:
+                epoch = self.epochs
+                self.epochs += 1
+                self.send("epoch_end %d auto=1" % epoch, wait_for=epoch)
+        else:
+            self.open_validation = key
+            self.send("validation_start %d auto=1" % self.epochs)
+        return stats
+
+    def pass_ends(self, key):
+        if key is not None and key == self.open_validation:
+            self.close_validation()
+
+    def close_validation(self):
+        if self.open_validation is not None:
+            self.open_validation = None
+            self.send("validation_end %d auto=1" % self.epochs)
+
+
+def _install_loader_hook(send):
+    """Patch torch.utils.data's DataLoader.__iter__ and its iterators' __next__ as soon as
+    the program imports them (an import hook: nothing is imported early)."""
+    import sys
+
+    passes = _Passes(send)
+
+    def patch(module):
+        DataLoader = module.DataLoader
+        BaseIter = module._BaseDataLoaderIter
+        original_iter = DataLoader.__iter__
+        original_next = BaseIter.__next__
+
+        def __iter__(self):
+            stats = None
+            try:
+                stats = passes.pass_starts(self)
+            except Exception:
+                pass
+            it = original_iter(self)
+            try:
+                it._diagnose_pass = (id(self), stats)
+            except Exception:
+                pass
+            return it
+
+        def __next__(self):
+            try:
+                data = original_next(self)
+            except StopIteration:
+                passes.pass_ends(getattr(self, "_diagnose_pass", (None,))[0])
+                raise
+            p = getattr(self, "_diagnose_pass", None)
+            if p is not None and p[1] is not None:
+                p[1][2] += 1
+            return data
+
+        __iter__.__wrapped__ = original_iter
+        __next__.__wrapped__ = original_next
+        DataLoader.__iter__ = __iter__
+        BaseIter.__next__ = __next__
+
+    class Hook:
+        """Finds torch.utils.data.dataloader with the other finders, and patches it right
+        after it has run."""
+
+        def find_spec(self, name, path=None, target=None):
+            if name != "torch.utils.data.dataloader":
+                return None
+            for finder in sys.meta_path:
+                find = getattr(finder, "find_spec", None)
+                if finder is self or find is None:
+                    continue
+                spec = find(name, path, target)
+                if spec is not None:
+                    break
+            else:
+                return None
+            loader = spec.loader
+            original_exec = loader.exec_module
+
+            def exec_module(module):
+                original_exec(module)
+                try:
+                    patch(module)
+                except Exception as e:
+                    sys.stderr.write("diagnose: epochs will not be found from DataLoader passes: %s\n" % e)
+                finally:
+                    loader.exec_module = original_exec
+
+            loader.exec_module = exec_module
+            try:
+                sys.meta_path.remove(self)
+            except ValueError:
+                pass
+            return spec
+
+    if "torch.utils.data.dataloader" in sys.modules:
+        patch(sys.modules["torch.utils.data.dataloader"])
+    else:
+        sys.meta_path.insert(0, Hook())
 
 
 _diagnose_start()

@@ -11,7 +11,7 @@ mod tree;
 mod trend;
 mod verdict;
 
-pub use objects::{read_censuses, Censuses, ObjectVerdict, OBJECT_TOLERANCE};
+pub use objects::{read_censuses, Accounting, Censuses, ObjectVerdict, OBJECT_TOLERANCE};
 pub use oom::{project, OomInput, OomProjection, RECENT_EPOCHS};
 pub use ranks::{read_ranks, RankVerdict};
 pub use tree::{decelerating, mark_copy_on_write, parse_end, CommandEnd, COPY_ON_WRITE};
@@ -162,6 +162,10 @@ pub struct Analysis {
     pub ranks: Vec<RankVerdict>,
     /// With `watch --window`: the window length standing in for an epoch.
     pub window_s: Option<f64>,
+    /// Windows that were not asked for: no epoch boundary came in this many seconds.
+    pub windows_after_s: Option<f64>,
+    /// `watch --pid`: the watch attached to a running process.
+    pub attached: bool,
     /// Thinned series for the plots.
     #[serde(skip)]
     pub plot: PlotData,
@@ -403,6 +407,8 @@ impl Analyzer {
             censuses: None,
             ranks: Vec::new(),
             window_s: meta.window_s,
+            windows_after_s: meta.windows_after_s,
+            attached: meta.attached == Some(true),
             plot,
         };
         let rss_primary = if analysis.series("rss_in_use_bytes").is_some() { "rss_in_use_bytes" } else { "rss_bytes" };
@@ -680,14 +686,16 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
     if let (Some(rss), Some(pss)) = (a.series("tree_rss_bytes"), a.series("tree_pss_bytes")) {
         if rss.last_bytes as f64 > 1.2 * pss.last_bytes as f64 {
             lines.push(format!(
-                "Summed RSS of the tree ({}) overcounts its memory {:.1}x: pages shared between its processes are counted once per process. Its PSS ({}) splits them among their sharers: the verdict reads PSS.",
+                "Summed RSS of the tree ({}) is {:.1}x its PSS ({}): RSS counts a page shared between its processes once per process, and the libraries' code and files read, which PSS here leaves out (other processes map them too). PSS splits what the processes own among its sharers: the verdict reads PSS.",
                 human_bytes(rss.last_bytes as f64), rss.last_bytes as f64 / pss.last_bytes.max(1) as f64, human_bytes(pss.last_bytes as f64)
             ));
         }
     }
     let grows = |c: &str| a.series(c).is_some_and(|s| s.class == Class::Growing && s.cause.is_none());
     if let Some(s) = a.series("main_uss_bytes").filter(|_| grows("main_uss_bytes")) {
-        lines.push(format!("The main process grows: its private memory (USS) {}/epoch. Objects are kept alive in the trainer itself across epochs (lists of arrays or tensors kept on self or in a module, a cache with no bound).", slope(s)));
+        // What holds it is the census's to say; without one, no guess.
+        let next = if a.censuses.is_some() { String::new() } else { " To see which Python objects hold it, and whether they do at all, rerun with a census: diagnose watch --python-objects -- <the same command>.".into() };
+        lines.push(format!("The main process grows: its private memory (USS) {}/epoch.{next}", slope(s)));
     }
     // With ranks, the workers are the ranks: the ranks' line names which one grows.
     if let Some(s) = a.series("workers_uss_bytes").filter(|_| grows("workers_uss_bytes") && a.ranks.is_empty()) {
@@ -708,10 +716,21 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
             "Copy-on-write, not a leak: {what}, while RSS stays. Pages shared with the main process turn private as the workers write to them (Python's reference counts write to every object read, pytorch/pytorch#13246). {slowing}{ceiling} The usual cure: hold the dataset's items in numpy arrays or one serialized buffer (bytes, Arrow) instead of lists of Python objects."
         ));
     }
-    if let Some(w) = a.window_s {
-        lines.push(format!("Boundaries are fixed windows of {w} s (--window): the verdict is per window, not per epoch, and windows cut across epochs and validation. For a per-epoch verdict, print \"Epoch N\" lines (matched by --epoch-pattern) or call diagnose_markers.epoch_end(N) (python/diagnose_markers.py)."));
-    } else if a.recorder == "watch" && a.epochs == 0 {
-        lines.push("No epoch boundary was seen: no output line matched --epoch-pattern and no marker arrived. Print \"Epoch N\" lines, call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), or pass --window 60s.".into());
+    let per_epoch = if a.attached {
+        // Under --pid neither log lines nor markers reach us.
+        "For a per-epoch verdict, watch the command from its start (diagnose watch -- CMD): its DataLoader passes, markers and log lines then mark epochs."
+    } else {
+        "For a per-epoch verdict, call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), or print \"Epoch N\" lines (matched by --epoch-pattern)."
+    };
+    match (a.window_s, a.windows_after_s) {
+        (Some(w), Some(after)) => lines.push(format!(
+            "No epoch boundary came in the first {}: from then on fixed windows of {} stood in for epochs (the verdict is per window, and windows cut across epochs and validation). {per_epoch}",
+            crate::report::human_seconds(after), crate::report::human_seconds(w)
+        )),
+        (Some(w), None) => lines.push(format!("Boundaries are fixed windows of {} (--window): the verdict is per window, not per epoch, and windows cut across epochs and validation. {per_epoch}", crate::report::human_seconds(w))),
+        (None, _) if a.recorder == "watch" && a.epochs == 0 && a.attached => lines.push("No epoch boundary was seen: a process watched with --pid can send neither log lines nor markers to diagnose. Pass --window 60s for a verdict per window.".into()),
+        (None, _) if a.recorder == "watch" && a.epochs == 0 => lines.push("No epoch boundary was seen: no DataLoader was iterated twice, no marker arrived and no output line matched --epoch-pattern. Call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), print \"Epoch N\" lines, or pass --window 60s.".into()),
+        _ => {}
     }
 }
 
@@ -738,11 +757,15 @@ fn explain_ranks(a: &Analysis, lines: &mut Vec<String>) {
     }
 }
 
-/// The Python objects that grow, named by what keeps them alive.
+/// The Python objects that grow, named by what keeps them alive; how much of the main
+/// process's growth they account for, and, for the rest, whether native code uses it or
+/// the C allocator holds it free. What a failed or partial census could not see is said,
+/// never read as "nothing grows".
 fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
     use crate::report::{human_bytes, signed_bytes};
     let Some(c) = &a.censuses else { return };
-    let growing: Vec<&ObjectVerdict> = c.objects.iter().filter(|o| o.kind == "container" && o.class == Class::Growing).collect();
+    let per_epoch = |b: Option<f64>| format!("{}/epoch", signed_bytes(b.unwrap_or(0.0)));
+    let growing: Vec<&ObjectVerdict> = c.objects.iter().filter(|o| o.kind != "type" && o.class == Class::Growing).collect();
     for o in growing.iter().take(3) {
         let last = o.by_epoch.last().map_or(0, |p| p.1);
         let at = match o.allocated_at.as_deref().map(|a| a.split_once(' ').unwrap_or(("", a))) {
@@ -750,21 +773,97 @@ fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
             Some((_, at)) => format!(" It was made at {at} (its items are not traced: made in C++)."),
             None => String::new(),
         };
-        lines.push(format!(
-            "Python: {} ({}, {:+.0} items/epoch, {}/epoch) keeps growing; it holds {} at the last census.{at}",
-            o.name, o.type_name, o.items_per_epoch.unwrap_or(0.0), signed_bytes(o.slope_bytes_per_epoch.unwrap_or(0.0)), human_bytes(last as f64)
-        ));
+        let slope = o.slope_bytes_per_epoch.unwrap_or(0.0);
+        let graph = o.graph_bytes_per_epoch.filter(|g| *g > 0.25 * slope && slope > 0.0);
+        if o.kind == "tensor" {
+            lines.push(format!(
+                "Python: {} is one tensor whose autograd graph grows: {:+.0} graph nodes/epoch keeping {} of tensors saved for backward ({} at the last census). A loss or output was accumulated with its graph (`total += loss`): accumulate `loss.item()` or `loss.detach()` instead.",
+                o.name, o.graph_nodes_per_epoch.unwrap_or(0.0), per_epoch(o.graph_bytes_per_epoch), human_bytes(last as f64)
+            ));
+        } else if let Some(g) = graph {
+            lines.push(format!(
+                "Python: {} ({}, {:+.0} items/epoch, {}) keeps growing, and its tensors keep their autograd graphs alive: {} of it are tensors saved for backward ({:+.0} graph nodes/epoch), {} the tensors themselves; it holds {} at the last census. Keep `.detach()`ed tensors (or `.item()` for a number), or run validation under `torch.no_grad()` / `torch.inference_mode()`.{at}",
+                o.name, o.type_name, o.items_per_epoch.unwrap_or(0.0), per_epoch(Some(slope)), per_epoch(Some(g)), o.graph_nodes_per_epoch.unwrap_or(0.0), per_epoch(Some(slope - g)), human_bytes(last as f64)
+            ));
+        } else {
+            lines.push(format!(
+                "Python: {} ({}, {:+.0} items/epoch, {}) keeps growing; it holds {} at the last census.{at}",
+                o.name, o.type_name, o.items_per_epoch.unwrap_or(0.0), per_epoch(Some(slope)), human_bytes(last as f64)
+            ));
+        }
     }
-    if growing.is_empty() {
+    let all_failed = c.count > 0 && c.failed == c.count;
+    let partial = c.failed > 0 || c.worker_failed > 0 || c.skipped_objects > 0;
+    if all_failed {
+        lines.push(format!("Python: every census of the main process failed ({} of {}): nothing is known of its objects, growing or not.", c.failed, c.count));
+    } else if growing.is_empty() && !partial {
         lines.push("Python: no container of the main process or its persistent workers grows from census to census.".into());
+    } else if growing.is_empty() {
+        lines.push("Python: no container that the censuses could inspect grows; what they could not see is below.".into());
     }
-    let workers = if c.worker_count > 0 { format!(" (and {} in forked DataLoader workers)", c.worker_count) } else { String::new() };
+    if !all_failed {
+        explain_accounting(a, c, lines);
+    }
+    let workers = match (c.worker_count, c.light_worker_count) {
+        (0, _) => String::new(),
+        (n, l) if l == n => format!(" (and {n} light ones in forked DataLoader workers: their datasets' containers only)"),
+        (n, _) => format!(" (and {n} in forked DataLoader workers)"),
+    };
     lines.push(format!(
         "Python object census: {} censuses{workers}, the longest {:.2} s with {} live gc-tracked objects (objects.csv).",
         c.count, c.max_seconds, c.max_objects
     ));
-    for e in c.errors.iter().take(3) {
-        lines.push(format!("A census failed: {e}."));
+    if c.failed > 0 || c.worker_failed > 0 {
+        let workers = if c.worker_failed > 0 { format!(" and {} of {} in workers", c.worker_failed, c.worker_count) } else { String::new() };
+        lines.push(format!("Censuses failed: {} of {} of the main process{workers}; the first: {}.", c.failed, c.count, c.errors.join("; ")));
+    }
+    if c.skipped_objects > 0 {
+        lines.push(format!(
+            "A census could not inspect {} object(s) (their class raised when asked; types: {}): they are not counted.",
+            c.skipped_objects,
+            if c.skipped_types.is_empty() { "unknown".to_string() } else { c.skipped_types.join(", ") }
+        ));
+    }
+}
+
+/// How much of the main process's growth the censuses account for, and the rest by
+/// glibc's malloc counters: native code using it, or the allocator holding it free.
+fn explain_accounting(a: &Analysis, c: &Censuses, lines: &mut Vec<String>) {
+    use crate::report::signed_bytes;
+    let Some(uss) = a.series("main_uss_bytes").filter(|s| s.class == Class::Growing) else { return };
+    let (Some(acc), Some(process)) = (c.accounting, uss.slope_bytes_per_epoch) else { return };
+    let python = acc.python_bytes_per_epoch.max(0.0);
+    lines.push(format!(
+        "Python objects account for {} of the main process's {}/epoch (USS).",
+        signed_bytes(python), signed_bytes(process)
+    ));
+    let rest = process - python;
+    // Against the lowest growth the interval allows: USS moves when another process maps
+    // the same libraries, and a noisy slope must not be read as unexplained growth.
+    let low = uss.slope_interval.map_or(process, |i| i.0.min(process));
+    if python >= 0.5 * low {
+        return;
+    }
+    let free = acc.malloc_free_bytes_per_epoch.unwrap_or(0.0);
+    // Tensors' and arrays' storage is in malloc too, and already counted as Python's.
+    let native = acc.malloc_in_use_bytes_per_epoch.map(|u| u - acc.array_bytes_per_epoch);
+    match native {
+        None => lines.push(format!(
+            "The other {}/epoch is native memory; glibc's malloc counters could not be read (another allocator, or glibc before 2.33), so whether native code uses it or the allocator holds it free is unknown.",
+            signed_bytes(rest)
+        )),
+        Some(_) if free >= 0.5 * rest => lines.push(format!(
+            "The C allocator holds it free: glibc's malloc keeps {}/epoch of freed memory in its arenas (fragmentation), of the {}/epoch no Python object explains. Not a leak of objects. Cures: MALLOC_ARENA_MAX=2, calling malloc_trim(0) (ctypes) after each epoch, or jemalloc/tcmalloc through LD_PRELOAD.",
+            signed_bytes(free), signed_bytes(rest)
+        )),
+        Some(n) if n >= 0.5 * rest => lines.push(format!(
+            "Native code uses it: glibc's malloc has {}/epoch more in use that no Python object holds (a C extension's buffers, or libtorch memory no tensor reaches), of the {}/epoch no Python object explains. A census cannot name native code.",
+            signed_bytes(n), signed_bytes(rest)
+        )),
+        Some(_) => lines.push(format!(
+            "The other {}/epoch is outside glibc's malloc: memory-mapped files, thread stacks, or a library with an allocator of its own.",
+            signed_bytes(rest)
+        )),
     }
 }
 

@@ -37,6 +37,36 @@ struct CensusFile {
     containers: Vec<ContainerRow>,
     #[serde(default)]
     types: Vec<TypeRow>,
+    /// Objects a step could not inspect (their class raised), and the types skipped.
+    #[serde(default)]
+    skipped_objects: u64,
+    #[serde(default)]
+    skipped_types: Vec<SkippedType>,
+    /// A worker's light census: its dataset's containers only.
+    #[serde(default)]
+    light: bool,
+    /// Bytes of every type counted (not only the top rows written), and of them the CPU
+    /// tensors' and numpy arrays' storage (which glibc's malloc holds).
+    #[serde(default)]
+    total_bytes: Option<u64>,
+    #[serde(default)]
+    array_bytes: Option<u64>,
+    /// glibc's malloc counters (mallinfo2) at the census.
+    #[serde(default)]
+    malloc: Option<MallocRow>,
+}
+
+#[derive(Deserialize)]
+struct SkippedType {
+    #[serde(rename = "type")]
+    type_name: String,
+    count: u64,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+struct MallocRow {
+    in_use: u64,
+    free: u64,
 }
 
 #[derive(Deserialize)]
@@ -48,6 +78,15 @@ struct ContainerRow {
     bytes: u64,
     #[serde(default)]
     allocated_at: Option<String>,
+    /// `tensor` for a lone tensor followed for its autograd graph; else a container.
+    #[serde(default)]
+    kind: Option<String>,
+    /// What its tensors keep alive through their autograd graphs: nodes, and the bytes of
+    /// the tensors saved for backward (included in `bytes`).
+    #[serde(default)]
+    graph_nodes: u64,
+    #[serde(default)]
+    graph_bytes: u64,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +118,25 @@ pub struct ObjectVerdict {
     pub by_epoch: Vec<(u32, u64, u64)>,
     /// With --python-tracemalloc: where its newest item was allocated, at the last census.
     pub allocated_at: Option<String>,
+    /// Of the bytes per epoch, those of tensors saved for backward that its tensors keep
+    /// alive through their autograd graphs.
+    pub graph_bytes_per_epoch: Option<f64>,
+    /// Autograd graph nodes its tensors keep, per epoch.
+    pub graph_nodes_per_epoch: Option<f64>,
+}
+
+/// How much of the main process's growth Python objects account for, and where the rest
+/// is by glibc's malloc: slopes per epoch over the censuses.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Accounting {
+    /// All Python objects the census counted (tensors and arrays by their storage).
+    pub python_bytes_per_epoch: f64,
+    /// Of them, CPU tensors' and numpy arrays' storage (held in malloc).
+    pub array_bytes_per_epoch: f64,
+    /// glibc malloc: bytes in use (heap chunks and mmapped blocks).
+    pub malloc_in_use_bytes_per_epoch: Option<f64>,
+    /// glibc malloc: bytes held free in its arenas.
+    pub malloc_free_bytes_per_epoch: Option<f64>,
 }
 
 /// A DataLoader worker's containers and types are followed when it took at least this
@@ -99,9 +157,24 @@ pub struct Censuses {
     pub max_seconds: f64,
     /// Live gc-tracked objects at the largest census.
     pub max_objects: u64,
-    /// Errors the helper reported.
+    /// Errors the helper reported (the first few).
     pub errors: Vec<String>,
+    /// Censuses of the main process that failed.
+    pub failed: usize,
+    /// Censuses of forked workers that failed.
+    pub worker_failed: usize,
+    /// The most objects one census could not inspect.
+    pub skipped_objects: u64,
+    /// The types of the objects skipped.
+    pub skipped_types: Vec<String>,
+    /// Worker censuses that were light (the dataset's containers only).
+    pub light_worker_count: usize,
+    /// The main process's objects against its malloc counters (3 censuses or more).
+    pub accounting: Option<Accounting>,
 }
+
+/// Errors kept for the report; the rest are counted.
+const MAX_ERRORS: usize = 3;
 
 /// Read `dir/objects/epoch-*.json`; `None` when there are none.
 pub fn read_censuses(dir: &Path) -> Result<Option<Censuses>, Error> {
@@ -136,12 +209,31 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
     };
     let worker_count = files.iter().filter(|f| worker_prefix(f).is_some()).count();
     let mut out = Censuses { count: files.len() - worker_count, worker_count, ..Censuses::default() };
+    let mut skipped_types = std::collections::BTreeSet::new();
+    // The main process's totals per epoch: Python objects, arrays, malloc in use and free.
+    let mut totals: Vec<(f64, [Option<f64>; 4])> = Vec::new();
+    let mut graphs: BTreeMap<(String, String), BTreeMap<u32, (u64, u64)>> = BTreeMap::new();
+    let mut lone_tensors = std::collections::BTreeSet::new();
     for f in files {
         let prefix = worker_prefix(f).unwrap_or_default();
         out.max_seconds = out.max_seconds.max(f.seconds);
         out.max_objects = out.max_objects.max(f.objects.unwrap_or(0));
+        out.light_worker_count += usize::from(f.light && !prefix.is_empty());
         if let Some(e) = &f.error {
-            out.errors.push(format!("epoch {}: {e}", f.epoch));
+            if prefix.is_empty() {
+                out.failed += 1;
+            } else {
+                out.worker_failed += 1;
+            }
+            if out.errors.len() < MAX_ERRORS {
+                out.errors.push(format!("{prefix}epoch {}: {e}", f.epoch));
+            }
+        }
+        out.skipped_objects = out.skipped_objects.max(f.skipped_objects);
+        skipped_types.extend(f.skipped_types.iter().filter(|t| t.count > 0).map(|t| t.type_name.clone()));
+        if prefix.is_empty() && f.error.is_none() {
+            let m = f.malloc;
+            totals.push((f.epoch as f64, [f.total_bytes.map(|b| b as f64), f.array_bytes.map(|b| b as f64), m.map(|m| m.in_use as f64), m.map(|m| m.free as f64)]));
         }
         for c in &f.containers {
             let key = (prefix.clone(), c.name.clone());
@@ -150,8 +242,14 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
                 entry.0 = t.clone();
             }
             if let Some(at) = &c.allocated_at {
-                allocated_at.insert(key, at.clone());
+                allocated_at.insert(key.clone(), at.clone());
             }
+            if c.kind.as_deref() == Some("tensor") {
+                lone_tensors.insert(key.clone());
+            }
+            let g = graphs.entry(key).or_default().entry(f.epoch).or_insert((0, 0));
+            g.0 += c.graph_bytes;
+            g.1 += c.graph_nodes;
             let v = entry.1.entry(f.epoch).or_insert((0, 0));
             v.0 += c.bytes;
             v.1 += c.items;
@@ -160,6 +258,8 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
             types.entry((prefix.clone(), t.type_name.clone())).or_default().insert(f.epoch, (t.bytes, t.count));
         }
     }
+    out.skipped_types = skipped_types.into_iter().take(10).collect();
+    out.accounting = accounting(&totals);
     // A worker that lived for an epoch or two (recreated every epoch) has no trend.
     let followed = |prefix: &str, by: &BTreeMap<u32, (u64, u64)>| prefix.is_empty() || by.len() >= MIN_WORKER_CENSUSES;
     containers.retain(|(prefix, _), (_, by)| followed(prefix, by));
@@ -180,11 +280,28 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
             items_per_epoch: theil_sen(&c.fitted(&items, |p| p.0)).map(|t| t.slope),
             by_epoch,
             allocated_at: None,
+            graph_bytes_per_epoch: None,
+            graph_nodes_per_epoch: None,
         }
     };
     let mut objects: Vec<ObjectVerdict> = containers
         .into_iter()
-        .map(|(key, (t, by))| ObjectVerdict { allocated_at: allocated_at.get(&key).cloned(), ..verdict("container", format!("{}{}", key.0, key.1), t, &by) })
+        .map(|(key, (t, by))| {
+            let kind = if lone_tensors.contains(&key) { "tensor" } else { "container" };
+            let v = verdict(kind, format!("{}{}", key.0, key.1), t, &by);
+            // The graph's share, over the epochs the container's bytes were fitted on.
+            let g: Vec<(f64, f64, f64)> = graphs.get(&key).map_or(Vec::new(), |g| g.iter().map(|(e, (b, n))| (*e as f64, *b as f64, *n as f64)).collect());
+            let slope_of = |col: fn(&(f64, f64, f64)) -> f64| {
+                let pts: Vec<(f64, f64)> = g.iter().map(|x| (x.0, col(x))).collect();
+                (g.iter().any(|x| x.1 > 0.0)).then(|| theil_sen(&pts).map(|t| t.slope)).flatten()
+            };
+            ObjectVerdict {
+                allocated_at: allocated_at.get(&key).cloned(),
+                graph_bytes_per_epoch: slope_of(|x| x.1),
+                graph_nodes_per_epoch: slope_of(|x| x.2),
+                ..v
+            }
+        })
         .collect();
     let mut by_type: Vec<ObjectVerdict> = types.into_iter().map(|((prefix, t), by)| verdict("type", format!("{prefix}{t}"), t, &by)).collect();
     let rank = |v: &ObjectVerdict| (v.class != Class::Growing, -(v.slope_bytes_per_epoch.unwrap_or(0.0) as i64));
@@ -195,9 +312,27 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
     out
 }
 
+/// Slopes of the main process's totals over its censuses (3 at least).
+fn accounting(totals: &[(f64, [Option<f64>; 4])]) -> Option<Accounting> {
+    let slope = |i: usize| -> Option<f64> {
+        let pts: Vec<(f64, f64)> = totals.iter().filter_map(|(e, v)| Some((*e, v[i]?))).collect();
+        (pts.len() >= 3).then(|| theil_sen(&pts).map(|t| t.slope)).flatten()
+    };
+    Some(Accounting {
+        python_bytes_per_epoch: slope(0)?,
+        array_bytes_per_epoch: slope(1).unwrap_or(0.0),
+        malloc_in_use_bytes_per_epoch: slope(2),
+        malloc_free_bytes_per_epoch: slope(3),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(name: &str, bytes: u64, items: u64) -> ContainerRow {
+        ContainerRow { name: name.to_string(), type_name: Some("list".into()), items, bytes, allocated_at: None, kind: None, graph_nodes: 0, graph_bytes: 0 }
+    }
 
     fn file(epoch: u32, containers: &[(&str, u64, u64)]) -> CensusFile {
         CensusFile {
@@ -207,8 +342,14 @@ mod tests {
             seconds: 0.1 * epoch as f64,
             objects: Some(1000),
             error: None,
-            containers: containers.iter().map(|(n, b, i)| ContainerRow { name: n.to_string(), type_name: Some("list".into()), items: *i, bytes: *b, allocated_at: None }).collect(),
+            containers: containers.iter().map(|(n, b, i)| row(n, *b, *i)).collect(),
             types: vec![TypeRow { type_name: "torch.Tensor(cpu)".into(), count: 10 * epoch as u64, bytes: 1 << 20 }],
+            skipped_objects: 0,
+            skipped_types: Vec::new(),
+            light: false,
+            total_bytes: None,
+            array_bytes: None,
+            malloc: None,
         }
     }
 
@@ -270,5 +411,50 @@ mod tests {
         let files = vec![file(1, &[("m.buf", 100, 1)]), file(2, &[("m.buf", 0, 0), ("m.buf", 200, 2)])];
         let c = analyze_censuses(&files);
         assert_eq!(c.objects[0].by_epoch, vec![(1, 100, 1), (2, 200, 2)]);
+    }
+
+    #[test]
+    fn a_list_kept_with_its_graphs_says_how_much_is_graph() {
+        let files: Vec<CensusFile> = (1..7u32)
+            .map(|e| {
+                let mut f = file(e, &[]);
+                f.containers.push(ContainerRow { graph_nodes: 120 * e as u64, graph_bytes: 25_000_000 * e as u64, ..row("Trainer.val_logits", 25_005_000 * e as u64, 10 * e as u64) });
+                f.containers.push(ContainerRow { kind: Some("tensor".into()), graph_nodes: 900 * e as u64, graph_bytes: 3_000_000 * e as u64, ..row("Trainer.total_loss", 3_000_000 * e as u64, 900 * e as u64) });
+                f
+            })
+            .collect();
+        let c = analyze_censuses(&files);
+        let logits = c.objects.iter().find(|o| o.name == "Trainer.val_logits").unwrap();
+        assert_eq!((logits.kind, logits.class), ("container", Class::Growing));
+        assert!((logits.graph_bytes_per_epoch.unwrap() - 25e6).abs() < 1.0);
+        assert!((logits.graph_nodes_per_epoch.unwrap() - 120.0).abs() < 1e-9);
+        let loss = c.objects.iter().find(|o| o.name == "Trainer.total_loss").unwrap();
+        assert_eq!((loss.kind, loss.class), ("tensor", Class::Growing));
+        // Without graphs, no graph share.
+        let plain: Vec<CensusFile> = (1..7u32).map(|e| file(e, &[("Trainer.kept", 5_000 * e as u64, 10 * e as u64)])).collect();
+        assert_eq!(analyze_censuses(&plain).objects[0].graph_bytes_per_epoch, None);
+    }
+
+    #[test]
+    fn failures_and_skips_are_counted_and_totals_accounted() {
+        let mut files: Vec<CensusFile> = (1..6u32)
+            .map(|e| CensusFile {
+                total_bytes: Some(50_000_000 + 200_000 * e as u64),
+                array_bytes: Some(1_000_000),
+                malloc: Some(MallocRow { in_use: 80_000_000 + 10_000_000 * e as u64, free: 5_000_000 }),
+                skipped_objects: 3,
+                skipped_types: vec![SkippedType { type_name: "Hostile".into(), count: 3 }],
+                ..file(e, &[])
+            })
+            .collect();
+        files.push(CensusFile { error: Some("AttributeError: x".into()), ..file(6, &[]) });
+        files.push(CensusFile { error: Some("AttributeError: y".into()), pid: Some(9), role: Some("worker".into()), ..file(6, &[]) });
+        let c = analyze_censuses(&files);
+        assert_eq!((c.failed, c.worker_failed, c.count, c.worker_count), (1, 1, 6, 1));
+        assert_eq!((c.skipped_objects, c.skipped_types.clone()), (3, vec!["Hostile".to_string()]));
+        let a = c.accounting.unwrap();
+        assert!((a.python_bytes_per_epoch - 200_000.0).abs() < 1.0, "{a:?}");
+        assert!((a.malloc_in_use_bytes_per_epoch.unwrap() - 10e6).abs() < 1.0);
+        assert_eq!(a.malloc_free_bytes_per_epoch, Some(0.0));
     }
 }

@@ -49,6 +49,12 @@ pub struct TimelineMeta {
     pub recorder: Option<String>,
     /// With `watch --window`: epoch ends are fixed windows of this many seconds.
     pub window_s: Option<f64>,
+    /// Windows were not asked for: no epoch boundary came in this many seconds, and the
+    /// watch fell back to them.
+    pub windows_after_s: Option<f64>,
+    /// `watch --pid`: the process was running before the watch (log lines and markers
+    /// cannot reach us).
+    pub attached: Option<bool>,
     /// `watch --pid`: how many seconds the process had been running when the watch
     /// began (its start-up may be over); absent when the watch started the command.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -167,8 +173,8 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("gpu_peak_reserved_bytes", "peak of gpu_reserved_bytes so far"),
     ("user_bytes", "a byte count the program reports about itself (the reference trainer: bytes its injected leaks hold)"),
     ("tree_rss_bytes", "watch: RSS summed over every process of the watched tree; an overcount, since pages shared between processes (fork, libraries, /dev/shm) are counted once per process"),
-    ("tree_pss_bytes", "watch: PSS summed over the tree (smaps_rollup): each shared page split among its sharers, so this is the physical memory the tree holds; the overall verdict reads it; read at boundaries and every --pss-interval, empty at the samples between"),
-    ("tree_uss_bytes", "watch: USS summed over the tree: private pages only (Private_Clean + Private_Dirty), what would be freed if every process exited; read at boundaries and every --pss-interval, empty at the samples between"),
+    ("tree_pss_bytes", "watch: PSS summed over the tree (smaps_rollup) of the memory its processes own (anonymous and shared memory, Pss_Anon + Pss_Shmem; not the libraries' code or files read, whose share moves whenever another process on the machine maps the same library): each shared page split among its sharers, so this is the memory the tree holds; the overall verdict reads it; read at boundaries and every --pss-interval, empty at the samples between"),
+    ("tree_uss_bytes", "watch: USS summed over the tree: pages only one process maps and has written (Private_Dirty: heaps, and shared pages copied), what would be freed if every process exited; read at boundaries and every --pss-interval, empty at the samples between"),
     ("tree_swap_bytes", "watch: swap used by the tree (Swap in smaps_rollup); read at boundaries and every --pss-interval, empty at the samples between"),
     ("tree_processes", "watch: processes in the tree at this sample"),
     ("main_rss_bytes", "watch: RSS of the main process (the command, past wrappers such as bash or env)"),

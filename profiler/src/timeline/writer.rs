@@ -18,9 +18,7 @@ impl TimelineWriter {
     /// Create (truncate) `path`, write its header, and write the run's facts to
     /// `run.json` beside it. Fails with the path named if either cannot be written.
     pub fn create(path: &Path, meta: &TimelineMeta) -> Result<Self, Error> {
-        let facts = path.with_file_name(RUN_FILE);
-        let json = serde_json::to_vec_pretty(&RunFacts { format: FORMAT_VERSION, meta: meta.clone() }).expect("plain data serializes");
-        std::fs::write(&facts, json).map_err(|source| Error::Output { path: facts, source })?;
+        write_facts(path, meta)?;
         let io_err = |source| Error::Output { path: path.to_path_buf(), source };
         let mut file = File::create(path).map_err(io_err)?;
         // The header now, not with the first row: a run killed before its first boundary
@@ -41,8 +39,22 @@ impl TimelineWriter {
         self.csv.flush().map_err(|source| Error::Output { path: self.path.clone(), source })
     }
 
+    /// Rewrite `run.json` with facts learnt during the run (e.g. a fall-back to windows),
+    /// atomically: a reader sees the old facts or the new ones.
+    pub fn update_meta(&self, meta: &TimelineMeta) -> Result<(), Error> {
+        write_facts(&self.path, meta)
+    }
+
     /// Where the rows go.
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// `run.json` beside the timeline at `path`, written whole then renamed into place.
+fn write_facts(path: &Path, meta: &TimelineMeta) -> Result<(), Error> {
+    let facts = path.with_file_name(RUN_FILE);
+    let json = serde_json::to_vec_pretty(&RunFacts { format: FORMAT_VERSION, meta: meta.clone() }).expect("plain data serializes");
+    let tmp = facts.with_extension("json.tmp");
+    std::fs::write(&tmp, json).and_then(|_| std::fs::rename(&tmp, &facts)).map_err(|source| Error::Output { path: facts, source })
 }

@@ -1,5 +1,6 @@
-//! `--python-objects`: the census helper injected into a watched Python trainer, and the
-//! requests that make it take a census at each epoch end.
+//! The helper injected into a watched Python trainer (unless --no-inject): it finds
+//! epochs from DataLoader passes and, with `--python-objects`, takes a census when asked
+//! at each epoch end.
 //!
 //! A folder holding `sitecustomize.py` and `diagnose_census.py` (both from `python/`,
 //! compiled into this binary) goes first on the child's PYTHONPATH. In the first Python
@@ -56,6 +57,17 @@ impl CensusHelper {
         }
         let ask = format!("census {epoch}");
         pids.iter().filter(|pid| self.sender.send_to(ask.as_bytes(), self.dir.join(format!("census-{pid}.sock"))).is_ok()).count()
+    }
+}
+
+impl CensusHelper {
+    /// Tell the helpers of `pids` that the boundary of `epoch` they sent was sampled:
+    /// the training loop waits (0.5 s at most) for it.
+    pub fn ack(&self, pids: &[u32], epoch: u32) {
+        let ack = format!("ack {epoch}");
+        for pid in pids {
+            let _ = self.sender.send_to(ack.as_bytes(), self.dir.join(format!("census-{pid}.sock")));
+        }
     }
 }
 

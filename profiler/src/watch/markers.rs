@@ -33,6 +33,9 @@ pub struct MarkerMsg {
     pub pid: Option<u32>,
     /// The sender's CUDA caching-allocator figures (torch.cuda), when it sent them.
     pub gpu: Option<profiler_api::GpuAllocatorSnapshot>,
+    /// Found by our injected helper (`auto=1`: a new pass over the training DataLoader),
+    /// not marked by the program: explicit markers win over it.
+    pub auto: bool,
 }
 
 fn valid_name(s: &str) -> bool {
@@ -41,7 +44,8 @@ fn valid_name(s: &str) -> bool {
 
 /// Parse one datagram. Grammar (fields separated by single spaces):
 /// `epoch_end E` | `validation_start E` | `validation_end E` | `episode_end E STEP` |
-/// `phase NAME E [STEP]`, each optionally followed by `rank=R`.
+/// `phase NAME E [STEP]`, each optionally followed by `rank=R`, the four `gpu_*=N`
+/// fields, and `auto=1` (a boundary our injected helper found).
 pub fn parse_marker(bytes: &[u8]) -> Result<MarkerMsg, String> {
     if bytes.len() > MAX_MARKER_BYTES {
         return Err(format!("{} bytes, more than {MAX_MARKER_BYTES}", bytes.len()));
@@ -51,12 +55,14 @@ pub fn parse_marker(bytes: &[u8]) -> Result<MarkerMsg, String> {
     let mut words: Vec<&str> = text.split(' ').collect();
     // Trailing key=value fields: rank, and a framework's GPU allocator figures.
     let mut rank = None;
+    let mut auto = false;
     let mut gpu = [None; 4];
     const GPU_KEYS: [&str; 4] = ["gpu_allocated", "gpu_reserved", "gpu_peak_allocated", "gpu_peak_reserved"];
     while let Some((key, value)) = words.last().and_then(|w| w.split_once('=')) {
         let n = value.parse::<u64>().map_err(|_| format!("bad {key} '{value}'"))?;
         match key {
             "rank" => rank = Some(u32::try_from(n).map_err(|_| "rank out of range".to_string())?),
+            "auto" if n == 1 => auto = true,
             k => match GPU_KEYS.iter().position(|g| *g == k) {
                 Some(i) => gpu[i] = Some(n),
                 None => return Err(format!("unknown field '{}'", key.chars().take(32).collect::<String>())),
@@ -104,7 +110,7 @@ pub fn parse_marker(bytes: &[u8]) -> Result<MarkerMsg, String> {
     if words.len() != expected_len {
         return Err("wrong number of fields".into());
     }
-    Ok(MarkerMsg { boundary, rank, pid: None, gpu })
+    Ok(MarkerMsg { boundary, rank, pid: None, gpu, auto })
 }
 
 /// The bound socket and the private folder holding it (removed when dropped).
@@ -222,6 +228,8 @@ mod tests {
         assert_eq!((g.gpu.unwrap().reserved, g.gpu.unwrap().peak_reserved, g.rank), (20, 40, Some(1)));
         assert!(parse_marker(b"epoch_end 2 gpu_allocated=10").is_err(), "all four or none");
         assert!(parse_marker(b"epoch_end 2 secret=hunter2").is_err());
+        assert!(parse_marker(b"epoch_end 2 auto=1").unwrap().auto && !parse_marker(b"epoch_end 2").unwrap().auto);
+        assert!(parse_marker(b"epoch_end 2 auto=2").is_err());
         for bad in [&b""[..], b"epoch_end", b"epoch_end x", b"epoch_end 1 2", b"epoch_end -1", b"epoch_end 99999999999", b"nonsense 1",
             b"phase 1", b"phase bad/name 1", b"phase finish 1", b"epoch_end 1 rank=x", b"epoch_end  1", b"\xff\xfe", &[b'a'; 300][..]] {
             assert!(parse_marker(bad).is_err(), "{:?} accepted", String::from_utf8_lossy(bad));

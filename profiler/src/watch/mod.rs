@@ -37,6 +37,14 @@ use crate::timeline::{Row, TimelineMeta, TimelineWriter};
 use markers::{MarkerSocket, MARKER_ENV};
 use tree::Detail;
 
+/// With no epoch boundary for this long, a watch falls back to fixed windows.
+pub const DEFAULT_AUTO_WINDOW: Duration = Duration::from_secs(600);
+
+/// The fixed windows a watch falls back to after `after` with no epoch boundary.
+pub fn fallback_window(after: Duration) -> Duration {
+    (after / 10).max(Duration::from_millis(100))
+}
+
 /// What to watch.
 #[derive(Clone, Debug)]
 pub enum Target {
@@ -65,8 +73,17 @@ pub struct WatchOptions {
     pub kill_at_limit: bool,
     /// Time between SIGTERM and SIGKILL when stopping the child.
     pub kill_grace: Duration,
+    /// Inject our helper into the command's first Python process (PYTHONPATH): it finds
+    /// epochs from DataLoader passes, and takes the censuses.
+    pub inject: bool,
     /// Take a census of the Python main process's objects at each epoch end.
     pub python_objects: bool,
+    /// With `python_objects`: full censuses in forked DataLoader workers too (they copy
+    /// the pages a worker shares with the trainer); light ones (the dataset's containers)
+    /// otherwise.
+    pub census_workers: bool,
+    /// With no epoch boundary for this long, fall back to fixed windows a tenth as long.
+    pub auto_window: Option<Duration>,
     /// With `python_objects`: trace Python allocations (tracemalloc) to say where the
     /// growing containers' items were allocated.
     pub python_tracemalloc: bool,
@@ -92,7 +109,10 @@ impl Default for WatchOptions {
             max_memory: None,
             kill_at_limit: false,
             kill_grace: Duration::from_secs(5),
+            inject: true,
             python_objects: false,
+            census_workers: false,
+            auto_window: Some(DEFAULT_AUTO_WINDOW),
             python_tracemalloc: false,
             on_row: None,
             on_verdict: None,
@@ -186,28 +206,61 @@ fn find_program(program: &OsString) -> Result<PathBuf, Error> {
         .ok_or_else(|| Error::Config(format!("command not found: {shown} (not on PATH)")))
 }
 
+/// Where a boundary came from, the least trusted first: explicit markers win over the
+/// helper's DataLoader passes, which win over log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Origin {
+    Log,
+    Loader,
+    Marker,
+}
+
 /// Something the event loop reacts to.
 enum Event {
-    Boundary { boundary: Boundary, from_marker: bool, gpu: Option<profiler_api::GpuAllocatorSnapshot>, rank: Option<u32> },
+    Boundary { boundary: Boundary, source: Origin, gpu: Option<profiler_api::GpuAllocatorSnapshot>, rank: Option<u32> },
     Exited(ExitStatus),
     Signal(i32),
 }
 
-/// Which boundaries become rows. Markers say more than log lines: once a marker epoch
-/// arrives, log-line epochs are dropped; fixed windows replace both as epochs. Frequent
-/// boundaries (episode and triplet ends) are not sampled: the interval sampler covers
-/// them, and a tree sample per training step would cost the trainer time.
+/// Which boundaries become rows. Epochs come from the most trusted source heard from so
+/// far: once a marker epoch arrives, DataLoader passes and log lines no longer mark
+/// epochs; once a DataLoader pass does, log lines no longer do. Once the program sends
+/// markers of its own, the helper's validation boundaries are dropped too. Fixed windows
+/// replace all as epochs. Frequent boundaries (episode and triplet ends) are not
+/// sampled: the interval sampler covers them, and a tree sample per training step would
+/// cost the trainer time.
 struct BoundaryFilter {
     windows: bool,
-    marker_epochs: bool,
+    /// The most trusted source of an epoch so far.
+    epochs_from: Option<Origin>,
+    /// The program sent markers of its own.
+    explicit: bool,
 }
 
 impl BoundaryFilter {
-    fn accepts(&mut self, boundary: &Boundary, from_marker: bool) -> bool {
-        let is_epoch = boundary.phase == Phase::EpochEnd;
-        self.marker_epochs |= from_marker && is_epoch;
-        let superseded = is_epoch && ((!from_marker && self.marker_epochs) || self.windows);
-        !superseded && !matches!(boundary.phase, Phase::EpisodeEnd | Phase::TripletEnd)
+    fn new(windows: bool) -> Self {
+        BoundaryFilter { windows, epochs_from: None, explicit: false }
+    }
+
+    fn accepts(&mut self, boundary: &Boundary, source: Origin) -> bool {
+        if matches!(boundary.phase, Phase::EpisodeEnd | Phase::TripletEnd) {
+            return false;
+        }
+        if boundary.phase == Phase::Custom("census".into()) {
+            return true; // the helper's GPU figures for the epoch that just ended
+        }
+        self.explicit |= source == Origin::Marker;
+        if source == Origin::Loader && self.explicit {
+            return false;
+        }
+        if boundary.phase != Phase::EpochEnd {
+            return true;
+        }
+        if self.windows || self.epochs_from.is_some_and(|best| source < best) {
+            return false;
+        }
+        self.epochs_from = Some(source);
+        true
     }
 }
 
@@ -226,15 +279,17 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         socket
             .listen(move |m| {
                 received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let _ = tx.send(Event::Boundary { boundary: m.boundary, from_marker: true, gpu: m.gpu, rank: m.rank });
+                let source = if m.auto { Origin::Loader } else { Origin::Marker };
+                let _ = tx.send(Event::Boundary { boundary: m.boundary, source, gpu: m.gpu, rank: m.rank });
             })
             .map_err(|e| Error::Config(format!("cannot listen on the marker socket: {e}")))?;
     }
     forward_signals(tx.clone())?;
 
-    let helper = match (opts.python_objects, target) {
-        (true, Target::Command(_)) => Some(census::CensusHelper::install(&socket.dir().join("py")).map_err(|e| Error::Config(format!("cannot write the census helper: {e}")))?),
-        (true, Target::Pid(_)) => return Err(Error::Config("--python-objects needs a command to start (the helper is injected at start-up), not --pid".into())),
+    let helper = match (opts.python_objects, opts.inject, target) {
+        (true, _, Target::Pid(_)) => return Err(Error::Config("--python-objects needs a command to start (the helper is injected at start-up), not --pid".into())),
+        (true, false, _) => return Err(Error::Config("--python-objects needs the injected helper: drop --no-inject".into())),
+        (_, true, Target::Command(_)) => Some(census::CensusHelper::install(&socket.dir().join("py")).map_err(|e| Error::Config(format!("cannot write the census helper: {e}")))?),
         _ => None,
     };
     let started = Instant::now();
@@ -261,11 +316,14 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         gpu: Some(sampler.gpu_status().to_token()),
         recorder: Some("watch".into()),
         window_s: opts.window.map(|w| w.as_secs_f64()),
+        windows_after_s: None,
+        attached: matches!(target, Target::Pid(_)).then_some(true),
         target_age_s: match target {
             Target::Pid(pid) => process_age_s(*pid),
             Target::Command(_) => None,
         },
     };
+    let mut meta = meta;
     let mut live = LiveVerdict::new(meta.clone(), Some(out_dir));
     let mut stopped_on_leak = None;
     let mut rec = Recorder {
@@ -283,7 +341,9 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     let mut next_sample = started + opts.interval;
     let mut next_window = opts.window.map(|w| started + w);
     let mut window_index = 0u32;
-    let mut filter = BoundaryFilter { windows: opts.window.is_some(), marker_epochs: false };
+    let mut filter = BoundaryFilter::new(opts.window.is_some());
+    // The fall-back to windows: due this long after the start unless an epoch comes first.
+    let mut fallback_at = opts.auto_window.filter(|_| opts.window.is_none()).map(|a| (started + a, a));
     let mut gate = RankGate::default();
     let mut passed_at: Option<f64> = None;
     let mut last_rss = 0u64;
@@ -293,13 +353,27 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         let due = next_window.map_or(next_sample, |w| w.min(next_sample));
         let event = rx.recv_timeout(due.saturating_duration_since(now));
         let row = match event {
-            Ok(Event::Boundary { boundary, from_marker, gpu, rank }) => {
-                if !filter.accepts(&boundary, from_marker) {
-                    continue;
+            Ok(Event::Boundary { boundary, source, gpu, rank }) => {
+                // The helper waits (briefly) until the tree was sampled at its boundary.
+                let ack = (source == Origin::Loader && boundary.phase == Phase::EpochEnd).then_some(boundary.epoch).flatten();
+                let row = if filter.accepts(&boundary, source) {
+                    match gate.pass(boundary, rank, &rec.ranks) {
+                        Some(boundary) => {
+                            rec.gpu = gpu;
+                            Some(rec.record(boundary)?)
+                        }
+                        None => None,
+                    }
+                } else {
+                    None
+                };
+                if let (Some(h), Some(epoch)) = (&helper, ack) {
+                    h.ack(&rec.pids, epoch);
                 }
-                let Some(boundary) = gate.pass(boundary, rank, &rec.ranks) else { continue };
-                rec.gpu = gpu;
-                rec.record(boundary)?
+                match row {
+                    Some(row) => row,
+                    None => continue,
+                }
             }
             Ok(Event::Exited(status)) => break exit_of(status),
             Ok(Event::Signal(sig)) => match child_pid {
@@ -314,7 +388,22 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             Err(RecvTimeoutError::Disconnected) => break Exit::Ended,
             Err(RecvTimeoutError::Timeout) => {
                 let now = Instant::now();
-                if next_window.is_some_and(|w| now >= w) {
+                if filter.epochs_from.is_some() {
+                    fallback_at = None;
+                }
+                if let Some((_, after)) = fallback_at.filter(|(at, _)| now >= *at) {
+                    // No epoch boundary for this long: fixed windows from now on, said
+                    // in run.json and in a row of its own.
+                    fallback_at = None;
+                    let window = fallback_window(after);
+                    filter.windows = true;
+                    next_window = Some(now + window);
+                    meta.window_s = Some(window.as_secs_f64());
+                    meta.windows_after_s = Some(after.as_secs_f64());
+                    rec.writer.update_meta(&meta)?;
+                    let label = format!("no epoch boundary in {}: fixed windows of {} from now on", crate::report::human_seconds(after.as_secs_f64()), crate::report::human_seconds(window.as_secs_f64()));
+                    rec.record(Boundary::new(Phase::Custom("windows".into())).label(label))?
+                } else if next_window.is_some_and(|w| now >= w) {
                     next_window = opts.window.map(|w| now + w);
                     window_index += 1;
                     rec.record(Boundary::new(Phase::EpochEnd).epoch(window_index - 1).label("window"))?
@@ -333,7 +422,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             }
         };
         last_rss = row.tree_rss_bytes.unwrap_or(0);
-        if let (Some(h), "epoch_end", Some(epoch)) = (&helper, row.phase.as_str(), row.epoch) {
+        if let (Some(h), "epoch_end", Some(epoch), true) = (&helper, row.phase.as_str(), row.epoch, opts.python_objects) {
             h.request(&rec.pids, epoch);
         }
         if let Some(f) = &mut opts.on_row {
@@ -375,13 +464,13 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    while let Ok(Event::Boundary { mut boundary, from_marker, gpu, rank }) = rx.try_recv() {
+    while let Ok(Event::Boundary { mut boundary, source, gpu, rank }) = rx.try_recv() {
         // The command has exited: what a sample sees now is its tree shutting down, which
         // is no part of the epoch's memory (the analysis counts the epoch, not its values).
         if boundary.phase == Phase::EpochEnd {
             boundary.label = crate::analysis::AFTER_EXIT.into();
         }
-        let boundary = if filter.accepts(&boundary, from_marker) { gate.pass(boundary, rank, &rec.ranks) } else { None };
+        let boundary = if filter.accepts(&boundary, source) { gate.pass(boundary, rank, &rec.ranks) } else { None };
         if let Some(boundary) = boundary {
             rec.gpu = gpu;
             rec.record(boundary)?;
@@ -543,6 +632,10 @@ fn spawn(argv: &[OsString], socket: &MarkerSocket, opts: &WatchOptions, census: 
     cmd.env("DIAGNOSE_CENSUS_OUT", out_dir.join(census::OBJECTS_DIR));
     if let Some(helper) = census {
         cmd.env("PYTHONPATH", census::python_path(helper.dir())).env("DIAGNOSE_CENSUS_DIR", helper.dir()).env_remove("DIAGNOSE_CENSUS_OWNER");
+        if opts.python_objects {
+            cmd.env("DIAGNOSE_OBJECTS", "1");
+            cmd.env("DIAGNOSE_CENSUS_WORKERS", if opts.census_workers { "full" } else { "light" });
+        }
         if opts.python_tracemalloc {
             cmd.env("DIAGNOSE_TRACEMALLOC", "1");
         }
@@ -554,7 +647,7 @@ fn spawn(argv: &[OsString], socket: &MarkerSocket, opts: &WatchOptions, census: 
     let mut child = cmd.spawn().map_err(|e| Error::Config(format!("cannot start {}: {e}", program.display())))?;
     let matcher = Arc::new(Mutex::new(LogMatcher::new(opts.epoch_pattern.clone(), opts.phases.clone())));
     let deliver = move |tx: Sender<Event>| move |b: Boundary| {
-        let _ = tx.send(Event::Boundary { boundary: b, from_marker: false, gpu: None, rank: None });
+        let _ = tx.send(Event::Boundary { boundary: b, source: Origin::Log, gpu: None, rank: None });
     };
     let out = child.stdout.take().expect("piped");
     let err = child.stderr.take().expect("piped");
@@ -616,14 +709,31 @@ mod tests {
     #[test]
     fn markers_supersede_log_epochs_and_windows_both() {
         let epoch = |e| Boundary::new(Phase::EpochEnd).epoch(e);
-        let mut f = BoundaryFilter { windows: false, marker_epochs: false };
-        assert!(f.accepts(&epoch(0), false), "log epochs count until a marker comes");
-        assert!(f.accepts(&epoch(0), true));
-        assert!(!f.accepts(&epoch(1), false), "then log epochs are dropped");
-        assert!(f.accepts(&Boundary::new(Phase::ValidationStart).epoch(1), false), "other log phases stay");
-        assert!(!f.accepts(&Boundary::new(Phase::EpisodeEnd).epoch(1).episode(3), true), "steps are not sampled");
-        let mut w = BoundaryFilter { windows: true, marker_epochs: false };
-        assert!(!w.accepts(&epoch(0), true) && !w.accepts(&epoch(0), false));
+        let mut f = BoundaryFilter::new(false);
+        assert!(f.accepts(&epoch(0), Origin::Log), "log epochs count until a marker comes");
+        assert!(f.accepts(&epoch(0), Origin::Marker));
+        assert!(!f.accepts(&epoch(1), Origin::Log), "then log epochs are dropped");
+        assert!(f.accepts(&Boundary::new(Phase::ValidationStart).epoch(1), Origin::Log), "other log phases stay");
+        assert!(!f.accepts(&Boundary::new(Phase::EpisodeEnd).epoch(1).episode(3), Origin::Marker), "steps are not sampled");
+        let mut w = BoundaryFilter::new(true);
+        assert!(!w.accepts(&epoch(0), Origin::Marker) && !w.accepts(&epoch(0), Origin::Log));
+    }
+
+    #[test]
+    fn markers_win_over_loader_passes_which_win_over_log_lines() {
+        let epoch = |e| Boundary::new(Phase::EpochEnd).epoch(e);
+        let val = |e| Boundary::new(Phase::ValidationStart).epoch(e);
+        let mut f = BoundaryFilter::new(false);
+        assert!(f.accepts(&epoch(0), Origin::Log));
+        assert!(f.accepts(&val(0), Origin::Loader), "the helper's validation passes count");
+        assert!(f.accepts(&epoch(0), Origin::Loader));
+        assert!(!f.accepts(&epoch(1), Origin::Log), "log epochs dropped once a loader pass marked one");
+        assert!(f.accepts(&epoch(1), Origin::Loader));
+        assert!(f.accepts(&epoch(1), Origin::Marker));
+        assert!(!f.accepts(&epoch(2), Origin::Loader), "loader epochs dropped once the program marks its own");
+        assert!(!f.accepts(&val(2), Origin::Loader), "and the helper's validation too");
+        assert!(f.accepts(&Boundary::new(Phase::Custom("census".into())).epoch(2), Origin::Loader), "the census's GPU figures always");
+        assert_eq!(fallback_window(DEFAULT_AUTO_WINDOW), Duration::from_secs(60));
     }
 
     #[test]

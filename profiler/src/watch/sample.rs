@@ -53,8 +53,8 @@ pub const PROCESS_COLUMNS: &[(&str, &str)] = &[
     ("rank", "the distributed rank of the process (RANK, else LOCAL_RANK, in its environment: torchrun's ranks and their DataLoader workers); empty when it has none"),
     ("name", "command name (/proc/PID/comm, 15 bytes at most); command lines and environments are never recorded"),
     ("rss_bytes", "resident set size"),
-    ("pss_bytes", "proportional set size: each shared page divided among its sharers; like uss_bytes and swap_bytes, read at boundaries and every --pss-interval, empty at the samples between (RSS alone, from statm)"),
-    ("uss_bytes", "unique set size: Private_Clean + Private_Dirty"),
+    ("pss_bytes", "proportional set size of the memory the process owns (anonymous and shared memory, Pss_Anon + Pss_Shmem; not the libraries' code and files read, whose share moves when any other process maps them), each shared page divided among its sharers; like uss_bytes and swap_bytes, read at boundaries and every --pss-interval, empty at the samples between (RSS alone, from statm)"),
+    ("uss_bytes", "unique set size: pages only this process maps and has written (Private_Dirty)"),
     ("swap_bytes", "swapped-out memory"),
     ("gpu_bytes", "GPU memory of this process, all devices (NVML); empty without a driver or when it holds none"),
 ];

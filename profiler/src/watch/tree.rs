@@ -39,9 +39,15 @@ const WRAPPERS: &[&str] = &["sh", "bash", "dash", "zsh", "env", "nohup", "timeou
 pub struct ProcMem {
     /// Resident set size.
     pub rss: u64,
-    /// Proportional set size: shared pages split among their sharers.
+    /// Proportional set size of the memory it owns (anonymous and shared memory: Pss_Anon
+    /// + Pss_Shmem), shared pages split among their sharers. File pages (the libraries'
+    /// code, files read) are left out: their share moves whenever any other process on
+    /// the machine maps the same library (another torch job), which is not this tree's
+    /// growth. Plain Pss where the kernel has no Pss_Anon (before 5.12).
     pub pss: u64,
-    /// Unique set size: Private_Clean + Private_Dirty.
+    /// Unique set size: Private_Dirty (pages only this process maps and has written:
+    /// its heap, and shared pages it has copied); Private_Clean + Private_Dirty where the
+    /// kernel has no Pss_Anon.
     pub uss: u64,
     /// Swapped out.
     pub swap: u64,
@@ -91,10 +97,11 @@ pub fn parse_stat(text: &str) -> Option<(u32, String)> {
     Some((ppid, name))
 }
 
-/// Memory from the text of `/proc/<pid>/smaps_rollup`.
+/// Memory from the text of `/proc/<pid>/smaps_rollup` (see [`ProcMem`] for what each
+/// field takes).
 pub fn parse_rollup(text: &str) -> Option<ProcMem> {
     let mut m = ProcMem::default();
-    let mut seen = false;
+    let (mut seen, mut pss, mut anon, mut shmem, mut clean) = (false, 0, None, 0, 0);
     for line in text.lines() {
         let Some((key, value)) = line.split_once(':') else { continue };
         let Some(kb) = value.trim().strip_suffix("kB").and_then(|v| v.trim().parse::<u64>().ok()) else { continue };
@@ -104,10 +111,20 @@ pub fn parse_rollup(text: &str) -> Option<ProcMem> {
                 m.rss = bytes;
                 seen = true;
             }
-            "Pss" => m.pss = bytes,
-            "Private_Clean" | "Private_Dirty" => m.uss += bytes,
+            "Pss" => pss = bytes,
+            "Pss_Anon" => anon = Some(bytes),
+            "Pss_Shmem" => shmem = bytes,
+            "Private_Clean" => clean = bytes,
+            "Private_Dirty" => m.uss = bytes,
             "Swap" => m.swap = bytes,
             _ => {}
+        }
+    }
+    match anon {
+        Some(anon) => m.pss = anon + shmem,
+        None => {
+            m.pss = pss;
+            m.uss += clean;
         }
     }
     seen.then_some(m)
@@ -265,9 +282,13 @@ mod tests {
     }
 
     #[test]
-    fn rollup_uss_is_private_clean_plus_dirty() {
-        let text = "55-77 ---p 0 0 [rollup]\nRss: 1736 kB\nPss: 530 kB\nShared_Clean: 1544 kB\nPrivate_Clean: 80 kB\nPrivate_Dirty: 112 kB\nSwap: 4 kB\nSwapPss: 4 kB\n";
-        assert_eq!(parse_rollup(text), Some(ProcMem { rss: 1736 * 1024, pss: 530 * 1024, uss: 192 * 1024, swap: 4 * 1024 }));
+    fn rollup_leaves_out_file_pages_where_the_kernel_can() {
+        // An old kernel: plain Pss, and USS as Private_Clean + Private_Dirty.
+        let old = "55-77 ---p 0 0 [rollup]\nRss: 1736 kB\nPss: 530 kB\nShared_Clean: 1544 kB\nPrivate_Clean: 80 kB\nPrivate_Dirty: 112 kB\nSwap: 4 kB\nSwapPss: 4 kB\n";
+        assert_eq!(parse_rollup(old), Some(ProcMem { rss: 1736 * 1024, pss: 530 * 1024, uss: 192 * 1024, swap: 4 * 1024 }));
+        // 5.12+: a library's clean pages (Pss_File, Private_Clean) are not the tree's own.
+        let new = "55-77 ---p 0 0 [rollup]\nRss: 1744 kB\nPss: 286 kB\nPss_Dirty: 112 kB\nPss_Anon: 100 kB\nPss_File: 174 kB\nPss_Shmem: 12 kB\nPrivate_Clean: 36 kB\nPrivate_Dirty: 112 kB\nSwap: 0 kB\n";
+        assert_eq!(parse_rollup(new), Some(ProcMem { rss: 1744 * 1024, pss: 112 * 1024, uss: 112 * 1024, swap: 0 }));
         assert_eq!(parse_rollup(""), None);
     }
 

@@ -1,0 +1,170 @@
+"""A robustness corpus for the object census (python/diagnose_census.py): a process that
+has imported and used numpy (numpy.random, whose Cython metatype answers __module__ with a
+descriptor), pandas, the standard library's odd corners, objects that raise from every
+special method or lie about their class, metaclasses with properties, recursive
+containers, a dict of 1 M entries, torch tensors, views, modules, optimizers and a
+DataLoader iterator with workers, Lightning and the Hugging Face Trainer's classes.
+
+Takes two censuses in-process and prints one JSON line: what each census reported
+(error, skipped objects and types, seconds). Exits 1 if a census failed.
+"""
+import collections
+import dataclasses
+import enum
+import json
+import os
+import sys
+import typing
+import weakref
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+import diagnose_census  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+np.random.seed(0)
+rng = np.random.default_rng(0)
+ARRAYS = [rng.standard_normal(100) for _ in range(20)]
+VIEW = ARRAYS[0][::2]
+FRAME = pd.DataFrame({"a": np.arange(1000), "b": rng.standard_normal(1000)})
+SERIES = FRAME["b"].rolling(3).mean()
+CATEGORIES = pd.Categorical(["x", "y"] * 50)
+
+
+class Color(enum.Enum):
+    RED = 1
+    GREEN = 2
+
+
+@dataclasses.dataclass(slots=True)
+class Slotted:
+    x: int
+    y: list
+
+
+T = typing.TypeVar("T")
+
+
+class Box(typing.Generic[T]):
+    def __init__(self, v):
+        self.v = v
+
+
+class Hostile:
+    """Raises from everything a census might call."""
+
+    def __getattr__(self, name):
+        raise RuntimeError("no attribute for you: " + name)
+
+    def __getattribute__(self, name):
+        if name in ("__class__", "__dict__", "__len__", "__sizeof__"):
+            raise RuntimeError("hostile " + name)
+        return object.__getattribute__(self, name)
+
+    def __len__(self):
+        raise RuntimeError("no len")
+
+    def __eq__(self, other):
+        raise RuntimeError("no eq")
+
+    def __hash__(self):
+        raise RuntimeError("no hash")
+
+    def __bool__(self):
+        raise RuntimeError("no bool")
+
+    def __sizeof__(self):
+        raise RuntimeError("no sizeof")
+
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+
+class Liar:
+    """Claims to be a list."""
+
+    @property
+    def __class__(self):
+        return list
+
+
+class Meta(type):
+    @property
+    def __name__(cls):
+        raise RuntimeError("no name")
+
+    @property
+    def __module__(cls):
+        raise RuntimeError("no module")
+
+
+class Odd(metaclass=Meta):
+    pass
+
+
+class DescriptorModule(type):
+    __module__ = property(lambda cls: 42)
+
+
+class WithDescriptorModule(metaclass=DescriptorModule):
+    pass
+
+
+class Holder:
+    def __init__(self):
+        self.hostile = [Hostile() for _ in range(20)]
+        self.liars = [Liar() for _ in range(20)]
+        self.odd = [Odd() for _ in range(20)]
+        self.weird = [WithDescriptorModule() for _ in range(20)]
+
+
+HOLDER = Holder()
+RECURSIVE = []
+RECURSIVE.append(RECURSIVE)
+RECURSIVE.extend([RECURSIVE] * 20)
+SELF_DICT = {}
+SELF_DICT["me"] = SELF_DICT
+BIG = {i: str(i) for i in range(1_000_000)}
+PROXY = weakref.proxy(HOLDER)
+SLOTTED = [Slotted(i, [i]) for i in range(50)]
+BOXES = [Box[int](i) for i in range(50)]
+COLORS = [Color.RED, Color.GREEN] * 10
+DEQUE = collections.deque(range(100))
+ORDERED = collections.OrderedDict((i, i) for i in range(100))
+
+model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.LazyLinear(4))
+model(torch.randn(2, 3, 16, 16))
+opt = torch.optim.Adam(model.parameters())
+loss = model(torch.randn(2, 3, 16, 16)).sum()
+loss.backward()
+opt.step()
+T_BASE = torch.randn(64, 64)
+T_VIEWS = [T_BASE[i] for i in range(32)]
+KEPT_WITH_GRAPH = [model(torch.randn(2, 3, 16, 16)) for _ in range(20)]
+STORAGE = torch.TypedStorage(10)
+loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(64, 3)), batch_size=8, num_workers=2)
+ITER = iter(loader)
+next(ITER)
+
+try:
+    import pytorch_lightning as pl
+    import transformers
+
+    LIGHTNING = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    HF_MODEL = transformers.BertForSequenceClassification(transformers.BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32))
+except ImportError as e:  # the set-up installs both; a missing one is reported
+    print("frameworks missing: %s" % e, file=sys.stderr)
+    sys.exit(2)
+
+out = []
+for epoch in range(2):
+    RECURSIVE.extend([RECURSIVE] * 20)  # grows: the second census names it
+    HOLDER.hostile.extend(Hostile() for _ in range(20))
+    r = diagnose_census.census(epoch)
+    out.append({k: r.get(k) for k in ("error", "skipped_objects", "skipped_types", "seconds", "objects")}
+               | {"containers": [c["name"] for c in r.get("containers", [])], "types": len(r.get("types", []))})
+del ITER
+print(json.dumps(out))
+sys.exit(1 if any(c["error"] for c in out) else 0)

@@ -130,4 +130,27 @@ mod tests {
         assert!(!s.growing);
         assert!(s.line.contains("flat so far"), "{}", s.line);
     }
+
+    #[test]
+    fn epoch_two_is_not_flat_so_far() {
+        let mut live = LiveVerdict::new(TimelineMeta::default(), None);
+        let lines: Vec<LiveStatus> = (0..3).map(|e| live.observe(&epoch_row(e, 1024 * MB + e as u64 * 20 * MB)).unwrap()).collect();
+        assert!(lines.iter().all(|s| !s.line.contains("flat") && !s.growing), "{:?}", lines.iter().map(|s| &s.line).collect::<Vec<_>>());
+        assert!(lines[2].line.contains("too few epochs"), "{}", lines[2].line);
+        // An obvious leak: growing so far, but not confirmed: --stop-on-leak waits.
+        let mut live = LiveVerdict::new(TimelineMeta::default(), None);
+        let s = (0..3).map(|e| live.observe(&epoch_row(e, 500 * MB + e as u64 * 200 * MB)).unwrap()).last().unwrap();
+        assert!(s.line.contains("growing so far") && !s.growing, "{}", s.line);
+        let s = live.observe(&epoch_row(3, 1100 * MB)).unwrap();
+        assert!(s.growing, "{}", s.line);
+    }
+
+    #[test]
+    fn warm_up_reads_as_epochs_not_a_count() {
+        use crate::report::markdown::warmup_cell;
+        assert_eq!(warmup_cell(&[0]), "epoch 0");
+        assert_eq!(warmup_cell(&[0, 1, 2]), "epochs 0–2");
+        assert_eq!(warmup_cell(&[]), "none");
+        assert_eq!(warmup_cell(&[3, 7]), "epochs 3, 7");
+    }
 }

@@ -985,6 +985,50 @@ mod tests {
         assert!(!r.ledger.iter().any(|l| l.contains("levelled off")), "{:?}", r.ledger);
     }
 
+    /// A watched tree whose workers' USS follows `uss(e)` while their RSS stays at 900 MiB.
+    fn workers(uss: impl Fn(u32) -> u64) -> Analysis {
+        let mut a = Analyzer::new(Tolerance::default());
+        for e in 0..8u32 {
+            let w = uss(e);
+            a.add(&Row { t_s: e as f64, phase: "epoch_end".into(), epoch: Some(e), workers_uss_bytes: Some(w), workers_rss_bytes: Some(900 * MB), tree_pss_bytes: Some(600 * MB + w), tree_rss_bytes: Some(1800 * MB), ..Row::default() });
+        }
+        a.finish(&TimelineMeta { recorder: Some("watch".into()), ..TimelineMeta::default() }, false)
+    }
+
+    #[test]
+    fn copy_on_write_is_claimed_only_beyond_the_tolerance() {
+        // Noise: +83 KiB/epoch, or a few hundred KiB that rose and stopped. No cause, no cure.
+        for (name, uss) in [("steady +83 KiB/epoch", Box::new(|e: u32| 300 * MB + e as u64 * 83 * 1024) as Box<dyn Fn(u32) -> u64>), ("+272 KiB/epoch for 3 epochs", Box::new(|e: u32| 300 * MB + e.min(3) as u64 * 272 * 1024))] {
+            let a = workers(uss);
+            let w = a.series("workers_uss_bytes").unwrap();
+            assert_eq!((w.class, w.cause.as_deref()), (Class::Flat, None), "{name}");
+            assert!(!a.ledger.iter().any(|l| l.contains("Copy-on-write") || l.contains("numpy")), "{name}: {:?}", a.ledger);
+        }
+        // The other way: shared pages copied at +20 MiB/epoch, slowing down.
+        let a = workers(|e| 300 * MB + (20.0 * MB as f64 * 8.0 * (1.0 - 0.8f64.powi(e as i32))) as u64);
+        let w = a.series("workers_uss_bytes").unwrap();
+        assert_eq!((w.class, w.cause.as_deref()), (Class::Bounded, Some(COPY_ON_WRITE)), "{w:?}");
+        assert!(a.ledger.iter().any(|l| l.contains("Copy-on-write, not a leak")), "{:?}", a.ledger);
+    }
+
+    #[test]
+    fn the_oom_projection_reads_peak_rss_in_a_run() {
+        // `run`: the cgroup read at boundaries only; peak RSS since the last boundary says
+        // validation stood 300 MiB above the epoch's end.
+        let mut a = Analyzer::new(Tolerance::default());
+        for e in 0..6u32 {
+            let kept = 1000 * MB + e as u64 * 10 * MB;
+            let t = e as f64 * 10.0;
+            let at = |phase: &str, dt: f64, rss: u64, peak: u64| Row { t_s: t + dt, phase: phase.into(), epoch: Some(e), rss_bytes: Some(rss), peak_rss_bytes: Some(peak), cgroup_anon_bytes: Some(kept + 50 * MB), cgroup_limit_bytes: Some(2000 * MB), ..Row::default() };
+            a.add(&at("validation_end", 1.0, kept, kept + 300 * MB));
+            a.add(&at("epoch_end", 2.0, kept, kept));
+        }
+        let p = a.finish(&TimelineMeta::default(), false).oom.unwrap();
+        // At epoch 5: 1100 MiB charged at the end, 1400 at the peak; 600 MiB to go at
+        // 10/epoch (from the end: 90 epochs).
+        assert!((p.at_epoch - 65.0).abs() < 1e-6, "{p:?}");
+    }
+
     #[test]
     fn the_oom_projection_reads_each_epochs_peak() {
         // Kept +10 MiB/epoch; validation holds 300 MiB more at its height, gone by the end.

@@ -106,4 +106,26 @@ fn main() {
         println!("live verdict at epoch {e}: {:.2} ms ({line})", dt * 1e3);
     }
     println!("live verdict over 10,001 epoch ends: {:.1} s in all, {:.2} ms each on average ({:.1} s wall)", total, total / 10_001.0 * 1e3, started.elapsed().as_secs_f64());
+    drop(live);
+
+    // What the watcher's analysis costs over the week: every row (a sample a second, a
+    // window end a minute) through the live verdict, as `watch` feeds it.
+    let mut live = LiveVerdict::new(meta, None);
+    reset_peak();
+    let before = peak_rss();
+    let mut peaks = Vec::new();
+    let started = Instant::now();
+    for s in 0..week {
+        live.observe(&row(s, window));
+        if s % (24 * 3600) == 0 {
+            peaks.push(peak_rss() >> 20);
+        }
+    }
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "the live analysis of a simulated week ({week} rows, 60-s windows): {took:.1} s of CPU for {week} s watched ({:.4} % of one core); peak RSS by day {:?} MiB (bench's own {} MiB before)",
+        took / week as f64 * 100.0,
+        peaks,
+        before >> 20
+    );
 }

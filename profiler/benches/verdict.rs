@@ -54,7 +54,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let week = 7 * 24 * 3600u64;
     let window = 60;
-    let meta = TimelineMeta { mem_limit_bytes: Some(64 << 30), mem_limit_source: Some("meminfo".into()), recorder: Some("watch".into()), window_s: Some(window as f64), gpu: None, target_age_s: None };
+    let meta = TimelineMeta { mem_limit_bytes: Some(64 << 30), mem_limit_source: Some("meminfo".into()), recorder: Some("watch".into()), window_s: Some(window as f64), ..TimelineMeta::default() };
     let started = Instant::now();
     {
         let mut w = TimelineWriter::create(&dir.path().join("timeline.csv"), &meta).unwrap();

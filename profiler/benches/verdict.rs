@@ -123,7 +123,7 @@ fn main() {
     }
     let took = started.elapsed().as_secs_f64();
     println!(
-        "the live analysis of a simulated week ({week} rows, 60-s windows): {took:.1} s of CPU for {week} s watched ({:.4} % of one core); peak RSS by day {:?} MiB (bench's own {} MiB before)",
+        "the live analysis of a simulated week ({week} rows, 60-s windows): {took:.1} s (wall, an upper bound of its CPU) for {week} s watched ({:.4} % of one core); peak RSS by day {:?} MiB (bench's own {} MiB before)",
         took / week as f64 * 100.0,
         peaks,
         before >> 20

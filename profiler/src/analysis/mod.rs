@@ -465,9 +465,7 @@ impl Analyzer {
                 .filter_map(|((e, t, v, _), p)| Some((*e, *t, v[i]?.max(peak(p).unwrap_or(0)) as f64)))
                 .collect()
         };
-        let own = || -> Option<(&'static str, Vec<(u32, f64, f64)>)> {
-            ["tree_pss_bytes", "rss_in_use_bytes", "rss_bytes"].into_iter().map(|c| (c, self.epoch_values(c))).find(|(_, p)| p.len() >= 3)
-        };
+        let own = || ["tree_pss_bytes", "rss_in_use_bytes", "rss_bytes"].into_iter().map(|c| (c, self.epoch_values(c))).find(|(_, p)| p.len() >= 3);
         if let Some(limit) = self.cgroup_limit {
             let pts = peaks("cgroup_unreclaimable_bytes", |p| p.cgroup);
             if !pts.is_empty() {

@@ -100,9 +100,9 @@ pub fn project(input: &OomInput, tol: Tolerance) -> Option<OomProjection> {
         last_bytes: now as u64,
         slope_bytes_per_epoch: trend.slope,
         epochs_to_limit: epochs,
-        epochs_range: (remaining / trend.high.max(trend.slope), (trend.low > 0.0).then(|| remaining / trend.low)),
+        epochs_range: (remaining / trend.high.max(trend.slope), (trend.low > 0.0).then_some(remaining / trend.low)),
         at_epoch: last.0 as f64 + epochs,
-        seconds_to_limit: (seconds_per_epoch > 0.0).then(|| seconds_per_epoch * epochs),
+        seconds_to_limit: (seconds_per_epoch > 0.0).then_some(seconds_per_epoch * epochs),
         fitted_epochs: rate.iter().map(|p| p.0).collect(),
     })
 }

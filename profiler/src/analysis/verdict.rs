@@ -485,12 +485,13 @@ mod tests {
     #[test]
     fn the_verdict_does_not_depend_on_how_finely_the_run_is_cut() {
         let base = 748.0 * MB;
-        let growing: [(&str, Box<dyn Fn(f64) -> f64>); 3] = [
+        type Shape = Box<dyn Fn(f64) -> f64>;
+        let growing: [(&str, Shape); 3] = [
             ("the issue's leak, 748 MiB to 2.7 GiB", Box::new(move |f| base + 2000.0 * MB * f)),
             ("a leak of 10 % of the level over the run", Box::new(move |f| base + 75.0 * MB * f)),
             ("a leak from the middle of the run", Box::new(move |f| base + 300.0 * MB * (f - 0.5).max(0.0))),
         ];
-        let quiet: [(&str, Box<dyn Fn(f64) -> f64>); 5] = [
+        let quiet: [(&str, Shape); 5] = [
             ("clean", Box::new(move |_| base)),
             ("a cache filling over the first 30 %", Box::new(move |f| base + 200.0 * MB * (f / 0.3).min(1.0))),
             ("a validation spike every 1/7 of the run", Box::new(move |f| base + if (f * 7.0).fract() < 0.01 { 400.0 * MB } else { 0.0 })),

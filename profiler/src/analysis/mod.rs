@@ -1027,6 +1027,30 @@ mod tests {
         assert!((p.at_epoch - 65.0).abs() < 1e-6, "{p:?}");
     }
 
+    /// The whole analysis, not only the classifier: a week watched under fixed windows,
+    /// cut into 10, 168, 2000 or 10,000 of them, reads the same (issue 18).
+    #[test]
+    fn a_week_reads_the_same_at_every_window_length() {
+        let week = 7.0 * 24.0 * 3600.0;
+        let judge = |windows: u32, pss: &dyn Fn(f64) -> f64| -> &'static str {
+            let w = week / windows as f64;
+            let mut a = Analyzer::new(Tolerance::default());
+            for i in 0..windows {
+                let t = (i + 1) as f64 * w;
+                let jitter = ((t as u64).wrapping_mul(2654435761) % 8192) as f64 * 1024.0;
+                a.add(&Row { t_s: t, phase: "epoch_end".into(), epoch: Some(i), label: "window".into(), tree_pss_bytes: Some((pss(t / week) + jitter) as u64), ..Row::default() });
+            }
+            a.finish(&TimelineMeta { recorder: Some("watch".into()), window_s: Some(w), ..TimelineMeta::default() }, false).verdict
+        };
+        let mib = MB as f64;
+        for windows in [10, 168, 2000, 10_000] {
+            assert_eq!(judge(windows, &|f| 748.0 * mib + 2000.0 * mib * f), "growing", "the issue's leak in {windows} windows");
+            assert_eq!(judge(windows, &|f| 748.0 * mib + 100.0 * mib * f), "growing", "+100 MiB in a week, {windows} windows");
+            assert_eq!(judge(windows, &|_| 748.0 * mib), "flat", "clean, {windows} windows");
+            assert_eq!(judge(windows, &|f| 748.0 * mib + 200.0 * mib * (f / 0.3).min(1.0)), "flat", "a filling cache, {windows} windows");
+        }
+    }
+
     #[test]
     fn the_oom_projection_reads_each_epochs_peak() {
         // Kept +10 MiB/epoch; validation holds 300 MiB more at its height, gone by the end.

@@ -435,16 +435,17 @@ _SAMPLE = 2000  # instances sized per type; bytes of larger types are estimated 
 CENSUS_SWITCH_INTERVAL = 30.0
 
 
-def census(epoch, light=False):
+def census(epoch, light=False, graphs=True):
     """Take a census now, the program's other threads paused, its warnings silenced;
     returns it as a dict (with "error" if it failed). `light`: the dataset's containers
-    only (a forked DataLoader worker)."""
+    only (a forked DataLoader worker). `graphs`: walk the autograd graphs of tensors;
+    only where no backward can run meanwhile (the training loop's own thread)."""
     interval = sys.getswitchinterval()
     sys.setswitchinterval(CENSUS_SWITCH_INTERVAL)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _light_census(epoch) if light else _census(epoch)
+            return _light_census(epoch) if light else _census(epoch, graphs)
     finally:
         sys.setswitchinterval(interval)
 
@@ -455,9 +456,9 @@ def _add(types, label, size):
     row[1] += size
 
 
-def _census(epoch):
+def _census(epoch, walk_graphs=True):
     started = time.perf_counter()
-    result = {"epoch": int(epoch), "pid": os.getpid()}
+    result = {"epoch": int(epoch), "pid": os.getpid(), "graphs": bool(walk_graphs)}
     # Objects and types a step could not handle: counted, and the census goes on.
     skipped = {"objects": 0, "types": collections.Counter()}
     try:
@@ -481,7 +482,7 @@ def _census(epoch):
                 try:
                     label, size = _leaf_bytes(o, seen, arrays)
                     _add(types, label, size)
-                    if label.startswith("torch.") and o.grad_fn is not None:
+                    if walk_graphs and label.startswith("torch.") and o.grad_fn is not None:
                         graph_roots.append(o)
                 except Exception:
                     skipped["objects"] += 1
@@ -515,20 +516,29 @@ def _census(epoch):
         containers = [o for o in objs if type(o) in _CONTAINER_TYPES and len(o) >= MIN_ITEMS]
         result["objects"] = len(objs)
         del objs
-        # Leaves gc does not track (arrays, bytes, str) are reached through the containers.
+        # Leaves gc does not track (arrays, bytes, str) are reached through the containers;
+        # tensors with a graph found there are their container's, not lone ones.
+        root_ids = {id(r) for r in graph_roots}
+        contained = set()
         for c in containers:
             for it in list(c.values() if isinstance(c, dict) else c):
+                if type(it) in heavy:
+                    if id(it) in root_ids:
+                        contained.add(id(it))
+                    continue
                 try:
                     if not gc.is_tracked(it) and _is_array(it, arrays):
                         label, size = _leaf_bytes(it, seen, arrays)
                         _add(types, label, size)
                 except Exception:
                     skipped["objects"] += 1
+        graph_roots = [r for r in graph_roots if id(r) not in contained]
+        del root_ids, contained
         lengths = {id(c): len(c) for c in containers}
         last = _state["last_len"]
         tracked = _state["tracked"]
         by_id = {id(c): c for c in containers}
-        graphs = _Graphs(GRAPH_NODE_BUDGET)
+        graphs = _Graphs(GRAPH_NODE_BUDGET) if walk_graphs else None
         # The first census is the baseline; after it, containers longer than before (or
         # new and long) are named, the fastest growing first, a few per census.
         if last is not None:
@@ -551,7 +561,8 @@ def _census(epoch):
                              "graph_nodes": nodes, "graph_bytes": gbytes, "allocated_at": _allocated_at(c)})
             except Exception:
                 skipped["objects"] += 1
-        rows.extend(_lone_graphs(graph_roots, graphs, (containers, by_id, graph_roots)))
+        if graphs is not None:
+            rows.extend(_lone_graphs(graph_roots, graphs, (containers, by_id, graph_roots)))
         _state["last_len"] = lengths
         result["containers"] = rows
         ordered = sorted(types.items(), key=lambda kv: -kv[1][1])
@@ -568,21 +579,34 @@ def _census(epoch):
     return result
 
 
+MAX_GRAPH_ROOTS = 256  # tensors with a graph walked for lone graphs, per census
+
+
 def _lone_graphs(roots, graphs, ignore):
     """Tensors whose own autograd graph is large (a loss accumulated with `+=` across
-    steps), named by what keeps them: rows of kind "tensor"."""
-    big = []
-    seen_nodes = {}
-    for t in roots:
+    steps), named by what keeps them: rows of kind "tensor". Each graph is walked whole;
+    one that lies inside a larger one found (an intermediate still referenced) is that
+    one's."""
+    walked = []
+    for t in roots[:MAX_GRAPH_ROOTS]:
+        nodes = {}
         try:
-            nodes, size = graphs.walk([t], seen_nodes, set())
+            count, size = graphs.walk([t], nodes, set())
         except Exception:
             continue
-        if nodes >= GRAPH_MIN_NODES:
-            big.append((t, nodes, size))
+        if count >= GRAPH_MIN_NODES:
+            walked.append((count, size, t, nodes))
+    walked.sort(key=lambda w: -w[0])
+    big, covered = [], set()
+    for count, size, t, nodes in walked:
+        if next(iter(nodes)) in covered:  # its head node, reached from a larger graph
+            continue
+        covered.update(nodes)
+        big.append((t, count, size))
+    del walked
     if not big:
         return []
-    names = name_all([b[0] for b in big], ignore=ignore + (roots, big, seen_nodes))
+    names = name_all([b[0] for b in big], ignore=ignore + (roots, big))
     rows = []
     for t, nodes, size in big:
         name = names.get(id(t))
@@ -658,11 +682,11 @@ def forget():
     _state["tracked"] = {}
 
 
-def census_to(epoch, folder, role="main", light=False):
+def census_to(epoch, folder, role="main", light=False, graphs=True):
     """Take a census and write it to FOLDER/epoch-N.json, or epoch-N-worker-PID.json for a
     worker (atomically). Never raises."""
     try:
-        r = census(epoch, light)
+        r = census(epoch, light, graphs)
         r["role"] = role
         os.makedirs(folder, exist_ok=True)
         name = "epoch-%d.json" % int(epoch) if role == "main" else "epoch-%d-worker-%d.json" % (int(epoch), os.getpid())
@@ -671,6 +695,7 @@ def census_to(epoch, folder, role="main", light=False):
         with open(tmp, "w") as f:
             json.dump(r, f)
         os.replace(tmp, path)
+        _state["written"] = int(epoch)
         return r
     except Exception:
         return None

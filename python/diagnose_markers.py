@@ -78,15 +78,29 @@ def _index(value):
 
 def epoch_end(epoch, census=False):
     """An epoch ended: the point where memory is compared from epoch to epoch. With
-    census=True, also take a census of this process's live objects first (what
-    `diagnose watch --python-objects` does without a call), for the report's objects.csv."""
+    census=True, also take a census of this process's live objects first, here in the
+    calling thread (what `diagnose watch --python-objects` does at each epoch end), for
+    the report's objects.csv: with or without --python-objects, not with --no-inject
+    (said once on stderr)."""
     e = _index(epoch)
     if e is not None and census and os.environ.get("DIAGNOSE_CENSUS_OUT"):
         try:
-            import diagnose_census
-            diagnose_census.census_to(e, os.environ["DIAGNOSE_CENSUS_OUT"])
+            import diagnose_census  # injected by diagnose watch, unless --no-inject
         except Exception:
-            pass
+            diagnose_census = None
+            if not _state.get("told"):
+                _state["told"] = True
+                try:
+                    import sys
+                    sys.stderr.write("diagnose_markers: epoch_end(census=True) takes no census: diagnose watch ran with --no-inject\n")
+                except Exception:
+                    pass
+        if diagnose_census is not None:
+            try:
+                # Here, in the training loop's own thread: graphs can be walked safely.
+                diagnose_census.census_to(e, os.environ["DIAGNOSE_CENSUS_OUT"])
+            except Exception:
+                pass
     return e is not None and _send("epoch_end %d" % e)
 
 

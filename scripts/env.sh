@@ -20,6 +20,12 @@ if ! command -v prometheus >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-ge
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >/dev/null 2>&1 \
         || echo "setup: prometheus could not be installed; its tests will be skipped" >&2
 fi
+# Chromium, headless, for the test that opens report.html in a browser: Debian's package, as root.
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's chromium package (for the report.html test)" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1 \
+        || echo "setup: chromium could not be installed; the report.html browser test will be skipped" >&2
+fi
 if ! command -v cargo >/dev/null; then
     echo "setup: cargo not found; install Rust with rustup first" >&2
     exit 1

@@ -8,15 +8,7 @@ use reference_trainer::TrainerArgs;
 
 pub use crate::watch_cli::WatchArgs;
 
-const AFTER_HELP: &str = "\
-Exit codes:
-  0  success (and, with --fail-on-leak, memory is not growing)
-  1  error: bad or missing input, unwritable output, a failed run
-  2  usage error: unknown flag, bad flag value
-  3  --fail-on-leak was given and the verdict is \"growing\"
-  4  watch: the tree's memory passed --max-memory
-  watch passes on the command's own exit code (128+N when killed by signal N) when no
-  gate above fails.";
+const AFTER_HELP: &str = "Each subcommand's --help lists its exit codes (diagnose run --help, ...).";
 
 /// Find out whether a training run's memory grows, where, and how fast.
 #[derive(Parser, Debug)]
@@ -29,16 +21,18 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the instrumented reference trainer and write the reports.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = crate::shared::exit_help("run"))]
     Run(RunArgs),
     /// Rebuild every report of a run folder from its timeline.csv alone.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = crate::shared::exit_help("report"), override_usage = "diagnose report [OPTIONS] <DIR>\n       diagnose report --merge <DIR>... [--out <OUT>] [--fail-on-leak]")]
     Report(ReportArgs),
-    /// Compare the per-phase peaks of two runs (before/after a fix).
+    /// Compare two runs (before/after a fix): each primary series' class and slope, and
+    /// the peak per phase.
+    #[command(after_help = crate::shared::exit_help("compare"))]
     Compare(CompareArgs),
     /// Watch any command (or a running process) and its whole process tree from outside:
     /// `diagnose watch -- python train.py`.
-    #[command(after_help = crate::watch_cli::WATCH_HELP)]
+    #[command(after_help = crate::watch_cli::watch_help())]
     Watch(WatchArgs),
 }
 
@@ -120,12 +114,13 @@ pub struct CompareArgs {
     pub before: PathBuf,
     /// The run after the change.
     pub after: PathBuf,
-    /// Where to write compare.md and compare.csv (default: the AFTER folder).
+    /// Write compare.md and compare.csv into this folder (default: print only).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Series to compare, by timeline column (repeatable; the first is written to files).
-    /// Default: peak_rss_bytes and je_allocated_bytes for `run` folders, tree_pss_bytes
-    /// and main_uss_bytes for `watch` folders.
+    /// Series whose peak per phase to compare, by timeline column (repeatable; an unknown
+    /// one is a usage error that lists the valid ones). Default: heap_peak_bytes and
+    /// peak_rss_bytes (or peak_rss_bytes and je_allocated_bytes) for `run` folders,
+    /// tree_pss_bytes and main_uss_bytes for `watch` folders.
     #[arg(long)]
     pub series: Vec<String>,
 }

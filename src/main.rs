@@ -6,7 +6,7 @@ mod cli;
 mod shared;
 mod watch_cli;
 
-use shared::{emit, timestamp, EXIT_LEAK};
+use shared::{emit, exit_because, timestamp, EXIT_LEAK, EXIT_USAGE};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -62,7 +62,7 @@ pub fn watch_elsewhere() -> Option<anyhow::Result<ExitCode>> {
 
 fn verdict_exit(analysis: &Analysis, fail_on_leak: bool) -> ExitCode {
     if fail_on_leak && analysis.verdict == "growing" {
-        ExitCode::from(EXIT_LEAK)
+        exit_because(EXIT_LEAK, "--fail-on-leak and the verdict is growing")
     } else {
         ExitCode::SUCCESS
     }
@@ -82,7 +82,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(cfg) => cfg,
         Err(message) => {
             eprintln!("error: {message}");
-            return Ok(ExitCode::from(2));
+            return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
     let out = args.out.clone().unwrap_or_else(|| default_out_dir(&args));
@@ -149,7 +149,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     emit(&format!("reports: {}\n", out.display()));
     if stopped {
         emit(&format!("stopped early (--stop-on-leak): growth confirmed after {} of {} epochs\n", analysis.epochs, cfg.epochs));
-        return Ok(ExitCode::from(EXIT_LEAK));
+        return Ok(exit_because(EXIT_LEAK, "--stop-on-leak stopped the run"));
     }
     Ok(verdict_exit(&analysis, args.fail_on_leak))
 }
@@ -163,10 +163,13 @@ fn report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
         emit(&merged.to_markdown());
         emit(&format!("reports: {}\n", out.display()));
         let growing = args.fail_on_leak && merged.verdict == "growing";
-        return Ok(if growing { ExitCode::from(EXIT_LEAK) } else { ExitCode::SUCCESS });
+        return Ok(if growing { exit_because(EXIT_LEAK, "--fail-on-leak and the merged verdict is growing") } else { ExitCode::SUCCESS });
     };
     let analysis = report::rebuild(dir)?;
     emit(&report::text_summary(&analysis));
+    if let Some(missing) = report::missing_facts(dir) {
+        eprintln!("diagnose: {missing}");
+    }
     emit(&format!("reports: {}\n", dir.display()));
     Ok(verdict_exit(&analysis, args.fail_on_leak))
 }
@@ -176,29 +179,37 @@ fn compare_cmd(args: CompareArgs) -> anyhow::Result<ExitCode> {
         Ok(profiler::analyze(&profiler::read_timeline(&dir.join("timeline.csv"))?))
     };
     let (before, after) = (load(&args.before)?, load(&args.after)?);
-    let out = args.out.clone().unwrap_or_else(|| args.after.clone());
     let series: Vec<String> = if !args.series.is_empty() {
         args.series.clone()
-    } else if before.recorder == "watch" {
-        vec!["tree_pss_bytes".into(), "main_uss_bytes".into()]
-    } else if before.phases.iter().any(|p| p.peak("heap_peak_bytes").is_some()) {
-        // Each phase's own height (format 3); RSS keeps freed pages, so its per-phase
-        // peak is mostly the run's high-water mark.
-        vec!["heap_peak_bytes".into(), "peak_rss_bytes".into()]
     } else {
-        vec!["peak_rss_bytes".into(), "je_allocated_bytes".into()]
+        let defaults: &[&str] = if before.recorder == "watch" {
+            &["tree_pss_bytes", "main_uss_bytes"]
+        } else if before.phases.iter().any(|p| p.peak("heap_peak_bytes").is_some()) {
+            // Each phase's own height (format 3); RSS keeps freed pages, so its per-phase
+            // peak is mostly the run's high-water mark.
+            &["heap_peak_bytes", "peak_rss_bytes"]
+        } else {
+            &["peak_rss_bytes", "je_allocated_bytes"]
+        };
+        let valid = report::comparable_columns(&before, &after);
+        defaults.iter().filter(|c| valid.contains(c)).map(|c| c.to_string()).collect()
     };
-    let mut text = String::new();
-    for column in &series {
-        let cmp = report::compare(&before, &after, column);
-        text.push_str(&cmp.to_markdown());
-        text.push('\n');
-        if column == &series[0] {
-            std::fs::create_dir_all(&out)?;
-            cmp.write(&out)?;
+    let cmp = match report::compare_all(&before, &after, &series) {
+        Ok(cmp) => cmp,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(EXIT_USAGE));
         }
+    };
+    emit(&cmp.to_markdown());
+    match &args.out {
+        Some(out) => {
+            std::fs::create_dir_all(out)?;
+            let written = cmp.write(out)?;
+            let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+            emit(&format!("\nwritten: {}\n", names.join(", ")));
+        }
+        None => emit("\nprinted only; --out DIR writes compare.md and compare.csv\n"),
     }
-    emit(&text);
-    emit(&format!("written: {}\n", out.join("compare.md").display()));
     Ok(ExitCode::SUCCESS)
 }

@@ -11,7 +11,7 @@ use clap::Args;
 use profiler::report::{self, human_bytes};
 use regex::Regex;
 
-use crate::shared::{emit, timestamp, EXIT_LEAK, EXIT_MAX_MEMORY};
+use crate::shared::{emit, exit_because, timestamp, EXIT_LEAK, EXIT_MAX_MEMORY, EXIT_USAGE};
 
 #[derive(Args, Debug)]
 pub struct WatchArgs {
@@ -147,21 +147,18 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     parse_size::Config::new().with_binary().parse_size(s).map_err(|e| e.to_string())
 }
 
-/// `diagnose watch --help`'s closing text.
-pub const WATCH_HELP: &str = "\
+/// `diagnose watch --help`'s closing text: boundaries, then the exit codes.
+pub fn watch_help() -> String {
+    format!("{WATCH_BOUNDARIES}\n\n{}", crate::shared::exit_help("watch"))
+}
+
+const WATCH_BOUNDARIES: &str = "\
 Boundaries, so epochs are compared with epochs:
   log lines   --epoch-pattern (default: 'Epoch 3', 'epoch 3/50', '[Epoch 3]' ...) and --phase NAME=REGEX
   markers     the command finds a socket path in $DIAGNOSE_MARKER_SOCKET; python/diagnose_markers.py
               (epoch_end(3), validation_start(3), ...) and profiler_api::SocketMarker send to it.
               Once a marker epoch arrives, log-line epochs are ignored.
-  windows     --window 60s: fixed windows stand in for epochs (the verdict is then per window)
-
-Exit codes:
-  the command's own exit code (128+N when killed by signal N), unless a gate fails:
-  1  error: bad input (no such command or pid, bad pattern), unwritable output
-  2  usage error
-  3  --fail-on-leak was given and the verdict is \"growing\"
-  4  the tree's memory (PSS) passed --max-memory";
+  windows     --window 60s: fixed windows stand in for epochs (the verdict is then per window)";
 
 /// One status line per epoch on stderr, between the command's own lines.
 fn epoch_status(row: &profiler::Row) {
@@ -179,7 +176,7 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
         Some(pid) => Target::Pid(pid),
         None if args.command.is_empty() => {
             eprintln!("error: give a command after `--` (diagnose watch -- python train.py) or --pid PID");
-            return Ok(ExitCode::from(2));
+            return Ok(ExitCode::from(EXIT_USAGE));
         }
         None => Target::Command(args.command.clone()),
     };
@@ -229,24 +226,34 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
     if watched.markers_rejected > 0 {
         eprintln!("diagnose: {} marker datagram(s) were malformed or from another user and were ignored", watched.markers_rejected);
     }
+    // A share of one core means something only over a while: start-up dominates a
+    // command that ends at once (it read 112 % for `true`).
+    let share = if watched.wall_s >= 5.0 { format!(" ({:.2} % of one core)", 100.0 * watched.own_cpu_s / watched.wall_s) } else { String::new() };
     eprintln!(
-        "diagnose: the watcher used {:.2} s of CPU in {:.1} s ({:.2} % of one core), at most {} resident",
-        watched.own_cpu_s, watched.wall_s, 100.0 * watched.own_cpu_s / watched.wall_s.max(1e-9), human_bytes(watched.own_peak_rss_bytes as f64)
+        "diagnose: the watcher used {:.2} s of CPU in {:.1} s{share}, at most {} resident",
+        watched.own_cpu_s, watched.wall_s, human_bytes(watched.own_peak_rss_bytes as f64)
     );
     let analysis = report::rebuild(&out)?;
     emit(&report::text_summary(&analysis));
     emit(&format!("reports: {}\n", out.display()));
+    // Gates first, each saying so on stderr; only then the command's own code, also said,
+    // so that a gate's 3 or 4 is never mistaken for the command's.
     if watched.max_memory_passed_at.is_some() {
-        return Ok(ExitCode::from(EXIT_MAX_MEMORY));
+        let what = analysis.max_memory.as_ref().map_or(String::new(), |m| format!(" ({})", m.label));
+        return Ok(exit_because(EXIT_MAX_MEMORY, &format!("the tree passed --max-memory{what}")));
     }
     if let Some(epoch) = watched.stopped_on_leak {
         emit(&format!("stopped early (--stop-on-leak): growth confirmed at the end of epoch {epoch}\n"));
-        return Ok(ExitCode::from(EXIT_LEAK));
+        return Ok(exit_because(EXIT_LEAK, "--stop-on-leak stopped the command"));
     }
     if args.fail_on_leak && analysis.verdict == "growing" {
-        return Ok(ExitCode::from(EXIT_LEAK));
+        return Ok(exit_because(EXIT_LEAK, "--fail-on-leak and the verdict is growing"));
     }
-    Ok(ExitCode::from(watched.exit.shell_code().clamp(0, 255) as u8))
+    let code = watched.exit.shell_code().clamp(0, 255) as u8;
+    if code != 0 {
+        return Ok(exit_because(code, "the command's own exit code"));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 

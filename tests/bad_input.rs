@@ -97,8 +97,39 @@ fn compare_prints_a_before_after_table() {
     for needle in ["| Phase | Before | After | Change |", "triplet batches", "validation", "peak total"] {
         assert!(table.contains(needle), "{needle} missing:\n{table}");
     }
-    assert!(dir.path().join("compare.md").exists());
+    // Trends before → after; no `start` row (the moment before training).
+    assert!(table.contains("| Series | Before | After |"), "{table}");
+    assert!(!table.contains("| start |"), "{table}");
+    // compare.md holds every series shown, not only the first.
+    let md = std::fs::read_to_string(dir.path().join("compare.md")).unwrap();
+    assert_eq!(md.matches("| Phase | Before | After | Change |").count(), table.matches("| Phase | Before | After | Change |").count());
+    assert!(md.matches("| Phase |").count() >= 2, "{md}");
     assert_plain_csv(dir.path(), &["compare.csv"]);
     let missing = run(&["compare", a.to_str().unwrap(), "/nonexistent/run"]);
     assert_eq!(missing.status.code(), Some(1));
+    // Without --out it prints only, says so, and writes nothing into either run.
+    let printed = run(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(printed.status.code(), Some(0), "{}", stderr(&printed));
+    assert!(String::from_utf8_lossy(&printed.stdout).contains("printed only"));
+    assert!(!b.join("compare.md").exists() && !a.join("compare.md").exists());
+    // An unknown series is a usage error naming the valid ones.
+    let bad = run(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--series", "nosuch_bytes"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("nosuch_bytes") && stderr(&bad).contains("peak_rss_bytes"), "{}", stderr(&bad));
+}
+
+#[test]
+fn report_without_run_json_says_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("clean-16epochs").join("timeline.csv"), dir.path().join("timeline.csv")).unwrap();
+    let o = run(&["report", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("has no run.json") && stderr(&o).contains("out-of-memory projection"), "{}", stderr(&o));
+    // With it, nothing is said.
+    std::fs::copy(fixture("clean-16epochs").join("run.json"), dir.path().join("run.json")).unwrap();
+    let o = run(&["report", dir.path().to_str().unwrap()]);
+    assert!(!stderr(&o).contains("run.json"), "{}", stderr(&o));
+    // One epoch is "1 epoch", and an insufficient verdict is explained once.
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(!text.contains("(1 epochs"), "{text}");
 }

@@ -12,7 +12,7 @@ fn clean_run_is_flat_and_reports_rebuild() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(s["verdict"], "flat", "{s:#}");
     assert_eq!(s["epochs"], 4);
-    for f in ["timeline.csv", "phases.csv", "summary.json", "summary.md", "memory.png"] {
+    for f in ["timeline.csv", "phases.csv", "summary.json", "summary.md", "memory.png", "report.html"] {
         let len = std::fs::metadata(out.join(f)).unwrap_or_else(|_| panic!("{f} missing")).len();
         assert!(len > 100, "{f} is nearly empty");
     }

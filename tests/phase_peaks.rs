@@ -38,5 +38,5 @@ fn the_triplet_batches_peak_is_told_apart_from_training() {
     let o = run(&["compare", b.to_str().unwrap(), a.to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let table_md = String::from_utf8_lossy(&o.stdout);
-    assert!(table_md.contains("Peak heap_peak_bytes per phase"), "{table_md}");
+    assert!(table_md.contains("(heap_peak_bytes) per phase"), "{table_md}");
 }

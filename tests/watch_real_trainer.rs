@@ -33,18 +33,6 @@ fn watch_mode(dir: &tempfile::TempDir, mode: &str, extra: &[&str]) -> serde_json
     s
 }
 
-fn objects(s: &serde_json::Value) -> Vec<&serde_json::Value> {
-    s["censuses"]["objects"].as_array().unwrap().iter().filter(|o| o["kind"] != "type").collect()
-}
-
-fn growing_objects(s: &serde_json::Value) -> Vec<&serde_json::Value> {
-    objects(s).into_iter().filter(|o| o["class"] == "growing").collect()
-}
-
-fn slope(v: &serde_json::Value) -> f64 {
-    v["slope_bytes_per_epoch"].as_f64().unwrap()
-}
-
 #[test]
 fn outputs_kept_with_their_graph_are_named_with_the_graph_bytes_and_detached_ones_without() {
     let _turn = serial();
@@ -55,7 +43,7 @@ fn outputs_kept_with_their_graph_are_named_with_the_graph_bytes_and_detached_one
     let uss = series(&s, "main_uss_bytes");
     assert_eq!(uss["class"], "growing", "{}", ledger(&s));
     // What the list holds, graphs included, is what the process grows by.
-    let (held, process) = (slope(g[0]), slope(uss));
+    let (held, process) = (slope_of(g[0]), slope_of(uss));
     assert!((held - process).abs() <= 0.2 * process, "the list holds {:.1} MiB/epoch, the process grows {:.1}", held / MIB, process / MIB);
     let graph = g[0]["graph_bytes_per_epoch"].as_f64().unwrap();
     assert!(graph > 0.95 * held, "the graphs are nearly all of it: {graph} of {held}");
@@ -67,7 +55,7 @@ fn outputs_kept_with_their_graph_are_named_with_the_graph_bytes_and_detached_one
     let g = growing_objects(&s);
     assert_eq!(g.first().map(|o| o["name"].as_str().unwrap()), Some("Trainer.val_logits"), "{g:?}");
     let own = 4.0 * 32.0 * 64.0 * 4.0;
-    assert!((slope(g[0]) - own).abs() <= 0.2 * own, "{} B/epoch, the logits are {own}", slope(g[0]));
+    assert!((slope_of(g[0]) - own).abs() <= 0.2 * own, "{} B/epoch, the logits are {own}", slope_of(g[0]));
     assert!(g[0]["graph_bytes_per_epoch"].is_null(), "{}", g[0]);
     let l = ledger(&s);
     assert!(!l.contains("autograd"), "no graph is mentioned: {l}");
@@ -82,8 +70,8 @@ fn a_loss_accumulated_with_its_graph_is_one_tensor_whose_graph_grows() {
     assert_eq!(t["name"], "Trainer.total_val_loss");
     // 4 validation batches a epoch, each a whole forward graph.
     assert!(t["graph_nodes_per_epoch"].as_f64().unwrap() >= 4.0 * 8.0, "{t}");
-    let process = slope(series(&s, "main_uss_bytes"));
-    assert!((slope(t) - process).abs() <= 0.25 * process, "the graph holds {:.1} MiB/epoch, the process grows {:.1}", slope(t) / MIB, process / MIB);
+    let process = slope_of(series(&s, "main_uss_bytes"));
+    assert!((slope_of(t) - process).abs() <= 0.25 * process, "the graph holds {:.1} MiB/epoch, the process grows {:.1}", slope_of(t) / MIB, process / MIB);
     let l = ledger(&s);
     assert!(l.contains("Trainer.total_val_loss is one tensor whose autograd graph grows") && l.contains("loss.item()"), "{l}");
 }
@@ -96,7 +84,7 @@ fn native_growth_is_native_and_no_python_container_is_blamed() {
     // 40 steps x 256 KiB: 10 MiB/epoch kept by C code, out of every Python object's reach.
     let s = watch_mode(&dir, "native", &["--lib", &lib, "--train-batches", "40"]);
     assert_eq!(s["verdict"], "growing", "{}", ledger(&s));
-    let per_epoch = slope(series(&s, "main_uss_bytes")) / MIB;
+    let per_epoch = slope_of(series(&s, "main_uss_bytes")) / MIB;
     assert!((per_epoch - 10.0).abs() < 2.5, "main USS +{per_epoch:.1} MiB/epoch, C keeps 10");
     assert!(growing_objects(&s).is_empty(), "{:?}", growing_objects(&s));
     let l = ledger(&s);

@@ -72,25 +72,39 @@ def _diagnose_start():
                     try:
                         if len(data) != 2 or not data[1].isdigit():
                             continue
-                        if data[0] == "ack":
+                        if data[0] in ("ack", "ack+census"):
+                            # A census with an ack is the waiting training loop's to take;
+                            # if it has stopped waiting, taken here.
+                            epoch = int(data[1])
                             with acked:
-                                state["acked"] = int(data[1])
+                                state["acked"] = epoch
+                                waiting = state.get("waiting") == epoch
+                                state["census_for"] = epoch if data[0] == "ack+census" and waiting else None
                                 acked.notify_all()
+                            if data[0] == "ack+census" and not waiting and objects and not state["exiting"]:
+                                take_census(epoch, role, False, graphs=False)
                         # Once the program is ending its objects are being torn down: a
                         # census then (a late request) would report its containers gone.
-                        elif data[0] == "census" and objects and not state["exiting"]:
+                        elif data[0] == "census" and objects and not state["exiting"] and diagnose_census._state.get("written") != int(data[1]):
+                            # (Not when the program took this epoch's census itself: census=True.)
                             light = role == "worker" and workers != "full"
-                            r = diagnose_census.census_to(int(data[1]), out, role, light)
-                            cuda = (r or {}).get("cuda")
-                            if cuda and marker and role == "main":  # torch.cuda's figures onto the GPU ledger
-                                line = "phase census %s gpu_allocated=%d gpu_reserved=%d gpu_peak_allocated=%d gpu_peak_reserved=%d" % (
-                                    data[1], cuda["allocated"], cuda["reserved"], cuda["peak_allocated"], cuda["peak_reserved"])
-                                sock.sendto(line.encode("ascii"), marker)
+                            # Here the program runs on: its backward may be freeing the very
+                            # graphs a walk would read, so graphs are walked only where the
+                            # training loop waits (a DataLoader boundary, census=True).
+                            take_census(int(data[1]), role, light, graphs=False)
                     except Exception as e:
                         sys.stderr.write("diagnose: census failed: %s\n" % e)
 
             threading.Thread(target=listen, name="diagnose-census", daemon=True).start()
             return sock
+
+        def take_census(epoch, role, light, graphs):
+            r = diagnose_census.census_to(epoch, out, role, light, graphs)
+            cuda = (r or {}).get("cuda")
+            if cuda and marker and role == "main":  # torch.cuda's figures onto the GPU ledger
+                line = "phase census %d gpu_allocated=%d gpu_reserved=%d gpu_peak_allocated=%d gpu_peak_reserved=%d" % (
+                    epoch, cuda["allocated"], cuda["reserved"], cuda["peak_allocated"], cuda["peak_reserved"])
+                state["sock"].sendto(line.encode("ascii"), marker)
 
         state["sock"] = serve("main")
         # As soon as the main module has finished: threading's exit hook runs before
@@ -99,16 +113,24 @@ def _diagnose_start():
         ending(lambda: state.update(exiting=True))
 
         def send(line, wait_for=None):
-            """A boundary to diagnose; with `wait_for`, wait (0.5 s at most) until it has
+            """A boundary to diagnose; with `wait_for`, wait (2 s at most) until it has
             sampled the tree, so that the sample shows this moment, not the next pass's
-            workers starting."""
+            workers starting; then take the census it asks for here, in the training
+            loop's own thread, between two steps: no backward runs while graphs are
+            walked."""
             if not marker or os.getpid() != owner:
                 return
             try:
                 state["sock"].sendto(line.encode("ascii"), marker)
                 if wait_for is not None:
                     with acked:
-                        acked.wait_for(lambda: state["acked"] >= wait_for, timeout=0.5)
+                        state["waiting"] = wait_for
+                        acked.wait_for(lambda: state["acked"] >= wait_for, timeout=2.0)
+                        state["waiting"] = None
+                        wanted = state.get("census_for") == wait_for
+                        state["census_for"] = None
+                    if wanted and objects and not state["exiting"]:
+                        take_census(wait_for, "main", False, graphs=True)
             except Exception:
                 pass
 

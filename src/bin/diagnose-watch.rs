@@ -13,7 +13,7 @@ use clap::Parser;
 
 /// Watch any command (or a running process) and its whole process tree from outside.
 #[derive(Parser, Debug)]
-#[command(name = "diagnose watch", version, after_help = watch_cli::WATCH_HELP)]
+#[command(name = "diagnose watch", version, after_help = watch_cli::watch_help())]
 struct Cli {
     #[command(flatten)]
     args: watch_cli::WatchArgs,

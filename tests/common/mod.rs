@@ -131,3 +131,14 @@ pub fn assert_plain_csv(dir: &Path, expected: &[&str]) -> String {
     }
     out
 }
+
+/// The Python objects (containers and lone tensors, not type rows) of a watch summary
+/// classed growing, growing-first order kept.
+pub fn growing_objects(summary: &serde_json::Value) -> Vec<&serde_json::Value> {
+    summary["censuses"]["objects"].as_array().unwrap().iter().filter(|o| o["kind"] != "type" && o["class"] == "growing").collect()
+}
+
+/// The bytes-per-epoch slope of a series or object entry of a summary.
+pub fn slope_of(v: &serde_json::Value) -> f64 {
+    v["slope_bytes_per_epoch"].as_f64().unwrap()
+}

@@ -6,14 +6,19 @@
 static void **kept;
 static size_t count, capacity;
 
-size_t keep_bytes(size_t bytes) {
+/* `bytes` of malloc'd memory, written (resident), remembered in `kept`. */
+static void *keep(size_t bytes) {
     if (count == capacity) {
         capacity = capacity ? 2 * capacity : 64;
         kept = realloc(kept, capacity * sizeof *kept);
     }
     void *p = malloc(bytes);
     memset(p, 1, bytes);
-    kept[count++] = p;
+    return kept[count++] = p;
+}
+
+size_t keep_bytes(size_t bytes) {
+    keep(bytes);
     return count;
 }
 
@@ -24,15 +29,8 @@ size_t keep_bytes(size_t bytes) {
  * Returns the bytes left in use. */
 size_t fragment(size_t total, size_t block) {
     size_t n = total / block, in_use = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (count == capacity) {
-            capacity = capacity ? 2 * capacity : 64;
-            kept = realloc(kept, capacity * sizeof *kept);
-        }
-        void *p = malloc(block);
-        memset(p, 1, block);
-        kept[count++] = p;
-    }
+    for (size_t i = 0; i < n; i++)
+        keep(block);
     for (size_t i = count - n; i < count; i++) {
         kept[i] = realloc(kept[i], 64);
         in_use += 64;

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import typing
+import warnings
 import weakref
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
@@ -162,9 +163,14 @@ out = []
 for epoch in range(2):
     RECURSIVE.extend([RECURSIVE] * 20)  # grows: the second census names it
     HOLDER.hostile.extend(Hostile() for _ in range(20))
-    r = diagnose_census.census(epoch)
+    # Every warning the census causes (TypedStorage's deprecation, ...) is recorded here,
+    # where the program would see it: there must be none.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = diagnose_census.census(epoch)
     out.append({k: r.get(k) for k in ("error", "skipped_objects", "skipped_types", "seconds", "objects")}
-               | {"containers": [c["name"] for c in r.get("containers", [])], "types": len(r.get("types", []))})
+               | {"containers": [c["name"] for c in r.get("containers", [])], "types": len(r.get("types", [])),
+                  "warnings": [str(w.message)[:80] for w in caught]})
 del ITER
 print(json.dumps(out))
-sys.exit(1 if any(c["error"] for c in out) else 0)
+sys.exit(1 if any(c["error"] or c["warnings"] for c in out) else 0)

@@ -75,7 +75,7 @@ class Trainer:
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()
-            if self.native is not None:
+            if self.args.mode == "native":
                 self.native.keep_bytes(self.args.native_kib * 1024)
 
     def validate(self, loader):

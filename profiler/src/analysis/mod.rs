@@ -166,6 +166,9 @@ pub struct Analysis {
     pub windows_after_s: Option<f64>,
     /// `watch --pid`: the watch attached to a running process.
     pub attached: bool,
+    /// Why diagnose itself stopped the command, if it did (`--stop-on-leak`,
+    /// `--kill-at-limit`).
+    pub stopped_by: Option<String>,
     /// Thinned series for the plots.
     #[serde(skip)]
     pub plot: PlotData,
@@ -204,6 +207,7 @@ pub struct Analyzer {
     finish_label: Option<(String, f64)>,
     max_memory: Option<MaxMemoryPass>,
     cgroup_limit: Option<u64>,
+    stopped_by: Option<String>,
 }
 
 impl Analyzer {
@@ -231,6 +235,7 @@ impl Analyzer {
             finish_label: None,
             max_memory: None,
             cgroup_limit: None,
+            stopped_by: None,
         }
     }
 
@@ -283,6 +288,8 @@ impl Analyzer {
                     }
                 }
             }
+            "stop_on_leak" => self.stopped_by = Some("--stop-on-leak".into()),
+            "kill_at_limit" => self.stopped_by = Some("--kill-at-limit".into()),
             "max_memory" if self.max_memory.is_none() => {
                 let epoch = self.epoch_points.last().map(|p| p.0);
                 self.max_memory = Some(MaxMemoryPass { t_s: row.t_s, epoch, label: row.label.clone() });
@@ -293,7 +300,20 @@ impl Analyzer {
             self.cgroup_limit = row.cgroup_limit_bytes;
         }
         if self.rows % self.plot_stride == 0 {
+            // A watched tree's `start` row is taken as the command is spawned, before its
+            // exec: its tree figures are the watcher's fork, never the command's memory.
+            // And once the tree is gone (finish after the exit) it has no memory to draw.
+            let pre_exec = row.phase == "start" || row.tree_processes == Some(0);
             for s in &mut self.plot.series {
+                let tree = ["tree_", "main_", "workers_", "gpu_tree_"].iter().any(|p| s.column.starts_with(p));
+                if pre_exec && tree {
+                    continue;
+                }
+                // A process being reaped reads 0: the tree or its main process is gone.
+                let gone = ["tree_", "main_"].iter().any(|p| s.column.starts_with(p)) && row.series(&s.column) == Some(0);
+                if gone {
+                    continue;
+                }
                 if let Some(v) = row.series(&s.column) {
                     s.points.push((row.t_s, v));
                 }
@@ -409,6 +429,7 @@ impl Analyzer {
             window_s: meta.window_s,
             windows_after_s: meta.windows_after_s,
             attached: meta.attached == Some(true),
+            stopped_by: self.stopped_by.clone(),
             plot,
         };
         let rss_primary = if analysis.series("rss_in_use_bytes").is_some() { "rss_in_use_bytes" } else { "rss_bytes" };
@@ -584,7 +605,10 @@ pub fn gpu_empty_reason(token: &str) -> Option<String> {
     let words = |t: &str| -> String {
         let t = t.replace('_', " ");
         if let Some(why) = t.strip_prefix("no-driver:") {
-            format!("no NVIDIA driver (NVML: {why})")
+            // NVML's own words ("a libnvidia-ml.so could not be found") add nothing on a
+            // machine without a GPU; the timeline keeps them.
+            let _ = why;
+            "no NVIDIA driver".to_string()
         } else if let Some(why) = t.strip_prefix("no-device:") {
             format!("no such GPU device (NVML: {why})")
         } else if let Some(name) = t.strip_prefix("active:") {
@@ -606,7 +630,7 @@ pub fn gpu_empty_reason(token: &str) -> Option<String> {
 fn explain(a: &Analysis) -> Vec<String> {
     let grows = |c: &str| a.class_of(c) == Some(Class::Growing);
     let mut lines = Vec::new();
-    if a.epochs < 4 {
+    if a.epochs < 4 && a.verdict != "insufficient" {
         lines.push(format!(
             "Only {} epoch end(s) recorded: a verdict needs 3 after warm-up (the first is warm-up), so at least 4.",
             a.epochs
@@ -720,12 +744,14 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
     } else {
         "For a per-epoch verdict, call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), or print \"Epoch N\" lines (matched by --epoch-pattern)."
     };
+    // "0.5 s", "60 s": windows are short and exact.
+    let window = |w: f64| if w < 120.0 { format!("{} s", (w * 10.0).round() / 10.0) } else { crate::report::human_seconds(w) };
     match (a.window_s, a.windows_after_s) {
         (Some(w), Some(after)) => lines.push(format!(
             "No epoch boundary came in the first {}: from then on fixed windows of {} stood in for epochs (the verdict is per window, and windows cut across epochs and validation). {per_epoch}",
-            crate::report::human_seconds(after), crate::report::human_seconds(w)
+            window(after), window(w)
         )),
-        (Some(w), None) => lines.push(format!("Boundaries are fixed windows of {} (--window): the verdict is per window, not per epoch, and windows cut across epochs and validation. {per_epoch}", crate::report::human_seconds(w))),
+        (Some(w), None) => lines.push(format!("Boundaries are fixed windows of {} (--window): the verdict is per window, not per epoch, and windows cut across epochs and validation. {per_epoch}", window(w))),
         (None, _) if a.recorder == "watch" && a.epochs == 0 && a.attached => lines.push("No epoch boundary was seen: a process watched with --pid can send neither log lines nor markers to diagnose. Pass --window 60s for a verdict per window.".into()),
         (None, _) if a.recorder == "watch" && a.epochs == 0 => lines.push("No epoch boundary was seen: no DataLoader was iterated twice, no marker arrived and no output line matched --epoch-pattern. Call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), print \"Epoch N\" lines, or pass --window 60s.".into()),
         _ => {}
@@ -784,8 +810,13 @@ fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
                 o.name, o.type_name, o.items_per_epoch.unwrap_or(0.0), per_epoch(Some(slope)), per_epoch(Some(g)), o.graph_nodes_per_epoch.unwrap_or(0.0), per_epoch(Some(slope - g)), human_bytes(last as f64)
             ));
         } else {
+            // Graphs whose saved tensors backward has freed still hold their nodes.
+            let nodes = match o.graph_nodes_per_epoch.filter(|n| *n >= 1.0) {
+                Some(n) => format!(" Its tensors keep their autograd graphs too ({n:+.0} graph nodes/epoch; backward has freed their saved tensors): keep `.detach()`ed tensors, or `.item()` for a number."),
+                None => String::new(),
+            };
             lines.push(format!(
-                "Python: {} ({}, {:+.0} items/epoch, {}) keeps growing; it holds {} at the last census.{at}",
+                "Python: {} ({}, {:+.0} items/epoch, {}) keeps growing; it holds {} at the last census.{nodes}{at}",
                 o.name, o.type_name, o.items_per_epoch.unwrap_or(0.0), per_epoch(Some(slope)), human_bytes(last as f64)
             ));
         }
@@ -805,7 +836,7 @@ fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
     let workers = match (c.worker_count, c.light_worker_count) {
         (0, _) => String::new(),
         (n, l) if l == n => format!(" (and {n} light ones in forked DataLoader workers: their datasets' containers only)"),
-        (n, _) => format!(" (and {n} in forked DataLoader workers)"),
+        (n, l) => format!(" (and {} full ones in forked DataLoader workers, --python-objects-workers: each worker copies the pages it shares with the trainer at its first, its USS stepping up once{})", n - l, if l > 0 { format!("; {l} light ones") } else { String::new() }),
     };
     lines.push(format!(
         "Python object census: {} censuses{workers}, the longest {:.2} s with {} live gc-tracked objects (objects.csv).",
@@ -843,12 +874,18 @@ fn explain_accounting(a: &Analysis, c: &Censuses, lines: &mut Vec<String>) {
         return;
     }
     let free = acc.malloc_free_bytes_per_epoch.unwrap_or(0.0);
+    let objects_grow = c.objects.iter().any(|o| o.kind != "type" && o.class == Class::Growing);
     // Tensors' and arrays' storage is in malloc too, and already counted as Python's.
     let native = acc.malloc_in_use_bytes_per_epoch.map(|u| u - acc.array_bytes_per_epoch);
     match native {
         None => lines.push(format!(
             "The other {}/epoch is native memory; glibc's malloc counters could not be read (another allocator, or glibc before 2.33), so whether native code uses it or the allocator holds it free is unknown.",
             signed_bytes(rest)
+        )),
+        // Kept objects pin the freed blocks between them: then the leak above is the cause.
+        Some(_) if free >= 0.5 * rest && objects_grow => lines.push(format!(
+            "Of the {}/epoch no Python object explains, glibc's malloc holds {}/epoch free in its arenas: fragmentation, the freed blocks pinned between what the growing objects above keep. Stop keeping them and this goes too.",
+            signed_bytes(rest), signed_bytes(free)
         )),
         Some(_) if free >= 0.5 * rest => lines.push(format!(
             "The C allocator holds it free: glibc's malloc keeps {}/epoch of freed memory in its arenas (fragmentation), of the {}/epoch no Python object explains. Not a leak of objects. Cures: MALLOC_ARENA_MAX=2, calling malloc_trim(0) (ctypes) after each epoch, or jemalloc/tcmalloc through LD_PRELOAD.",
@@ -875,6 +912,9 @@ fn explain_end(a: &Analysis, lines: &mut Vec<String>) {
     let projected = a.oom.as_ref().map_or(String::new(), |p| format!(" The projection from the epochs before it said epoch {:.1}.", p.at_epoch));
     if end.oom_killed {
         lines.push(format!("The command was killed by the OOM killer (SIGKILL while its cgroup's OOM-kill counter rose) {}, at {:.1} s.{projected}", after(end.last_epoch), end.t_s));
+    } else if let Some(sig) = end.signal.filter(|s| a.stopped_by.is_some() && matches!(s, 9 | 15)) {
+        let how = if sig == 15 { "SIGTERM" } else { "SIGKILL" };
+        lines.push(format!("diagnose stopped the command ({}; {how}) {}, at {:.1} s.", a.stopped_by.as_deref().unwrap_or(""), after(end.last_epoch), end.t_s));
     } else if let Some(sig) = end.signal {
         lines.push(format!("The command was killed by signal {sig} {}, at {:.1} s.", after(end.last_epoch), end.t_s));
     } else if let Some(code) = end.code.filter(|c| *c != 0) {
@@ -1133,5 +1173,20 @@ mod tests {
         let n = r.plot.series[0].points.len();
         assert!(n <= MAX_PLOT_POINTS && n > MAX_PLOT_POINTS / 4, "{n}");
         assert!(r.incomplete);
+    }
+
+    #[test]
+    fn failed_or_partial_censuses_never_read_as_nothing_grows() {
+        let base = || run(5, |_| 400 * MB, |_| 200 * MB);
+        let all_failed = Censuses { count: 5, failed: 5, worker_count: 14, worker_failed: 14, errors: vec!["epoch 0: AttributeError: x".into()], ..Censuses::default() };
+        let l = base().with_censuses(all_failed).ledger.join("\n");
+        assert!(l.contains("every census of the main process failed (5 of 5)"), "{l}");
+        assert!(l.contains("Censuses failed: 5 of 5 of the main process and 14 of 14 in workers"), "{l}");
+        assert!(!l.contains("no container"), "{l}");
+        let partial = Censuses { count: 5, skipped_objects: 3, skipped_types: vec!["Hostile".into()], ..Censuses::default() };
+        let l = base().with_censuses(partial).ledger.join("\n");
+        assert!(l.contains("no container that the censuses could inspect grows") && l.contains("could not inspect 3 object(s)") && l.contains("Hostile"), "{l}");
+        let clean = Censuses { count: 5, ..Censuses::default() };
+        assert!(base().with_censuses(clean).ledger.join("\n").contains("no container of the main process or its persistent workers grows"));
     }
 }

@@ -293,7 +293,7 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
             let g: Vec<(f64, f64, f64)> = graphs.get(&key).map_or(Vec::new(), |g| g.iter().map(|(e, (b, n))| (*e as f64, *b as f64, *n as f64)).collect());
             let slope_of = |col: fn(&(f64, f64, f64)) -> f64| {
                 let pts: Vec<(f64, f64)> = g.iter().map(|x| (x.0, col(x))).collect();
-                (g.iter().any(|x| x.1 > 0.0)).then(|| theil_sen(&pts).map(|t| t.slope)).flatten()
+                pts.iter().any(|p| p.1 > 0.0).then(|| theil_sen(&pts).map(|t| t.slope)).flatten()
             };
             ObjectVerdict {
                 allocated_at: allocated_at.get(&key).cloned(),

@@ -98,7 +98,13 @@ impl PhaseTable {
         let mut out: Vec<PhaseStats> = Vec::new();
         for (phase, n, accs) in self.groups {
             count += n;
-            for (t, a) in total.iter_mut().zip(&accs) {
+            for ((t, a), (column, _)) in total.iter_mut().zip(&accs).zip(PHASE_SERIES) {
+                // A watched tree's start row is taken before the command's exec (the
+                // watcher's fork): never the command's memory, so never its peak.
+                let tree = ["tree_", "main_", "workers_"].iter().any(|p| column.starts_with(p));
+                if phase == "start" && tree {
+                    continue;
+                }
                 t.0 = t.0.max(a.0);
                 t.1 += a.1;
                 t.2 += a.2;

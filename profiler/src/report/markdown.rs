@@ -149,7 +149,7 @@ const TEXT_SERIES: &[&str] = &[
 
 /// A few lines for the terminal.
 pub fn text_summary(a: &Analysis) -> String {
-    let mut s = format!("verdict: {} ({} epochs, {:.0} s)\n", a.verdict, a.epochs, a.duration_s);
+    let mut s = format!("verdict: {} ({}, {:.0} s)\n", a.verdict, super::plural(a.epochs, "epoch"), a.duration_s);
     if let Some(h) = oom_headline(a) {
         let _ = writeln!(s, "  {h}");
     }

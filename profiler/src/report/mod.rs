@@ -3,12 +3,15 @@
 
 mod compare;
 mod csv;
+mod html;
 mod json;
 pub(crate) mod markdown;
 mod merge;
 mod png;
 
-pub use compare::{compare, Comparison};
+pub use compare::{comparable_columns, compare, compare_all, ComparedPhase, ComparedSeries, Comparison};
+pub use html::{markdown_to_html, report_html};
+pub use png::{draw_memory, memory_svg, plan_memory, DrawnPanel, DrawnSeries, HoverBand, MemoryPlot};
 pub use markdown::text_summary;
 pub(crate) use json::text as summary_json;
 pub use merge::{merge, Merged, MergedRow};
@@ -19,7 +22,7 @@ use crate::analysis::Analysis;
 use crate::error::Error;
 
 /// The files [`write_all`] writes, relative to the run folder.
-pub const REPORT_FILES: &[&str] = &["phases.csv", "summary.json", "summary.md", "memory.png"];
+pub const REPORT_FILES: &[&str] = &["phases.csv", "summary.json", "summary.md", "memory.png", "report.html"];
 
 /// Write every report file of `analysis` into `dir`; returns their paths.
 pub fn write_all(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Error> {
@@ -28,6 +31,7 @@ pub fn write_all(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Error>
     json::write(analysis, &paths[1])?;
     write_text(&paths[2], &markdown::summary(analysis))?;
     png::draw_memory(analysis, &paths[3])?;
+    write_text(&paths[4], &html::report_html(analysis).map_err(|message| Error::Plot { path: paths[4].clone(), message })?)?;
     let mut paths = paths;
     if !analysis.sites.is_empty() {
         let (csv_path, png_path) = (dir.join("callsites.csv"), dir.join("callsites.png"));
@@ -80,6 +84,24 @@ pub fn rebuild(dir: &Path) -> Result<Analysis, Error> {
     Ok(analysis)
 }
 
+/// What a report of `dir` cannot say because `run.json` is missing beside its timeline
+/// (format 3 and later keep the run's facts there): `None` when it is there, or when the
+/// timeline carries them in its first line (formats 1 and 2).
+pub fn missing_facts(dir: &Path) -> Option<String> {
+    if dir.join(crate::timeline::RUN_FILE).exists() {
+        return None;
+    }
+    let text = std::fs::read_to_string(dir.join("timeline.csv")).ok()?;
+    if text.starts_with("# ") {
+        return None;
+    }
+    Some(format!(
+        "{} has no {}: the memory limit, the GPU state and what recorded the run are unknown, so there is no out-of-memory projection against the machine's or the recorded limit",
+        dir.display(),
+        crate::timeline::RUN_FILE
+    ))
+}
+
 /// Make `dir` ready for a new run: create it, or refuse if it holds files and `force` is
 /// off. Checks that it is writable, so a bad path fails before any work.
 pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<(), Error> {
@@ -112,6 +134,47 @@ pub(crate) fn replace_text(path: &Path, text: &str) -> Result<(), Error> {
 
 pub(crate) fn write_text(path: &Path, text: &str) -> Result<(), Error> {
     std::fs::write(path, text).map_err(|source| Error::Output { path: path.to_path_buf(), source })
+}
+
+/// Why the verdict is what it is, in one line: the primary series that grow (with their
+/// slopes), or why nothing could be judged, or that nothing grows.
+pub fn verdict_reason(a: &Analysis) -> String {
+    use crate::analysis::{Class, PRIMARY_SERIES};
+    let rss = if a.series("rss_in_use_bytes").is_some() { "rss_in_use_bytes" } else { "rss_bytes" };
+    let primary: Vec<&crate::analysis::SeriesVerdict> =
+        PRIMARY_SERIES.iter().filter_map(|c| a.series(if *c == "rss_in_use_bytes" { rss } else { c })).collect();
+    let slope = |s: Option<f64>| format!("{}/epoch", signed_bytes(s.unwrap_or(0.0)));
+    match a.verdict {
+        "insufficient" => format!("{} recorded; 3 after warm-up are needed to judge growth, so at least 4 (the first is warm-up)", plural(a.epochs, "epoch end")),
+        "growing" => {
+            let mut parts: Vec<String> = primary
+                .iter()
+                .filter(|s| s.class == Class::Growing)
+                .map(|s| {
+                    let since = s.growing_since.map(|e| format!(" since epoch {e}")).unwrap_or_default();
+                    format!("{} grows {}{since}", s.name, slope(s.slope_bytes_per_epoch))
+                })
+                .collect();
+            parts.extend(a.ranks.iter().filter(|r| r.class == Class::Growing).map(|r| format!("rank {} grows {}", r.rank, slope(r.slope_bytes_per_epoch))));
+            if parts.is_empty() { "a primary series grows".into() } else { parts.join("; ") }
+        }
+        _ => {
+            let judged: Vec<String> = primary
+                .iter()
+                .filter(|s| s.class != Class::Insufficient)
+                .map(|s| match &s.cause {
+                    Some(c) => format!("{} {} ({c})", s.name, s.class.as_str()),
+                    None => format!("{} {}", s.name, s.class.as_str()),
+                })
+                .collect();
+            format!("nothing grows after warm-up: {}", judged.join(", "))
+        }
+    }
+}
+
+/// "1 epoch", "3 epochs".
+pub fn plural(n: usize, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }
 
 /// Bytes in binary units with one decimal: "512.0 KiB", "1.2 GiB".
@@ -152,6 +215,40 @@ pub fn human_seconds(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::analysis::{Analyzer, Tolerance};
+    use crate::timeline::{Row, TimelineMeta};
+
+    fn analysis(rows: &[Row]) -> Analysis {
+        let mut a = Analyzer::new(Tolerance::default());
+        rows.iter().for_each(|r| a.add(r));
+        a.finish(&TimelineMeta { recorder: Some("watch".into()), ..TimelineMeta::default() }, false)
+    }
+
+    fn epoch(e: u32, pss: u64) -> Row {
+        Row { t_s: e as f64 + 1.0, phase: "epoch_end".into(), epoch: Some(e), tree_pss_bytes: Some(pss), main_uss_bytes: Some(pss / 2), ..Row::default() }
+    }
+
+    #[test]
+    fn insufficient_is_said_once_and_one_epoch_is_singular() {
+        let a = analysis(&[Row { phase: "start".into(), ..Row::default() }, epoch(0, 100 << 20)]);
+        assert_eq!(a.verdict, "insufficient");
+        let text = text_summary(&a);
+        assert!(text.starts_with("verdict: insufficient (1 epoch, "), "{text}");
+        assert_eq!(text.matches("needs 3 after warm-up").count(), 1, "{text}");
+        assert!(verdict_reason(&a).starts_with("1 epoch end recorded"), "{}", verdict_reason(&a));
+    }
+
+    #[test]
+    fn a_command_diagnose_stopped_is_not_said_killed() {
+        let mut rows: Vec<Row> = (0..4).map(|e| epoch(e, (100 + 20 * e as u64) << 20)).collect();
+        rows.push(Row { t_s: 5.0, phase: "kill_at_limit".into(), label: "stopping the command (--kill-at-limit)".into(), ..Row::default() });
+        rows.push(Row { t_s: 6.0, phase: "finish".into(), label: "signal=15".into(), ..Row::default() });
+        let a = analysis(&rows);
+        let ledger = a.ledger.join("\n");
+        assert!(ledger.contains("diagnose stopped the command (--kill-at-limit; SIGTERM)"), "{ledger}");
+        assert!(!ledger.contains("killed by signal"), "{ledger}");
+    }
 
     #[test]
     fn units() {

@@ -1,152 +1,439 @@
-//! `memory.png`: memory over time, epoch ends as dashed lines, validation shaded, and the
-//! fitted epoch-end trend of each plotted series drawn dashed in its colour.
+//! `memory.png` (and the SVG of `report.html`): memory over time in panels, one per group
+//! of series of comparable size, each with its legend in a band of its own beside it (so
+//! the legend never covers data), epoch ends as dashed lines numbered above each panel,
+//! validation shaded, and the fitted epoch-end trend of each series drawn on top of the
+//! lines and labelled with its slope. The title carries the verdict and its reason.
+//!
+//! What is drawn is decided first, by [`plan_memory`], and returned by [`draw_memory`], so
+//! a test can check the legend against the data: every legend entry names a series with
+//! points, and no entry names a series the run did not record.
 
 use std::path::Path;
 use std::sync::Once;
 
-use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::analysis::Analysis;
+use super::{human_bytes, signed_bytes, verdict_reason};
+use crate::analysis::{Analysis, PlotSeries};
 use crate::error::Error;
 
 /// DejaVu Sans ships with the crate so PNGs render on machines without fontconfig.
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
-/// Series drawn, in legend order, with their colours.
-const PLOTTED: &[(&str, RGBColor)] = &[
-    ("rss_bytes", RGBColor(31, 119, 180)),
-    ("rss_in_use_bytes", RGBColor(23, 190, 207)),
-    ("je_resident_bytes", RGBColor(44, 160, 44)),
-    ("je_allocated_bytes", RGBColor(214, 39, 40)),
-    ("heap_exact_bytes", RGBColor(140, 86, 75)),
-    ("gpu_process_used_bytes", RGBColor(127, 127, 127)),
-    ("gpu_reserved_bytes", RGBColor(148, 103, 189)),
-    ("gpu_allocated_bytes", RGBColor(255, 127, 14)),
+fn register_font() {
+    REGISTER.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// Which panel a series belongs in: the process's (or tree's) own memory, the allocator's
+/// ledger, the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Group {
+    Process,
+    Allocator,
+    Gpu,
+}
+
+/// Series drawn, in legend order, with their panel and colour.
+const PLOTTED: &[(&str, Group, RGBColor)] = &[
+    ("rss_bytes", Group::Process, RGBColor(31, 119, 180)),
+    ("rss_in_use_bytes", Group::Process, RGBColor(23, 190, 207)),
     // A watched process tree.
-    ("tree_rss_bytes", RGBColor(170, 170, 170)),
-    ("tree_pss_bytes", RGBColor(31, 119, 180)),
-    ("main_uss_bytes", RGBColor(44, 160, 44)),
-    ("workers_uss_bytes", RGBColor(214, 39, 40)),
-    ("gpu_tree_used_bytes", RGBColor(148, 103, 189)),
+    ("tree_rss_bytes", Group::Process, RGBColor(150, 150, 150)),
+    ("tree_pss_bytes", Group::Process, RGBColor(31, 119, 180)),
+    ("main_uss_bytes", Group::Process, RGBColor(44, 160, 44)),
+    ("workers_uss_bytes", Group::Process, RGBColor(214, 39, 40)),
+    // The allocator's ledger.
+    ("je_resident_bytes", Group::Allocator, RGBColor(44, 160, 44)),
+    ("je_allocated_bytes", Group::Allocator, RGBColor(214, 39, 40)),
+    ("heap_exact_bytes", Group::Allocator, RGBColor(140, 86, 75)),
+    // GPU.
+    ("gpu_process_used_bytes", Group::Gpu, RGBColor(127, 127, 127)),
+    ("gpu_reserved_bytes", Group::Gpu, RGBColor(148, 103, 189)),
+    ("gpu_allocated_bytes", Group::Gpu, RGBColor(255, 127, 14)),
+    ("gpu_tree_used_bytes", Group::Gpu, RGBColor(148, 103, 189)),
 ];
+
+/// A series whose peak is under this share (a fifth) of its panel's largest gets a panel of its own
+/// (a 16 MiB workers line beside a 1.4 GiB summed RSS would lie flat on the axis).
+const SMALL_SHARE: f64 = 0.2;
+
+/// Image width, and the band at the right of each panel that holds its legend.
+pub const WIDTH: u32 = 1400;
+const LEGEND_W: u32 = 380;
+const TITLE_H: u32 = 90;
+const PANEL_H: u32 = 340;
+
+/// One series as drawn.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DrawnSeries {
+    /// Timeline column.
+    pub column: String,
+    /// Its legend text.
+    pub label: String,
+    /// Measured points drawn.
+    pub points: usize,
+    /// The fitted trend's label ("+2.1 MiB/epoch"), when a trend line is drawn.
+    pub trend: Option<String>,
+}
+
+/// One panel as drawn.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DrawnPanel {
+    /// Its heading.
+    pub title: String,
+    /// Its series, in legend order.
+    pub series: Vec<DrawnSeries>,
+}
+
+/// A vertical band of the image around one epoch end, with that epoch's values (for the
+/// SVG's hover text): pixel x range, pixel y range.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HoverBand {
+    /// Left and right pixel.
+    pub x: (i32, i32),
+    /// Top and bottom pixel.
+    pub y: (i32, i32),
+    /// "Epoch 3 (45 s): tree PSS 1.2 GiB, ...".
+    pub text: String,
+}
+
+/// What the memory plot shows: its title, its panels and their legends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryPlot {
+    /// "Verdict: growing".
+    pub title: String,
+    /// The verdict's reason, under the title.
+    pub subtitle: String,
+    /// Panels, top to bottom.
+    pub panels: Vec<DrawnPanel>,
+    /// Legend entries that are not series ("validation", "epoch ends"): only when drawn.
+    pub extra_legend: Vec<String>,
+    /// Image size in pixels.
+    pub size: (u32, u32),
+    /// Per epoch end, per panel: where it is, and its values (filled by drawing).
+    pub hover: Vec<HoverBand>,
+}
+
+impl MemoryPlot {
+    /// Every legend entry, series and others.
+    pub fn legend(&self) -> Vec<String> {
+        self.panels.iter().flat_map(|p| p.series.iter().map(|s| s.label.clone())).chain(self.extra_legend.iter().cloned()).collect()
+    }
+}
 
 fn axis_unit(max: f64) -> (f64, &'static str) {
     if max >= 2.0 * 1024f64.powi(3) {
         (1024f64.powi(3), "GiB")
-    } else {
+    } else if max >= 2.0 * 1024f64.powi(2) {
         (1024f64.powi(2), "MiB")
+    } else {
+        (1024.0, "KiB")
     }
 }
 
-type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
-
-/// The frame both plots share: white canvas, caption, axes with their descriptions.
-fn styled_chart<'a, 'b>(
-    root: &'a DrawingArea<BitMapBackend<'b>, Shift>,
-    caption: &str,
-    x: std::ops::Range<f64>,
-    y: std::ops::Range<f64>,
-    (x_desc, y_desc): (&str, &str),
-    x_labels: usize,
-) -> Result<Chart<'a, 'b>, String> {
-    REGISTER.call_once(|| {
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    });
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let mut chart = ChartBuilder::on(root)
-        .caption(caption, ("sans-serif", 30))
-        .margin(20)
-        .x_label_area_size(50)
-        .y_label_area_size(90)
-        .build_cartesian_2d(x, y)
-        .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_labels(x_labels)
-        .x_desc(x_desc)
-        .y_desc(y_desc)
-        .label_style(("sans-serif", 18))
-        .axis_desc_style(("sans-serif", 20))
-        .draw()
-        .map_err(|e| e.to_string())?;
-    Ok(chart)
+fn peak(s: &PlotSeries) -> u64 {
+    s.points.iter().map(|p| p.1).max().unwrap_or(0)
 }
 
-/// Draw the legend and write the image.
-fn finish_chart<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, root: &DrawingArea<BitMapBackend<'b>, Shift>, position: SeriesLabelPosition, font: u32) -> Result<(), String> {
-    chart
-        .configure_series_labels()
-        .position(position)
-        .label_font(("sans-serif", font))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()
-        .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())
-}
-
-/// Draw the plot of `a` into `path`.
-pub fn draw_memory(a: &Analysis, path: &Path) -> Result<(), Error> {
-    let to_err = |e: &dyn std::fmt::Display| Error::Plot { path: path.to_path_buf(), message: e.to_string() };
-
-    let series: Vec<_> = PLOTTED
-        .iter()
-        .filter_map(|(c, colour)| a.plot.series.iter().find(|s| s.column == *c).map(|s| (s, *colour)))
-        .collect();
-    let t_max = a.duration_s.max(1e-3);
-    let y_max = series.iter().flat_map(|(s, _)| s.points.iter().map(|p| p.1)).max().unwrap_or(1) as f64;
-    let (unit, unit_name) = axis_unit(y_max);
-    let y_top = (y_max / unit * 1.1).max(1.0);
-
-    let root = BitMapBackend::new(path, (1400, 800)).into_drawing_area();
-    let title = format!("Memory over time: verdict {}", a.verdict);
-    let y_desc = format!("memory ({unit_name})");
-    let mut chart = styled_chart(&root, &title, 0f64..t_max, 0f64..y_top, ("seconds since start", &y_desc), 12).map_err(|e| to_err(&e))?;
-
-    // Validation spans, shaded.
-    let shade = RGBColor(255, 200, 120).mix(0.25);
-    chart
-        .draw_series(a.plot.validations.iter().map(|&(s, e)| Rectangle::new([(s, 0.0), (e.max(s + t_max * 0.002), y_top)], shade.filled())))
-        .map_err(|e| to_err(&e))?
-        .label("validation")
-        .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], shade.filled()));
-    // Epoch ends, dashed.
-    for &(_, t) in &a.plot.epoch_ends {
-        chart
-            .draw_series(DashedLineSeries::new(vec![(t, 0.0), (t, y_top)], 6, 4, BLACK.mix(0.35).into()))
-            .map_err(|e| to_err(&e))?;
+/// Moments marked with a red line across every panel: when the tree passed --max-memory,
+/// when diagnose stopped the command, how the command ended if it did not exit 0.
+fn events(a: &Analysis) -> Vec<(f64, String)> {
+    let mut out = Vec::new();
+    if let Some(m) = &a.max_memory {
+        out.push((m.t_s, "passed --max-memory".to_string()));
     }
+    if let Some(end) = &a.end {
+        let what = if end.oom_killed {
+            Some("OOM-killed".to_string())
+        } else if let (Some(_), Some(by)) = (end.signal, &a.stopped_by) {
+            Some(format!("stopped ({by})"))
+        } else if let Some(sig) = end.signal {
+            Some(format!("killed by signal {sig}"))
+        } else {
+            end.code.filter(|c| *c != 0).map(|c| format!("exited with code {c}"))
+        };
+        out.extend(what.map(|w| (end.t_s, w)));
+    }
+    out
+}
 
-    for (s, colour) in &series {
-        let pts: Vec<(f64, f64)> = s.points.iter().map(|&(t, v)| (t, v as f64 / unit)).collect();
-        let colour = *colour;
-        chart
-            .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
-            .map_err(|e| to_err(&e))?
-            .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3)));
-        // The fitted trend over the epochs it used, on the epoch-end times.
-        let Some(v) = a.series(&s.column) else { continue };
-        let (Some(slope), Some(icept)) = (v.slope_bytes_per_epoch, v.intercept_bytes) else { continue };
-        let times: Vec<(f64, f64)> = a
-            .plot
-            .epoch_ends
+/// Decide the panels and the legend (nothing is drawn). Panels of a group with series of
+/// very different sizes are split: the small ones get a panel of their own.
+pub fn plan_memory(a: &Analysis) -> MemoryPlot {
+    let mut panels: Vec<(String, Vec<&PlotSeries>)> = Vec::new();
+    for group in [Group::Process, Group::Allocator, Group::Gpu] {
+        let members: Vec<&PlotSeries> = PLOTTED
             .iter()
-            .filter(|(e, _)| v.fitted_epochs.contains(e))
-            .map(|&(e, t)| (t, (icept + slope * e as f64) / unit))
+            .filter(|(_, g, _)| *g == group)
+            .filter_map(|(c, _, _)| a.plot.series.iter().find(|s| s.column == *c && !s.points.is_empty()))
             .collect();
-        if times.len() >= 2 {
-            let ends = vec![times[0], times[times.len() - 1]];
-            chart
-                .draw_series(DashedLineSeries::new(ends, 10, 6, colour.stroke_width(2)))
-                .map_err(|e| to_err(&e))?;
+        if members.is_empty() {
+            continue;
+        }
+        let top = members.iter().map(|s| peak(s)).max().unwrap_or(0) as f64;
+        let (big, small): (Vec<&PlotSeries>, Vec<&PlotSeries>) = members.into_iter().partition(|s| peak(s) as f64 >= SMALL_SHARE * top);
+        let name = match (group, a.recorder.as_str()) {
+            (Group::Process, "watch") => "process tree",
+            (Group::Process, _) => "process",
+            (Group::Allocator, _) => "allocator ledger",
+            (Group::Gpu, _) => "GPU",
+        };
+        if small.is_empty() {
+            panels.push((name.to_string(), big));
+        } else {
+            panels.push((name.to_string(), big));
+            panels.push((format!("{name}: smaller series, own scale"), small));
         }
     }
-    finish_chart(&mut chart, &root, SeriesLabelPosition::LowerRight, 18).map_err(|e| to_err(&e))
+    let panels: Vec<DrawnPanel> = panels
+        .into_iter()
+        .map(|(title, series)| DrawnPanel {
+            title,
+            series: series
+                .into_iter()
+                .map(|s| {
+                    let trend = trend_points(a, s, 1.0).map(|_| {
+                        let v = a.series(&s.column).expect("a trend has a verdict");
+                        format!("{}/epoch", signed_bytes(v.slope_bytes_per_epoch.unwrap_or(0.0)))
+                    });
+                    let class = a.series(&s.column).map(|v| v.class.as_str()).unwrap_or("not judged");
+                    let label = match &trend {
+                        Some(t) => format!("{} — {class}, {t}", s.name),
+                        None => format!("{} — {class}", s.name),
+                    };
+                    DrawnSeries { column: s.column.clone(), label, points: s.points.len(), trend }
+                })
+                .collect(),
+        })
+        .collect();
+    let mut extra_legend = Vec::new();
+    if !a.plot.epoch_ends.is_empty() {
+        extra_legend.push("epoch end (numbered above)".to_string());
+    }
+    if !a.plot.validations.is_empty() {
+        extra_legend.push("validation".to_string());
+    }
+    extra_legend.extend(events(a).into_iter().map(|(_, what)| what));
+    let height = TITLE_H + PANEL_H * panels.len().max(1) as u32;
+    MemoryPlot {
+        title: format!("Verdict: {}", a.verdict),
+        subtitle: verdict_reason(a),
+        panels,
+        extra_legend,
+        size: (WIDTH, height),
+        hover: Vec::new(),
+    }
+}
+
+/// The fitted trend of a series over the epochs it used, as (seconds, value / unit) at the
+/// first and last of them; `None` without a fit over at least two epoch ends.
+fn trend_points(a: &Analysis, s: &PlotSeries, unit: f64) -> Option<[(f64, f64); 2]> {
+    let v = a.series(&s.column)?;
+    let (slope, icept) = (v.slope_bytes_per_epoch?, v.intercept_bytes?);
+    let times: Vec<(f64, f64)> = a
+        .plot
+        .epoch_ends
+        .iter()
+        .filter(|(e, _)| v.fitted_epochs.contains(e))
+        .map(|&(e, t)| (t, (icept + slope * e as f64) / unit))
+        .collect();
+    (times.len() >= 2).then(|| [times[0], times[times.len() - 1]])
+}
+
+fn colour_of(column: &str) -> RGBColor {
+    PLOTTED.iter().find(|(c, _, _)| *c == column).map_or(BLACK, |p| p.2)
+}
+
+/// The value of a series at an epoch end: its point at that time, or the last before it.
+fn value_at(s: &PlotSeries, t: f64) -> Option<u64> {
+    s.points.iter().take_while(|p| p.0 <= t + 1e-9).last().map(|p| p.1)
+}
+
+/// Draw the plot of `a` onto `root` (any backend); returns what it drew.
+pub(crate) fn draw_memory_on<DB: DrawingBackend>(a: &Analysis, root: &DrawingArea<DB, Shift>) -> Result<MemoryPlot, String> {
+    register_font();
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let mut plan = plan_memory(a);
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let (title_area, rest) = root.split_vertically(TITLE_H);
+    let verdict_colour = match a.verdict {
+        "growing" => RGBColor(190, 20, 20),
+        "flat" => RGBColor(20, 120, 40),
+        _ => RGBColor(90, 90, 90),
+    };
+    title_area.draw(&Text::new(plan.title.clone(), (20, 12), ("sans-serif", 30).into_font().color(&verdict_colour))).map_err(|x| e(&x))?;
+    let mut subtitle = plan.subtitle.clone();
+    if subtitle.chars().count() > 150 {
+        subtitle = subtitle.chars().take(149).chain(std::iter::once('…')).collect();
+    }
+    title_area.draw(&Text::new(subtitle, (20, 52), ("sans-serif", 19).into_font().color(&RGBColor(60, 60, 60)))).map_err(|x| e(&x))?;
+
+    let t_max = a.duration_s.max(1e-3);
+    let n = plan.panels.len().max(1);
+    let areas = rest.split_evenly((n, 1));
+    if plan.panels.is_empty() {
+        areas[0]
+            .draw(&Text::new("No memory series was recorded.", (40, 40), ("sans-serif", 22).into_font()))
+            .map_err(|x| e(&x))?;
+    }
+    let mut hover = Vec::new();
+    let last = plan.panels.len().saturating_sub(1);
+    for (i, (panel, area)) in plan.panels.iter().zip(areas.iter()).enumerate() {
+        let (plot_area, legend_area) = area.split_horizontally(WIDTH - LEGEND_W);
+        let series: Vec<&PlotSeries> = panel.series.iter().filter_map(|d| a.plot.series.iter().find(|s| s.column == d.column)).collect();
+        let y_max = series.iter().map(|s| peak(s)).max().unwrap_or(1).max(1) as f64;
+        let (unit, unit_name) = axis_unit(y_max);
+        let y_top = y_max / unit * 1.12;
+        let x_desc = if i == last { "seconds since start" } else { "" };
+        let mut chart = ChartBuilder::on(&plot_area)
+            .margin_left(10)
+            .margin_right(20)
+            .margin_top(34)
+            .margin_bottom(6)
+            .x_label_area_size(if i == last { 46 } else { 26 })
+            .y_label_area_size(90)
+            .build_cartesian_2d(0f64..t_max, 0f64..y_top)
+            .map_err(|x| e(&x))?;
+        chart
+            .configure_mesh()
+            .x_labels(12)
+            .y_labels(6)
+            .x_desc(x_desc)
+            .y_desc(format!("{} ({unit_name})", panel.title))
+            .label_style(("sans-serif", 16))
+            .axis_desc_style(("sans-serif", 16))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(|x| e(&x))?;
+        // Validation spans, shaded.
+        let shade = RGBColor(255, 200, 120).mix(0.3);
+        chart
+            .draw_series(a.plot.validations.iter().map(|&(s, end)| Rectangle::new([(s, 0.0), (end.max(s + t_max * 0.002), y_top)], shade.filled())))
+            .map_err(|x| e(&x))?;
+        // Epoch ends, dashed, numbered above the plot area (every k-th when crowded).
+        let ((x0, px_top), (x1, px_bottom)) = (chart.backend_coord(&(0.0, y_top)), chart.backend_coord(&(t_max, 0.0)));
+        let px = move |t: f64| x0 + ((x1 - x0) as f64 * t / t_max).round() as i32;
+        let py = move |v: f64| px_bottom + ((px_top - px_bottom) as f64 * v / y_top).round() as i32;
+        let ends = &a.plot.epoch_ends;
+        let spacing = if ends.len() >= 2 { (px(ends[ends.len() - 1].1) - px(ends[0].1)).abs() as f64 / (ends.len() - 1) as f64 } else { 100.0 };
+        let every = ((26.0 / spacing.max(1.0)).ceil() as usize).max(1);
+        for (k, &(epoch, t)) in ends.iter().enumerate() {
+            chart.draw_series(DashedLineSeries::new(vec![(t, 0.0), (t, y_top)], 6, 4, BLACK.mix(0.3).into())).map_err(|x| e(&x))?;
+            if k % every == 0 || k + 1 == ends.len() {
+                let label = epoch.to_string();
+                let x = px(t) - 4 * label.len() as i32;
+                root.draw(&Text::new(label, (x, px_top - 22), ("sans-serif", 15).into_font().color(&RGBColor(80, 80, 80)))).map_err(|x| e(&x))?;
+            }
+            // The band from half-way to the previous epoch end to half-way to the next.
+            let prev = if k == 0 { 0.0 } else { ends[k - 1].1 };
+            let next = ends.get(k + 1).map_or(t_max, |p| p.1);
+            let values: Vec<String> = series
+                .iter()
+                .filter_map(|s| value_at(s, t).map(|v| format!("{} {}", s.name, human_bytes(v as f64))))
+                .collect();
+            hover.push(HoverBand {
+                x: (px((prev + t) / 2.0), px((t + next) / 2.0)),
+                y: (px_top, px_bottom),
+                text: format!("Epoch {epoch} (ended at {t:.0} s): {}", values.join(", ")),
+            });
+        }
+        if !ends.is_empty() {
+            root.draw(&Text::new("epoch", (px(0.0) - 60, px_top - 22), ("sans-serif", 15).into_font().color(&RGBColor(80, 80, 80)))).map_err(|x| e(&x))?;
+        }
+        // Events: a red line, named at its foot in the first panel.
+        for (k, (t, what)) in events(a).into_iter().enumerate() {
+            chart.draw_series(LineSeries::new(vec![(t, 0.0), (t, y_top)], RGBColor(200, 0, 0).stroke_width(2))).map_err(|x| e(&x))?;
+            if i == 0 {
+                let w = 8 * what.chars().count() as i32;
+                root.draw(&Text::new(what, ((px(t) - w - 6).max(x0 + 4), px_bottom - 22 - 20 * k as i32), ("sans-serif", 15).into_font().color(&RGBColor(200, 0, 0)))).map_err(|x| e(&x))?;
+            }
+        }
+        // The measured series: a line through its points, and a dot on each when they are
+        // few (PSS read every 30 s: the dots show where it was read).
+        for s in &series {
+            let colour = colour_of(&s.column);
+            let pts: Vec<(f64, f64)> = s.points.iter().map(|&(t, v)| (t, v as f64 / unit)).collect();
+            chart.draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2))).map_err(|x| e(&x))?;
+            if pts.len() <= 120 {
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled()))).map_err(|x| e(&x))?;
+            }
+        }
+        // Trend lines last, so no solid line hides them (the line shows between the
+        // dashes), and the slope written at their end.
+        let mut label_ys: Vec<i32> = Vec::new();
+        for (s, d) in series.iter().zip(&panel.series) {
+            let (Some(ends), Some(label)) = (trend_points(a, s, unit), &d.trend) else { continue };
+            let colour = colour_of(&s.column);
+            chart.draw_series(DashedLineSeries::new(ends.to_vec(), 12, 6, colour.stroke_width(3))).map_err(|x| e(&x))?;
+            // The slope above the line's end, on a white box, clear of the other labels.
+            let (x, mut y) = (px(ends[1].0), py(ends[1].1) - 24);
+            while label_ys.iter().any(|&u| (u - y).abs() < 20) {
+                y += 20;
+            }
+            let y = y.clamp(px_top + 2, px_bottom - 20);
+            label_ys.push(y);
+            let width = 8 * label.chars().count() as i32 + 8;
+            let text_x = (x - width).max(px(0.0) + 4);
+            root.draw(&Rectangle::new([(text_x - 3, y - 2), (text_x + width - 3, y + 17)], WHITE.mix(0.85).filled())).map_err(|x| e(&x))?;
+            root.draw(&Text::new(label.clone(), (text_x, y), ("sans-serif", 15).into_font().color(&colour))).map_err(|x| e(&x))?;
+        }
+        draw_legend(&legend_area, panel, if i == 0 { &plan.extra_legend } else { &[] }).map_err(|x| e(&x))?;
+    }
+    plan.hover = hover;
+    root.present().map_err(|x| e(&x))?;
+    Ok(plan)
+}
+
+/// A panel's legend, in its own band right of the plot area.
+fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &DrawnPanel, extra: &[String]) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut y = 40;
+    let font = ("sans-serif", 15).into_font();
+    for s in &panel.series {
+        let colour = colour_of(&s.column);
+        area.draw(&PathElement::new(vec![(6, y + 8), (34, y + 8)], colour.stroke_width(3)))?;
+        // Name on one line, class and slope on the next.
+        let (name, rest) = s.label.split_once(" — ").unwrap_or((&s.label, ""));
+        area.draw(&Text::new(name.to_string(), (42, y), font.clone().color(&BLACK)))?;
+        if !rest.is_empty() {
+            area.draw(&Text::new(rest.to_string(), (42, y + 18), font.clone().color(&RGBColor(90, 90, 90))))?;
+        }
+        y += 44;
+    }
+    for label in extra {
+        if label == "validation" {
+            area.draw(&Rectangle::new([(6, y + 2), (34, y + 14)], RGBColor(255, 200, 120).mix(0.5).filled()))?;
+        } else if !label.starts_with("epoch end") {
+            area.draw(&PathElement::new(vec![(20, y), (20, y + 16)], RGBColor(200, 0, 0).stroke_width(2)))?;
+        } else {
+            area.draw(&PathElement::new(vec![(20, y), (20, y + 16)], BLACK.mix(0.4).stroke_width(2)))?;
+        }
+        area.draw(&Text::new(label.clone(), (42, y), font.clone().color(&BLACK)))?;
+        y += 26;
+    }
+    Ok(())
+}
+
+/// Draw the plot of `a` into `path` (PNG); returns what it drew.
+pub fn draw_memory(a: &Analysis, path: &Path) -> Result<MemoryPlot, Error> {
+    let size = plan_memory(a).size;
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    draw_memory_on(a, &root).map_err(|message| Error::Plot { path: path.to_path_buf(), message })
+}
+
+/// The plot of `a` as an SVG document, and what it drew.
+pub fn memory_svg(a: &Analysis) -> Result<(String, MemoryPlot), String> {
+    let size = plan_memory(a).size;
+    let mut svg = String::new();
+    let plot = {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        draw_memory_on(a, &root)?
+    };
+    Ok((svg, plot))
 }
 
 /// Sites drawn in `callsites.png`.
@@ -176,14 +463,31 @@ pub fn draw_sites(a: &Analysis, path: &Path) -> Result<(), Error> {
 /// Lines of bytes by epoch, one per label, with a point at each epoch end.
 pub fn draw_epoch_lines(path: &Path, caption: &str, what: &str, lines: &[(String, Vec<(u32, u64)>)]) -> Result<(), Error> {
     let to_err = |e: &dyn std::fmt::Display| Error::Plot { path: path.to_path_buf(), message: e.to_string() };
+    register_font();
     let e_max = lines.iter().flat_map(|l| l.1.iter().map(|b| b.0)).max().unwrap_or(1).max(1) as f64;
     let y_max = lines.iter().flat_map(|l| l.1.iter().map(|b| b.1)).max().unwrap_or(1) as f64;
     let (unit, unit_name) = axis_unit(y_max);
     let y_top = (y_max / unit * 1.15).max(1.0);
 
     let root = BitMapBackend::new(path, (1400, 800)).into_drawing_area();
-    let y_desc = format!("{what} ({unit_name})");
-    let mut chart = styled_chart(&root, caption, 0f64..e_max, 0f64..y_top, ("epoch", &y_desc), e_max as usize + 1).map_err(|e| to_err(&e))?;
+    root.fill(&WHITE).map_err(|e| to_err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 30))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0f64..e_max, 0f64..y_top)
+        .map_err(|e| to_err(&e))?;
+    chart
+        .configure_mesh()
+        .x_labels(e_max as usize + 1)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_desc("epoch")
+        .y_desc(format!("{what} ({unit_name})"))
+        .label_style(("sans-serif", 18))
+        .axis_desc_style(("sans-serif", 20))
+        .draw()
+        .map_err(|e| to_err(&e))?;
     for (i, (label, points)) in lines.iter().enumerate() {
         let colour = Palette99::pick(i).to_rgba();
         let pts: Vec<(f64, f64)> = points.iter().map(|&(e, b)| (e as f64, b as f64 / unit)).collect();
@@ -194,5 +498,111 @@ pub fn draw_epoch_lines(path: &Path, caption: &str, what: &str, lines: &[(String
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3)));
         chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, colour.filled()))).map_err(|e| to_err(&e))?;
     }
-    finish_chart(&mut chart, &root, SeriesLabelPosition::UpperLeft, 16).map_err(|e| to_err(&e))
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(|e| to_err(&e))?;
+    root.present().map_err(|e| to_err(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::{Analyzer, Tolerance};
+    use crate::timeline::{Row, TimelineMeta};
+
+    const MIB: u64 = 1 << 20;
+
+    /// A watched tree: 1.4 GiB summed RSS, a 16 MiB workers USS that grows, PSS read
+    /// only at epoch ends, a pre-exec `start` row, no validation.
+    fn watched(epochs: u32) -> Analysis {
+        let mut a = Analyzer::new(Tolerance::default());
+        a.add(&Row { phase: "start".into(), tree_rss_bytes: Some(2 * MIB), tree_pss_bytes: Some(MIB + MIB / 2), ..Row::default() });
+        for e in 0..epochs {
+            for k in 1..4 {
+                let t = e as f64 * 10.0 + k as f64 * 2.5;
+                a.add(&Row { t_s: t, phase: "sample".into(), tree_rss_bytes: Some(1400 * MIB), ..Row::default() });
+            }
+            a.add(&Row {
+                t_s: e as f64 * 10.0 + 10.0,
+                phase: "epoch_end".into(),
+                epoch: Some(e),
+                tree_rss_bytes: Some(1400 * MIB),
+                tree_pss_bytes: Some(600 * MIB + e as u64 * 4 * MIB),
+                main_uss_bytes: Some(400 * MIB),
+                workers_uss_bytes: Some(16 * MIB + e as u64 * 4 * MIB),
+                ..Row::default()
+            });
+        }
+        a.add(&Row { t_s: epochs as f64 * 10.0 + 1.0, phase: "finish".into(), label: "exit=0".into(), ..Row::default() });
+        let meta = TimelineMeta { recorder: Some("watch".into()), gpu: Some("no-driver:x".into()), ..TimelineMeta::default() };
+        a.finish(&meta, false)
+    }
+
+    fn png_size(path: &Path) -> (u32, u32) {
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        let be = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
+        (be(16), be(20))
+    }
+
+    #[test]
+    fn legend_names_only_series_with_points() {
+        let a = watched(8);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("memory.png");
+        let drawn = draw_memory(&a, &path).unwrap();
+        assert_eq!(png_size(&path), drawn.size);
+        assert_eq!(drawn.size, (WIDTH, TITLE_H + PANEL_H * drawn.panels.len() as u32));
+        for s in drawn.panels.iter().flat_map(|p| &p.series) {
+            let plotted = a.plot.series.iter().find(|p| p.column == s.column).expect("drawn series is in the data");
+            assert!(s.points > 0 && s.points == plotted.points.len(), "{s:?}");
+        }
+        // No validation in this run: no legend entry for it.
+        assert!(!drawn.legend().iter().any(|l| l.contains("validation")), "{:?}", drawn.legend());
+        assert!(drawn.extra_legend.iter().any(|l| l.starts_with("epoch end")));
+        // The small workers line has a panel of its own, away from summed RSS.
+        let panel_of = |c: &str| drawn.panels.iter().position(|p| p.series.iter().any(|s| s.column == c)).unwrap();
+        assert_ne!(panel_of("workers_uss_bytes"), panel_of("tree_rss_bytes"));
+        assert_eq!(panel_of("tree_pss_bytes"), panel_of("tree_rss_bytes"));
+        // The growing series' trend is labelled with its slope; the title carries the verdict.
+        let workers = drawn.panels.iter().flat_map(|p| &p.series).find(|s| s.column == "workers_uss_bytes").unwrap();
+        assert_eq!(workers.trend.as_deref(), Some("+4.0 MiB/epoch"), "{workers:?}");
+        assert_eq!(drawn.title, "Verdict: growing");
+        assert!(drawn.subtitle.contains("workers USS grows +4.0 MiB/epoch"), "{}", drawn.subtitle);
+        // One hover band per epoch end per panel.
+        assert_eq!(drawn.hover.len(), 8 * drawn.panels.len());
+    }
+
+    #[test]
+    fn pre_exec_start_values_are_not_drawn() {
+        let a = watched(4);
+        let pss = a.plot.series.iter().find(|s| s.column == "tree_pss_bytes").unwrap();
+        assert!(pss.points.iter().all(|p| p.1 >= 600 * MIB), "{:?}", pss.points);
+        assert_eq!(pss.points.len(), 4);
+    }
+
+    #[test]
+    fn validation_is_in_the_legend_only_when_drawn() {
+        let mut a = watched(4);
+        a.plot.validations.push((3.0, 5.0));
+        assert!(plan_memory(&a).extra_legend.contains(&"validation".to_string()));
+    }
+
+    #[test]
+    fn svg_has_the_same_plot() {
+        let a = watched(5);
+        let (svg, plot) = memory_svg(&a).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("Verdict: growing"), "{}", &svg[..200.min(svg.len())]);
+        assert_eq!(plot.size, plan_memory(&a).size);
+        let html = crate::report::report_html(&a).unwrap();
+        assert!(html.contains("<title>Epoch 4 (ended at 50 s)"), "hover text missing");
+        for external in [" src=", "href=", "<script", "@import", "url("] {
+            assert!(!html.contains(external), "not self-contained: {external}");
+        }
+    }
 }

@@ -62,9 +62,10 @@ impl CensusHelper {
 
 impl CensusHelper {
     /// Tell the helpers of `pids` that the boundary of `epoch` they sent was sampled:
-    /// the training loop waits (0.5 s at most) for it.
-    pub fn ack(&self, pids: &[u32], epoch: u32) {
-        let ack = format!("ack {epoch}");
+    /// the training loop waits (2 s at most) for it. With `census`, the loop takes the
+    /// census itself, between two steps, where graphs can be walked safely.
+    pub fn ack(&self, pids: &[u32], epoch: u32, census: bool) {
+        let ack = format!("{} {epoch}", if census { "ack+census" } else { "ack" });
         for pid in pids {
             let _ = self.sender.send_to(ack.as_bytes(), self.dir.join(format!("census-{pid}.sock")));
         }

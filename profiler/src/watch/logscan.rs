@@ -21,24 +21,45 @@ pub struct LogMatcher {
     phases: Vec<(String, Regex)>,
     last_epoch: Option<u32>,
     epochs_seen: u32,
+    /// The epoch the last progress-bar line named.
+    bar_epoch: Option<u32>,
 }
 
 impl LogMatcher {
     /// Epoch lines match `epoch` (none: no epoch boundaries from logs); each phase
     /// `(name, pattern)` records a boundary of that name.
     pub fn new(epoch: Option<Regex>, phases: Vec<(String, Regex)>) -> Self {
-        LogMatcher { epoch, phases, last_epoch: None, epochs_seen: 0 }
+        LogMatcher { epoch, phases, last_epoch: None, epochs_seen: 0, bar_epoch: None }
     }
 
     /// The boundaries one line marks. An epoch line counts once per epoch index: a trainer
     /// printing `Epoch 3 step 100` on every step marks epoch 3 once. Without a capture
     /// group, every match is the next epoch.
     pub fn boundaries(&mut self, line: &str) -> Vec<Boundary> {
+        self.line_boundaries(line, false)
+    }
+
+    /// As [`boundaries`](Self::boundaries); `bar` says the line was ended by `\r`: a
+    /// progress bar redrawn in place (`tqdm(loader, desc=f"Epoch {n}")`), which names
+    /// an epoch while it runs, from its start. Its epoch N ends when a bar first names
+    /// N+1 (its closing line, ended by `\n`, ends nothing); the first bar seen ends
+    /// nothing.
+    pub fn line_boundaries(&mut self, line: &str, bar: bool) -> Vec<Boundary> {
         let mut out = Vec::new();
         if let Some(caps) = self.epoch.as_ref().and_then(|re| re.captures(line)) {
             let epoch = match caps.get(1) {
                 Some(m) => m.as_str().parse::<u32>().ok(),
                 None => Some(self.epochs_seen),
+            };
+            let epoch = match (bar, epoch) {
+                (true, Some(n)) => {
+                    let before = self.bar_epoch.replace(n);
+                    // A new epoch's bar: the one it names before ended (once).
+                    before.filter(|b| *b != n).and(n.checked_sub(1))
+                }
+                // A bar's closing line (tqdm ends it with \n) is still that epoch's bar.
+                (false, Some(n)) if self.bar_epoch == Some(n) => None,
+                (_, e) => e,
             };
             if let Some(e) = epoch {
                 if self.last_epoch != Some(e) {
@@ -81,7 +102,7 @@ pub fn pump(mut from: impl Read, mut to: impl Write, matcher: Arc<Mutex<LogMatch
             if b == b'\n' || b == b'\r' {
                 if !line.is_empty() {
                     let text = String::from_utf8_lossy(&line);
-                    let found = matcher.lock().expect("matcher lock").boundaries(&text);
+                    let found = matcher.lock().expect("matcher lock").line_boundaries(&text, b == b'\r');
                     found.into_iter().for_each(&mut deliver);
                     line.clear();
                 }
@@ -129,6 +150,21 @@ mod tests {
         let mut counting = LogMatcher::new(Some(Regex::new("^=== done").unwrap()), vec![]);
         assert_eq!(epochs(&mut counting, "=== done"), vec![Some(0)]);
         assert_eq!(epochs(&mut counting, "=== done"), vec![Some(1)]);
+    }
+
+    #[test]
+    fn a_progress_bar_names_its_epoch_from_the_start() {
+        // tqdm(loader, desc=f"Epoch {n}"): redrawn with \r while epoch n runs, closed with \n.
+        let input = b"Epoch 0:  50%|#   | 1/2\rEpoch 0: 100%|##| 2/2\nval 0.3\nEpoch 1:  50%|#   | 1/2\rEpoch 1: 100%|##| 2/2\nEpoch 2:  50%|#   | 1/2\r".to_vec();
+        let mut found = Vec::new();
+        pump(&input[..], &mut Vec::new(), Arc::new(Mutex::new(default())), |b| found.push(b.epoch));
+        assert_eq!(found, vec![Some(0), Some(1)], "epoch N ends when the bar of N+1 starts, not when N's starts");
+        // A 1-based bar: the first bar ends nothing.
+        let mut m = default();
+        assert!(m.line_boundaries("Epoch 1/3: 10%|", true).is_empty());
+        assert_eq!(m.line_boundaries("Epoch 2/3: 10%|", true)[0].epoch, Some(1));
+        // Lines ended by \n keep their meaning: the end of the epoch they name.
+        assert_eq!(default().line_boundaries("Epoch 3 loss 0.2", false)[0].epoch, Some(3));
     }
 
     #[test]

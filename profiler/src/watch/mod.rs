@@ -330,6 +330,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         started,
         last_full: started,
         pids: Vec::new(),
+        main_first: false,
         ranks: Default::default(),
         gpu: None,
         writer: TimelineWriter::create(&out_dir.join("timeline.csv"), &meta)?,
@@ -338,8 +339,14 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     };
 
     rec.record(Boundary::new(Phase::Start))?;
+    // The first sample reads PSS and USS in full too: the start row's are the watcher's
+    // fork before the command's exec, and a run with no epoch lines would otherwise have
+    // none of the command's own before --pss-interval passed.
+    rec.last_full = started.checked_sub(opts.full_interval).unwrap_or(started);
     let mut next_sample = started + opts.interval;
-    let mut next_window = opts.window.map(|w| started + w);
+    // Fixed windows: asked for, or fallen back to.
+    let mut window = opts.window;
+    let mut next_window = window.map(|w| started + w);
     let mut window_index = 0u32;
     let mut filter = BoundaryFilter::new(opts.window.is_some());
     // The fall-back to windows: due this long after the start unless an epoch comes first.
@@ -348,6 +355,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     let mut passed_at: Option<f64> = None;
     let mut last_rss = 0u64;
     let mut stop_deadline: Option<Instant> = None;
+    let mut census_in_loop = false;
     let exit = loop {
         let now = Instant::now();
         let due = next_window.map_or(next_sample, |w| w.min(next_sample));
@@ -367,8 +375,10 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
                 } else {
                     None
                 };
+                // The main process's census is then taken by its waiting training loop.
+                census_in_loop = ack.is_some() && row.is_some() && opts.python_objects;
                 if let (Some(h), Some(epoch)) = (&helper, ack) {
-                    h.ack(&rec.pids, epoch);
+                    h.ack(&rec.pids, epoch, census_in_loop);
                 }
                 match row {
                     Some(row) => row,
@@ -395,16 +405,17 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
                     // No epoch boundary for this long: fixed windows from now on, said
                     // in run.json and in a row of its own.
                     fallback_at = None;
-                    let window = fallback_window(after);
+                    let length = fallback_window(after);
+                    window = Some(length);
                     filter.windows = true;
-                    next_window = Some(now + window);
-                    meta.window_s = Some(window.as_secs_f64());
+                    next_window = Some(now + length);
+                    meta.window_s = Some(length.as_secs_f64());
                     meta.windows_after_s = Some(after.as_secs_f64());
                     rec.writer.update_meta(&meta)?;
-                    let label = format!("no epoch boundary in {}: fixed windows of {} from now on", crate::report::human_seconds(after.as_secs_f64()), crate::report::human_seconds(window.as_secs_f64()));
+                    let label = format!("no epoch boundary in {after:?}: fixed windows of {length:?} from now on");
                     rec.record(Boundary::new(Phase::Custom("windows".into())).label(label))?
                 } else if next_window.is_some_and(|w| now >= w) {
-                    next_window = opts.window.map(|w| now + w);
+                    next_window = window.map(|w| now + w);
                     window_index += 1;
                     rec.record(Boundary::new(Phase::EpochEnd).epoch(window_index - 1).label("window"))?
                 } else {
@@ -423,7 +434,9 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         };
         last_rss = row.tree_rss_bytes.unwrap_or(0);
         if let (Some(h), "epoch_end", Some(epoch), true) = (&helper, row.phase.as_str(), row.epoch, opts.python_objects) {
-            h.request(&rec.pids, epoch);
+            // The main process (first) takes its own when its loop was told to.
+            let skip = usize::from(std::mem::take(&mut census_in_loop) && rec.main_first);
+            h.request(&rec.pids[skip.min(rec.pids.len())..], epoch);
         }
         if let Some(f) = &mut opts.on_row {
             f(&row, &rec.sampler.ranks);
@@ -443,10 +456,14 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         if let (Some(max), Some(pss), None) = (opts.max_memory, row.tree_pss_bytes, passed_at) {
             if pss > max {
                 passed_at = Some(row.t_s);
-                let mut b = Boundary::new(Phase::Custom("max_memory".into())).label(format!("tree PSS {pss} > {max}"));
+                let human = crate::report::human_bytes;
+                let mut b = Boundary::new(Phase::Custom("max_memory".into())).label(format!("tree PSS {} > {}", human(pss as f64), human(max as f64)));
                 b.epoch = row.epoch;
                 rec.record(b)?;
                 if opts.kill_at_limit {
+                    let mut b = Boundary::new(Phase::Custom("kill_at_limit".into())).label("stopping the command (--kill-at-limit)");
+                    b.epoch = row.epoch;
+                    rec.record(b)?;
                     stop_deadline = Some(report_then_stop(out_dir, root, opts.kill_grace)?);
                 }
             }
@@ -568,6 +585,8 @@ struct Recorder<'a> {
     /// The main process first, then the rest of the tree, at the last sample: whose
     /// census helper to ask.
     pids: Vec<u32>,
+    /// `pids` starts with the main process.
+    main_first: bool,
     /// The distributed ranks in the tree at the last sample.
     ranks: std::collections::BTreeSet<u32>,
     /// The caching allocator's figures the next boundary's marker carried (torch.cuda).
@@ -601,6 +620,7 @@ impl Recorder<'_> {
             self.ranks = procs.iter().filter_map(|p| p.rank).collect();
         }
         self.pids = procs.iter().filter(|p| p.role == tree::Role::Main).chain(procs.iter().filter(|p| p.role != tree::Role::Main)).map(|p| p.pid).collect();
+        self.main_first = procs.iter().any(|p| p.role == tree::Role::Main);
         self.system.sample(&mut row);
         if let Some(g) = self.gpu.take() {
             row.gpu_allocated_bytes = Some(g.allocated);

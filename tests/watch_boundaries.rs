@@ -1,0 +1,74 @@
+//! Where epochs come from when the program says nothing: a progress bar that names an
+//! epoch from its start, no boundary at all for a long time (fixed windows by
+//! themselves), and a process watched with --pid (whose advice is --window).
+
+mod common;
+use common::*;
+
+const MIB: f64 = 1048576.0;
+
+#[test]
+fn a_progress_bar_naming_its_epoch_at_the_start_ends_it_at_the_next_bar() {
+    // tqdm(range, desc=f"Epoch {e}"), redrawn with \r; 8 MiB kept at each epoch's end,
+    // after its bar has started: read as the end of epoch e, the growth would come one
+    // epoch early and the first point would stand before any epoch ran.
+    let code = [
+        "import time, tqdm",
+        "kept = []",
+        "for e in range(6):",
+        "    for _ in tqdm.tqdm(range(10), desc=f'Epoch {e}', mininterval=0):",
+        "        time.sleep(0.02)",
+        "    kept.append(bytearray(8 << 20))",
+        "    time.sleep(0.3)",
+    ]
+    .join("\n");
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (o, s) = watch(&dir.path().join("bars"), &["--no-inject"], &[python().to_str().unwrap(), "-c", &code]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = s.unwrap();
+    // Epochs 0-4 end when the bars of 1-5 start; the last bar's end is not an epoch end.
+    assert_eq!(s["epochs"], 5, "{}", ledger(&s));
+    let pss = series(&s, "tree_pss_bytes");
+    assert_eq!(pss["class"], "growing", "{}", ledger(&s));
+    let per_epoch = pss["slope_bytes_per_epoch"].as_f64().unwrap() / MIB;
+    assert!((per_epoch - 8.0).abs() < 1.0, "+{per_epoch:.1} MiB/epoch, 8 kept");
+    // Each epoch's point holds that epoch's 8 MiB: epoch 0's is 8 MiB above the start.
+    let first = pss["first_bytes"].as_f64().unwrap();
+    let start = std::fs::read_to_string(dir.path().join("bars/timeline.csv")).unwrap();
+    assert!(first > 0.0 && start.contains(",epoch_end,0,"), "{start}");
+}
+
+#[test]
+fn with_no_boundary_for_long_the_watch_falls_back_to_windows_and_says_so() {
+    let leak = "import time\nkept = []\nfor _ in range(50):\n    kept.append(bytearray(2 << 20)); time.sleep(0.1)\n";
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (o, s) = watch(&dir.path().join("leak"), &["--auto-window", "2s", "--no-inject"], &["python3", "-c", leak]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no epoch boundary in 2s: fixed windows of 200ms from now on"), "{}", stderr(&o));
+    let s = s.unwrap();
+    assert_ne!(s["verdict"], "insufficient");
+    assert_eq!(s["verdict"], "growing", "{}", ledger(&s));
+    assert!(ledger(&s).contains("No epoch boundary came in the first 2 s: from then on fixed windows of 0.2 s stood in for epochs"), "{}", ledger(&s));
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("leak/run.json")).unwrap()).unwrap();
+    assert_eq!((run["window_s"].as_f64(), run["windows_after_s"].as_f64()), (Some(0.2), Some(2.0)));
+    // The same without growth: windows, and flat.
+    let idle = "import time\nx = bytearray(64 << 20)\ntime.sleep(5)\n";
+    let (o, s) = watch(&dir.path().join("idle"), &["--auto-window", "2s", "--no-inject"], &["python3", "-c", idle]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(s.unwrap()["verdict"], "flat");
+}
+
+#[test]
+fn a_pid_watched_without_epochs_is_told_to_use_windows() {
+    let mut target = std::process::Command::new("python3").args(["-c", "import time; time.sleep(3)"]).spawn().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pid");
+    let o = run(&["watch", "--out", out.to_str().unwrap(), "--interval", "100ms", "--pid", &target.id().to_string()]);
+    target.wait().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let l = ledger(&summary(&out));
+    assert!(l.contains("watched with --pid can send neither log lines nor markers") && l.contains("--window 60s"), "{l}");
+    assert!(!l.contains("print \"Epoch N\""), "{l}");
+}

@@ -463,8 +463,10 @@ impl Analyzer {
         let times: Vec<f64> = self.epoch_points.iter().filter(|p| p.2[i].is_some()).map(|p| p.1).collect();
         if meta.window_s.is_some() {
             // Start-up is the first seconds of the process's life: with --pid, the watch
-            // may begin long after.
-            warmup_timed(&times, STARTUP_SECONDS - meta.target_age_s.unwrap_or(0.0))
+            // may begin long after; windows the watch fell back to begin only after that
+            // long without a boundary (10 min by default), start-up behind them.
+            let startup = if meta.windows_after_s.is_some() { 0.0 } else { STARTUP_SECONDS - meta.target_age_s.unwrap_or(0.0) };
+            warmup_timed(&times, startup)
         } else {
             warmup_epochs(times.len())
         }

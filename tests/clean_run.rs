@@ -1,5 +1,5 @@
 //! The clean reference trainer, run as the README runs it: every report is written, the
-//! verdict is flat, and `diagnose report` rebuilds the same verdict from the timeline.
+//! verdict is flat (4 epochs: 3 after warm-up, the fewest that can say flat), and `diagnose report` rebuilds the same verdict from the timeline.
 
 mod common;
 use common::*;
@@ -8,10 +8,10 @@ use common::*;
 fn clean_run_is_flat_and_reports_rebuild() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("clean");
-    let (output, s) = run_into(&out, &["--epochs", "3", "--fail-on-leak", "--no-progress"]);
+    let (output, s) = run_into(&out, &["--epochs", "4", "--fail-on-leak", "--no-progress"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(s["verdict"], "flat", "{s:#}");
-    assert_eq!(s["epochs"], 3);
+    assert_eq!(s["epochs"], 4);
     for f in ["timeline.csv", "phases.csv", "summary.json", "summary.md", "memory.png", "report.html"] {
         let len = std::fs::metadata(out.join(f)).unwrap_or_else(|_| panic!("{f} missing")).len();
         assert!(len > 100, "{f} is nearly empty");

@@ -1,7 +1,8 @@
 //! The verdict while the run goes: each epoch end prints it and rewrites summary.json (a
 //! killed run leaves a current summary), and --stop-on-leak ends a leaking run early with
 //! the full report and exit code 3, while a clean run completes. For `run` (the reference
-//! trainer) and `watch` (a real PyTorch script), both ways.
+//! trainer) and `watch` (a real PyTorch script, with log-line epochs and with fixed
+//! windows), both ways.
 
 mod common;
 use common::*;
@@ -86,4 +87,32 @@ fn watch_stops_a_leaking_python_trainer_and_not_a_clean_one() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(s.unwrap()["epochs"], 6);
     assert!(stderr(&o).contains("diagnose: epoch 5: tree PSS"), "{}", stderr(&o));
+}
+
+/// Fixed one-second windows cut through `import torch` and the DataLoader workers starting
+/// (issue 18: a clean script was stopped after 3 s, "growing since epoch 1"). Start-up is
+/// warm-up: the clean script runs to its end; the same script with a leak is stopped.
+#[test]
+fn watch_under_fixed_windows_never_stops_a_clean_job_and_stops_a_leak() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let trainer = |mode: &str| -> Vec<String> {
+        [python().to_string_lossy().as_ref(), &py_script("loader_trainer.py"), "--mode", mode, "--epochs", "30", "--workers", "2", "--leak-mib", "24", "--sleep", "0.5"].iter().map(|s| s.to_string()).collect()
+    };
+    let flags = ["--window", "1s", "--stop-on-leak", "--epoch-pattern", "^NEVER$"];
+    let cmd = trainer("clean");
+    let (o, s) = watch(&dir.path().join("clean"), &flags, &cmd.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = s.expect("summary written");
+    assert_ne!(s["verdict"], "growing", "{}", ledger(&s));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Epoch 29"), "the clean job ran to its end");
+    let pss = series(&s, "tree_pss_bytes");
+    eprintln!("clean under 1-s windows: {} windows, tree PSS {} ({} warm-up)", s["epochs"], pss["class"], pss["warmup_epochs"].as_array().unwrap().len());
+
+    let cmd = trainer("main-leak");
+    let (o, s) = watch(&dir.path().join("leak"), &flags, &cmd.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let s = s.expect("summary written");
+    assert_eq!(s["verdict"], "growing", "{}", ledger(&s));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("Epoch 29"), "the leaking job was stopped");
 }

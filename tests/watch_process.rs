@@ -109,9 +109,10 @@ use std::os::unix::process::CommandExt;
 #[test]
 fn pid_watches_a_running_process_until_it_ends() {
     let dir = tempfile::tempdir().unwrap();
-    // 40 steps of 0.2 s: many windows are left after diagnose has started and attached,
-    // which takes seconds on a loaded machine (CI once saw the last 1.5 s of a 3-s run).
-    let mut target = Command::new(python()).args(strs(&grow(40, 4))[1..].iter()).stdout(Stdio::null()).spawn().unwrap();
+    // 80 steps of 0.2 s: many windows are left after diagnose has started and attached,
+    // which takes seconds on a loaded machine (CI once saw the last 1.5 s of a 3-s run),
+    // and after the first 10 s of the process's life, which are start-up under windows.
+    let mut target = Command::new(python()).args(strs(&grow(80, 4))[1..].iter()).stdout(Stdio::null()).spawn().unwrap();
     let out = dir.path().join("pid");
     let o = run(&["watch", "--out", out.to_str().unwrap(), "--interval", "100ms", "--window", "500ms", "--pid", &target.id().to_string()]);
     target.wait().unwrap();

@@ -18,7 +18,9 @@ pub struct LiveStatus {
     pub epoch: u32,
     /// The one-line reading (no trailing newline).
     pub line: String,
-    /// Whether the verdict so far is growing (what `--stop-on-leak` acts on).
+    /// Whether the verdict so far is growing, confirmed by a fit with an interval (at
+    /// least three epochs after warm-up): what `--stop-on-leak` acts on. Two rising
+    /// epochs ("growing so far") are not enough to stop a job.
     pub growing: bool,
 }
 
@@ -43,11 +45,11 @@ impl LiveVerdict {
         if row.phase != "epoch_end" {
             return None;
         }
-        let analysis = self.analyzer.clone().finish(&self.meta, false);
+        let analysis = self.analyzer.judge(&self.meta, false);
         if let Some(path) = &self.summary {
             let _ = crate::report::replace_text(path, &crate::report::summary_json(&analysis));
         }
-        let status = LiveStatus { epoch: row.epoch.unwrap_or(0), line: status_line(row.epoch.unwrap_or(0), &analysis), growing: analysis.verdict == "growing" };
+        let status = LiveStatus { epoch: row.epoch.unwrap_or(0), line: status_line(row.epoch.unwrap_or(0), &analysis), growing: confirmed_growth(&analysis) };
         self.latest = Some(analysis);
         Some(status)
     }
@@ -68,12 +70,20 @@ fn headline(a: &Analysis) -> Option<&SeriesVerdict> {
     })
 }
 
+/// Growth that a fit with an interval confirms, in a series the verdict reads (or a rank).
+fn confirmed_growth(a: &Analysis) -> bool {
+    let primary = PRIMARY_SERIES.iter().filter_map(|c| a.series(c)).chain(a.series("rss_bytes").filter(|_| a.series("rss_in_use_bytes").is_none()));
+    a.verdict == "growing" && primary.into_iter().any(|s| s.class == Class::Growing && s.slope_interval.is_some())
+}
+
 /// "epoch 5: heap allocated +13.3 MiB/epoch, growing since epoch 3; out of memory in about 40 epochs".
 pub fn status_line(epoch: u32, a: &Analysis) -> String {
     let Some(s) = headline(a) else { return format!("epoch {epoch}: no memory series recorded") };
     let mut line = format!("epoch {epoch}: {} ", s.name);
     match (s.class, s.slope_bytes_per_epoch) {
         (Class::Insufficient, _) | (_, None) => line.push_str(&format!("{} (too few epochs to judge)", human_bytes(s.last_bytes as f64))),
+        // Two points after warm-up, both rising far: no interval yet.
+        (Class::Growing, Some(slope)) if s.slope_interval.is_none() => line.push_str(&format!("{}/epoch, growing so far (too few epochs to confirm)", signed_bytes(slope))),
         (Class::Growing, Some(slope)) => {
             line.push_str(&format!("{}/epoch, growing since epoch {}", signed_bytes(slope), s.growing_since.unwrap_or(epoch)));
         }
@@ -119,5 +129,28 @@ mod tests {
         let s = (0..5).map(|e| live.observe(&epoch_row(e, 500 * MB)).unwrap()).last().unwrap();
         assert!(!s.growing);
         assert!(s.line.contains("flat so far"), "{}", s.line);
+    }
+
+    #[test]
+    fn epoch_two_is_not_flat_so_far() {
+        let mut live = LiveVerdict::new(TimelineMeta::default(), None);
+        let lines: Vec<LiveStatus> = (0..3).map(|e| live.observe(&epoch_row(e, 1024 * MB + e as u64 * 20 * MB)).unwrap()).collect();
+        assert!(lines.iter().all(|s| !s.line.contains("flat") && !s.growing), "{:?}", lines.iter().map(|s| &s.line).collect::<Vec<_>>());
+        assert!(lines[2].line.contains("too few epochs"), "{}", lines[2].line);
+        // An obvious leak: growing so far, but not confirmed: --stop-on-leak waits.
+        let mut live = LiveVerdict::new(TimelineMeta::default(), None);
+        let s = (0..3).map(|e| live.observe(&epoch_row(e, 500 * MB + e as u64 * 200 * MB)).unwrap()).last().unwrap();
+        assert!(s.line.contains("growing so far") && !s.growing, "{}", s.line);
+        let s = live.observe(&epoch_row(3, 1100 * MB)).unwrap();
+        assert!(s.growing, "{}", s.line);
+    }
+
+    #[test]
+    fn warm_up_reads_as_epochs_not_a_count() {
+        use crate::report::markdown::warmup_cell;
+        assert_eq!(warmup_cell(&[0]), "epoch 0");
+        assert_eq!(warmup_cell(&[0, 1, 2]), "epochs 0–2");
+        assert_eq!(warmup_cell(&[]), "none");
+        assert_eq!(warmup_cell(&[3, 7]), "epochs 3, 7");
     }
 }

@@ -12,13 +12,13 @@ mod trend;
 mod verdict;
 
 pub use objects::{read_censuses, Accounting, Censuses, ObjectVerdict, OBJECT_TOLERANCE};
-pub use oom::{project, OomProjection, RECENT_EPOCHS};
+pub use oom::{project, OomInput, OomProjection, RECENT_EPOCHS};
 pub use ranks::{read_ranks, RankVerdict};
 pub use tree::{decelerating, mark_copy_on_write, parse_end, CommandEnd, COPY_ON_WRITE};
 pub use phases::{phase_group, PhaseStats, Stat, PHASE_SERIES};
 pub use sites::{classify_sites, classify_sites_with, SiteVerdict, SITE_TOLERANCE};
 pub use trend::{theil_sen, Trend};
-pub use verdict::{classify, classify_measured, warmup_epochs, Class, Classified, Tolerance};
+pub use verdict::{classify, classify_after, classify_measured, thin, warmup_epochs, warmup_timed, Class, Classified, Tolerance, MAX_FIT_POINTS, MAX_WARMUP_EPOCHS, MIN_FIT_POINTS, STARTUP_SECONDS};
 
 use serde::Serialize;
 
@@ -70,7 +70,8 @@ pub struct SeriesVerdict {
     pub intercept_bytes: Option<f64>,
     /// Growth per epoch under this is noise.
     pub tolerance_bytes_per_epoch: f64,
-    /// Epochs excluded as warm-up.
+    /// Epochs excluded as warm-up (at most [`MAX_WARMUP_EPOCHS`] by their number, more
+    /// only to cover start-up: see [`STARTUP_SECONDS`]).
     pub warmup_epochs: Vec<u32>,
     /// Epochs the fit used.
     pub fitted_epochs: Vec<u32>,
@@ -117,8 +118,9 @@ pub struct PlotData {
 /// Everything the reports show.
 #[derive(Clone, Debug, Serialize)]
 pub struct Analysis {
-    /// "growing" if any primary series grows; "insufficient" if none could be judged (fewer
-    /// than 3 epoch ends); else "flat" (bounded counts as flat).
+    /// "growing" if any primary series grows (confirmed, or "so far" on two points that
+    /// rise far); "insufficient" if none could be judged (fewer than 3 epoch ends after
+    /// warm-up); else "flat" (bounded counts as flat).
     pub verdict: &'static str,
     /// Epoch ends recorded.
     pub epochs: usize,
@@ -194,6 +196,10 @@ pub struct Analyzer {
     saw_finish: bool,
     /// Per row of the epoch_end kind: (epoch, t, values of MEMORY_SERIES, user_bytes).
     epoch_points: Vec<(u32, f64, Vec<Option<u64>>, Option<u64>)>,
+    /// Per epoch point: the epoch's high points of what the kernel charges.
+    epoch_peaks: Vec<EpochPeak>,
+    /// The high points seen since the last epoch end.
+    open_peak: EpochPeak,
     phases: PhaseTable,
     plot: PlotData,
     plot_stride: u64,
@@ -220,6 +226,8 @@ impl Analyzer {
             last_t: 0.0,
             saw_finish: false,
             epoch_points: Vec::new(),
+            epoch_peaks: Vec::new(),
+            open_peak: EpochPeak::default(),
             phases: PhaseTable::default(),
             plot,
             plot_stride: 1,
@@ -235,17 +243,28 @@ impl Analyzer {
     pub fn add(&mut self, row: &Row) {
         self.phases.add(row);
         self.last_t = row.t_s;
+        self.open_peak.see(row);
         match row.phase.as_str() {
             "epoch_end" => {
                 let epoch = row.epoch.unwrap_or(self.epoch_points.len() as u32);
-                let values = MEMORY_SERIES.iter().map(|(c, _)| row.series(c)).collect();
+                // An epoch end read after the command had exited (its line was still in
+                // the pipe) counts as an epoch, but what was sampled then is the tree
+                // shutting down, not the epoch's memory: no trend reads it.
+                let after_exit = row.label == AFTER_EXIT;
+                let values = MEMORY_SERIES.iter().map(|(c, _)| if after_exit { None } else { row.series(c) }).collect();
+                let mut peak = std::mem::take(&mut self.open_peak).close(row);
                 // The same epoch marked twice in a row (a log line, then a marker; several
                 // ranks): its last mark is its end.
                 if self.epoch_points.last().is_some_and(|p| p.0 == epoch) {
                     self.epoch_points.pop();
                     self.plot.epoch_ends.pop();
+                    peak = peak.max(self.epoch_peaks.pop().unwrap_or_default());
+                }
+                if after_exit {
+                    peak = EpochPeak::default();
                 }
                 self.epoch_points.push((epoch, row.t_s, values, row.user_bytes));
+                self.epoch_peaks.push(peak);
                 self.plot.epoch_ends.push((epoch, row.t_s));
             }
             "validation_start" => self.open_validation = Some(row.t_s),
@@ -317,7 +336,18 @@ impl Analyzer {
 
     /// Compute verdicts and the ledger.
     pub fn finish(mut self, meta: &TimelineMeta, truncated: bool) -> Analysis {
-        self.plot.series.retain(|s| !s.points.is_empty());
+        let mut plot = std::mem::take(&mut self.plot);
+        plot.series.retain(|s| !s.points.is_empty());
+        self.analyse(meta, truncated, plot)
+    }
+
+    /// The verdicts so far, without the plots: what the live verdict needs at each epoch
+    /// end, at a cost bounded by the fits (not a copy of everything seen).
+    pub fn judge(&self, meta: &TimelineMeta, truncated: bool) -> Analysis {
+        self.analyse(meta, truncated, PlotData::default())
+    }
+
+    fn analyse(&self, meta: &TimelineMeta, truncated: bool, plot: PlotData) -> Analysis {
         let epochs = self.epoch_points.len();
         let seconds_per_epoch = (epochs >= 2).then(|| {
             let first = self.epoch_points[0].1;
@@ -336,7 +366,7 @@ impl Analyzer {
                 continue;
             }
             let xy: Vec<(f64, f64)> = pts.iter().map(|&(e, v)| (e as f64, v)).collect();
-            let c = classify(&xy, self.tolerance);
+            let c = classify_after(&xy, self.warmup_of(i, meta), self.tolerance);
             let last_bytes = pts[pts.len() - 1].1 as u64;
             series.push(SeriesVerdict {
                 column: column.to_string(),
@@ -356,9 +386,11 @@ impl Analyzer {
                 growing_since: c.growing_since.map(|e| e as u32),
             });
         }
+        let warmups: Vec<(String, usize)> = series.iter().map(|s| (s.column.clone(), s.warmup_epochs.len())).collect();
         let fitted_points = |column: &str| -> Vec<(f64, f64)> {
             let pts = self.epoch_values(column);
-            pts[warmup_epochs(pts.len())..].iter().map(|p| (p.0 as f64, p.2)).collect()
+            let warmup = warmups.iter().find(|w| w.0 == column).map_or(0, |w| w.1);
+            pts[warmup.min(pts.len())..].iter().map(|p| (p.0 as f64, p.2)).collect()
         };
         mark_copy_on_write(&mut series, fitted_points);
         let oom = self.project_oom(meta);
@@ -383,22 +415,22 @@ impl Analyzer {
             gpu: meta.gpu.clone().unwrap_or_else(|| "unknown".into()),
             mem_limit_bytes: meta.mem_limit_bytes,
             series,
-            phases: self.phases.finish(),
+            phases: self.phases.clone().finish(),
             ledger: Vec::new(),
             sites: Vec::new(),
             sites_source: None,
             user_bytes_per_epoch,
             oom,
             end,
-            max_memory: self.max_memory,
+            max_memory: self.max_memory.clone(),
             recorder: meta.recorder.clone().unwrap_or_else(|| "run".into()),
             censuses: None,
             ranks: Vec::new(),
             window_s: meta.window_s,
             windows_after_s: meta.windows_after_s,
             attached: meta.attached == Some(true),
-            stopped_by: self.stopped_by,
-            plot: self.plot,
+            stopped_by: self.stopped_by.clone(),
+            plot,
         };
         let rss_primary = if analysis.series("rss_in_use_bytes").is_some() { "rss_in_use_bytes" } else { "rss_bytes" };
         let primary: Vec<Option<Class>> = PRIMARY_SERIES.iter().map(|c| analysis.class_of(if *c == "rss_in_use_bytes" { rss_primary } else { c })).collect();
@@ -425,23 +457,110 @@ impl Analyzer {
         self.epoch_points.iter().filter_map(|(e, t, v, _)| v[i].map(|v| (*e, *t, v as f64))).collect()
     }
 
-    /// The one out-of-memory projection: the cgroup's unreclaimable memory against its
-    /// limit where one is set, else the machine's memory in use against MemTotal, else
-    /// (timelines from before these columns) RSS against the recorded limit.
+    /// How many leading points of series `i` are warm-up: by their number, and with
+    /// fixed windows also every window that ended within start-up.
+    fn warmup_of(&self, i: usize, meta: &TimelineMeta) -> usize {
+        let times: Vec<f64> = self.epoch_points.iter().filter(|p| p.2[i].is_some()).map(|p| p.1).collect();
+        if meta.window_s.is_some() {
+            // Start-up is the first seconds of the process's life: with --pid, the watch
+            // may begin long after; windows the watch fell back to begin only after that
+            // long without a boundary (10 min by default), start-up behind them.
+            let startup = if meta.windows_after_s.is_some() { 0.0 } else { STARTUP_SECONDS - meta.target_age_s.unwrap_or(0.0) };
+            warmup_timed(&times, startup)
+        } else {
+            warmup_epochs(times.len())
+        }
+    }
+
+    /// The one out-of-memory projection, on each epoch's high point (an OOM kill comes at
+    /// an epoch's peak, not at its end): the cgroup's unreclaimable memory against its
+    /// limit where one is set; else the machine's memory in use against MemTotal, rising
+    /// at the rate of the run's own memory (the tree's PSS, the process's RSS), not the
+    /// machine's, which moves with every other job; else (timelines from before these
+    /// columns) RSS against the recorded limit.
     fn project_oom(&self, meta: &TimelineMeta) -> Option<OomProjection> {
-        let name = |column: &'static str| MEMORY_SERIES.iter().find(|(c, _)| *c == column).map_or(column, |(_, n)| *n);
-        let candidates = [
-            ("cgroup_unreclaimable_bytes", self.cgroup_limit, "cgroup"),
-            ("system_used_bytes", meta.mem_limit_bytes.filter(|_| meta.mem_limit_source.as_deref() == Some("meminfo")), "meminfo"),
-            ("rss_bytes", meta.mem_limit_bytes, meta.mem_limit_source.as_deref().unwrap_or("limit")),
-        ];
-        for (column, limit, source) in candidates {
-            let pts = self.epoch_values(column);
-            if let (Some(limit), false) = (limit, pts.is_empty()) {
-                return project(column, name(column), &pts, limit, source, self.tolerance);
+        let name = |column: &str| MEMORY_SERIES.iter().find(|(c, _)| *c == column).map_or(column.to_string(), |(_, n)| n.to_string());
+        let peaks = |column: &str, peak: fn(&EpochPeak) -> Option<u64>| -> Vec<(u32, f64, f64)> {
+            let Some(i) = MEMORY_SERIES.iter().position(|(c, _)| *c == column) else { return vec![] };
+            self.epoch_points
+                .iter()
+                .zip(&self.epoch_peaks)
+                .filter_map(|((e, t, v, _), p)| Some((*e, *t, v[i]?.max(peak(p).unwrap_or(0)) as f64)))
+                .collect()
+        };
+        let own = || ["tree_pss_bytes", "rss_in_use_bytes", "rss_bytes"].into_iter().map(|c| (c, self.epoch_values(c))).find(|(_, p)| p.len() >= 3);
+        if let Some(limit) = self.cgroup_limit {
+            let pts = peaks("cgroup_unreclaimable_bytes", |p| p.cgroup);
+            if !pts.is_empty() {
+                return project(&OomInput { column: "cgroup_unreclaimable_bytes", name: &format!("{} at its epoch peak", name("cgroup_unreclaimable_bytes")), level: &pts, rate: None, limit, limit_source: "cgroup" }, self.tolerance);
             }
         }
-        None
+        let machine = meta.mem_limit_bytes.filter(|_| meta.mem_limit_source.as_deref() == Some("meminfo"));
+        if let (Some(limit), Some((own_column, own_points))) = (machine, own()) {
+            let pts = peaks("system_used_bytes", |p| p.system);
+            if !pts.is_empty() {
+                let label = format!("{} at its epoch peak, rising as the run's {}", name("system_used_bytes"), name(own_column));
+                return project(&OomInput { column: "system_used_bytes", name: &label, level: &pts, rate: Some(&own_points), limit, limit_source: "meminfo" }, self.tolerance);
+            }
+        }
+        let limit = meta.mem_limit_bytes?;
+        let pts = peaks("rss_bytes", |p| p.rss);
+        if pts.is_empty() {
+            return None;
+        }
+        let source = meta.mem_limit_source.as_deref().unwrap_or("limit");
+        project(&OomInput { column: "rss_bytes", name: &name("rss_bytes"), level: &pts, rate: None, limit, limit_source: source }, self.tolerance)
+    }
+}
+
+/// The label of an epoch end that was read after the watched command had exited.
+pub const AFTER_EXIT: &str = "after-exit";
+
+/// The high points of one epoch, from every row between its start and its end: the
+/// charged series where they were sampled (the watcher samples them between boundaries),
+/// and, where the process recorded its peak RSS since the last boundary (`run`), its
+/// value at the epoch's end plus how far peak RSS stood above RSS there.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct EpochPeak {
+    cgroup: Option<u64>,
+    system: Option<u64>,
+    rss: Option<u64>,
+}
+
+impl EpochPeak {
+    fn see(&mut self, row: &Row) {
+        let up = |acc: &mut Option<u64>, v: Option<u64>| {
+            if let Some(v) = v {
+                *acc = Some(acc.map_or(v, |a| a.max(v)));
+            }
+        };
+        up(&mut self.cgroup, row.series("cgroup_unreclaimable_bytes"));
+        up(&mut self.system, row.system_used_bytes);
+        up(&mut self.rss, row.peak_rss_bytes.or(row.rss_bytes));
+    }
+
+    /// The epoch's peaks, given its end row (already seen).
+    fn close(mut self, end: &Row) -> Self {
+        // Peak RSS above RSS at the end: the epoch's temporaries, charged at its height.
+        let excess = match (self.rss, end.rss_bytes) {
+            (Some(peak), Some(at_end)) => peak.saturating_sub(at_end),
+            _ => 0,
+        };
+        let lift = |peak: Option<u64>, at_end: Option<u64>| match (peak, at_end) {
+            (p, Some(e)) => Some(p.unwrap_or(e).max(e + excess)),
+            (p, None) => p,
+        };
+        self.cgroup = lift(self.cgroup, end.series("cgroup_unreclaimable_bytes"));
+        self.system = lift(self.system, end.system_used_bytes);
+        self
+    }
+
+    fn max(self, other: EpochPeak) -> EpochPeak {
+        let m = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        EpochPeak { cgroup: m(self.cgroup, other.cgroup), system: m(self.system, other.system), rss: m(self.rss, other.rss) }
     }
 }
 
@@ -513,9 +632,9 @@ pub fn gpu_empty_reason(token: &str) -> Option<String> {
 fn explain(a: &Analysis) -> Vec<String> {
     let grows = |c: &str| a.class_of(c) == Some(Class::Growing);
     let mut lines = Vec::new();
-    if a.epochs < 3 && a.verdict != "insufficient" {
+    if a.epochs < 4 && a.verdict != "insufficient" {
         lines.push(format!(
-            "Only {} epoch end(s) recorded: at least 3 are needed for a verdict (the first is warm-up).",
+            "Only {} epoch end(s) recorded: a verdict needs 3 after warm-up (the first is warm-up), so at least 4.",
             a.epochs
         ));
     }
@@ -568,11 +687,11 @@ fn explain(a: &Analysis) -> Vec<String> {
             lines.push(format!("{} rose and levelled off (bounded): a cache filling to capacity, not a leak.", s.name));
         }
     }
-    if a.verdict == "flat" && a.epochs >= 3 && lines.is_empty() {
+    if a.verdict == "flat" && lines.is_empty() {
         lines.push("Memory is flat after warm-up: no series grows beyond its noise tolerance.".into());
     }
     if a.verdict == "insufficient" {
-        lines.push(format!("Too few epoch ends to judge ({}; at least 3 are needed): the verdict is insufficient, neither flat nor growing.", a.epochs));
+        lines.push(format!("Too few epoch ends to judge ({}; a verdict needs 3 after warm-up): the verdict is insufficient, neither flat nor growing.", a.epochs));
     }
     if let Some(why) = gpu_empty_reason(&a.gpu) {
         lines.push(format!("GPU columns are empty: {why}."));
@@ -864,11 +983,149 @@ mod tests {
     }
 
     #[test]
-    fn two_epochs_are_insufficient_not_flat() {
+    fn too_few_epochs_are_insufficient_not_flat() {
         let a = run(2, |_| 400 * MB, |_| 200 * MB);
         assert_eq!(a.verdict, "insufficient");
         assert!(a.ledger.iter().any(|l| l.contains("Too few epoch ends to judge (2;")), "{:?}", a.ledger);
-        assert_eq!(run(3, |_| 400 * MB, |_| 200 * MB).verdict, "flat");
+        // Ctrl-C at epoch 2: two points after warm-up say nothing, whatever their slope.
+        let a = run(3, |e| 1000 * MB + e as u64 * 20 * MB, |_| 200 * MB);
+        assert_eq!(a.verdict, "insufficient", "{:?}", a.series);
+        assert!(crate::report::text_summary(&a).contains("no interval (2 epochs after warm-up)"));
+        // An obvious leak stopped after 3 epochs: growing so far, never flat.
+        let a = run(3, |e| 400 * MB + e as u64 * 100 * MB, |e| 200 * MB + e as u64 * 100 * MB);
+        assert_eq!(a.verdict, "growing");
+        assert!(crate::report::text_summary(&a).contains("growing so far"), "{}", crate::report::text_summary(&a));
+        assert_eq!(run(4, |_| 400 * MB, |_| 200 * MB).verdict, "flat");
+    }
+
+    /// Fixed windows: `rows` (t, PSS) watched, one window end per second.
+    fn windows(pss: impl Fn(f64) -> u64, seconds: u32) -> Analysis {
+        let mut a = Analyzer::new(Tolerance::default());
+        for s in 1..=seconds {
+            let t = s as f64;
+            a.add(&Row { t_s: t, phase: "epoch_end".into(), epoch: Some(s - 1), label: "window".into(), tree_pss_bytes: Some(pss(t)), ..Row::default() });
+        }
+        let meta = TimelineMeta { recorder: Some("watch".into()), window_s: Some(1.0), ..TimelineMeta::default() };
+        a.finish(&meta, false)
+    }
+
+    #[test]
+    fn start_up_under_one_second_windows_is_warm_up_not_growth() {
+        // import torch and workers starting: +100 MiB a second for 8 s, then flat.
+        let startup = |t: f64| 200 * MB + (100.0 * t.min(8.0)) as u64 * MB;
+        for seconds in [3, 9, 12, 30] {
+            let a = windows(startup, seconds);
+            assert_ne!(a.verdict, "growing", "{seconds} s: {:?}", a.series);
+        }
+        let a = windows(startup, 30);
+        let pss = a.series("tree_pss_bytes").unwrap();
+        assert_eq!(pss.warmup_epochs.len(), 9, "the windows that ended in the first 10 s");
+        assert_eq!(crate::report::markdown::warmup_cell(&pss.warmup_epochs), "epochs 0–8");
+        // The other way: a leak after start-up is caught.
+        let a = windows(|t| startup(t) + (20.0 * (t - 10.0).max(0.0)) as u64 * MB, 30);
+        assert_eq!(a.verdict, "growing", "{:?}", a.series);
+    }
+
+    #[test]
+    fn an_epoch_end_read_after_the_command_exited_is_not_in_the_trend() {
+        let mut a = Analyzer::new(Tolerance::default());
+        for e in 0..8u32 {
+            // Growing, then the last epoch's line read after the tree shut down.
+            let after = e == 7;
+            let pss = if after { 100 * MB } else { 500 * MB + e as u64 * 30 * MB };
+            a.add(&Row { t_s: e as f64 * 10.0, phase: "epoch_end".into(), epoch: Some(e), label: if after { AFTER_EXIT.into() } else { "log".into() }, tree_pss_bytes: Some(pss), ..Row::default() });
+        }
+        let r = a.finish(&TimelineMeta { recorder: Some("watch".into()), ..TimelineMeta::default() }, false);
+        assert_eq!(r.epochs, 8);
+        let pss = r.series("tree_pss_bytes").unwrap();
+        assert_eq!((pss.class, pss.fitted_epochs.last().copied()), (Class::Growing, Some(6)));
+        assert!(!r.ledger.iter().any(|l| l.contains("levelled off")), "{:?}", r.ledger);
+    }
+
+    /// A watched tree whose workers' USS follows `uss(e)` while their RSS stays at 900 MiB.
+    fn workers(uss: impl Fn(u32) -> u64) -> Analysis {
+        let mut a = Analyzer::new(Tolerance::default());
+        for e in 0..8u32 {
+            let w = uss(e);
+            a.add(&Row { t_s: e as f64, phase: "epoch_end".into(), epoch: Some(e), workers_uss_bytes: Some(w), workers_rss_bytes: Some(900 * MB), tree_pss_bytes: Some(600 * MB + w), tree_rss_bytes: Some(1800 * MB), ..Row::default() });
+        }
+        a.finish(&TimelineMeta { recorder: Some("watch".into()), ..TimelineMeta::default() }, false)
+    }
+
+    #[test]
+    fn copy_on_write_is_claimed_only_beyond_the_tolerance() {
+        // Noise: +83 KiB/epoch, or a few hundred KiB that rose and stopped. No cause, no cure.
+        for (name, uss) in [("steady +83 KiB/epoch", Box::new(|e: u32| 300 * MB + e as u64 * 83 * 1024) as Box<dyn Fn(u32) -> u64>), ("+272 KiB/epoch for 3 epochs", Box::new(|e: u32| 300 * MB + e.min(3) as u64 * 272 * 1024))] {
+            let a = workers(uss);
+            let w = a.series("workers_uss_bytes").unwrap();
+            assert_eq!((w.class, w.cause.as_deref()), (Class::Flat, None), "{name}");
+            assert!(!a.ledger.iter().any(|l| l.contains("Copy-on-write") || l.contains("numpy")), "{name}: {:?}", a.ledger);
+        }
+        // The other way: shared pages copied at +20 MiB/epoch, slowing down.
+        let a = workers(|e| 300 * MB + (20.0 * MB as f64 * 8.0 * (1.0 - 0.8f64.powi(e as i32))) as u64);
+        let w = a.series("workers_uss_bytes").unwrap();
+        assert_eq!((w.class, w.cause.as_deref()), (Class::Bounded, Some(COPY_ON_WRITE)), "{w:?}");
+        assert!(a.ledger.iter().any(|l| l.contains("Copy-on-write, not a leak")), "{:?}", a.ledger);
+    }
+
+    #[test]
+    fn the_oom_projection_reads_peak_rss_in_a_run() {
+        // `run`: the cgroup read at boundaries only; peak RSS since the last boundary says
+        // validation stood 300 MiB above the epoch's end.
+        let mut a = Analyzer::new(Tolerance::default());
+        for e in 0..6u32 {
+            let kept = 1000 * MB + e as u64 * 10 * MB;
+            let t = e as f64 * 10.0;
+            let at = |phase: &str, dt: f64, rss: u64, peak: u64| Row { t_s: t + dt, phase: phase.into(), epoch: Some(e), rss_bytes: Some(rss), peak_rss_bytes: Some(peak), cgroup_anon_bytes: Some(kept + 50 * MB), cgroup_limit_bytes: Some(2000 * MB), ..Row::default() };
+            a.add(&at("validation_end", 1.0, kept, kept + 300 * MB));
+            a.add(&at("epoch_end", 2.0, kept, kept));
+        }
+        let p = a.finish(&TimelineMeta::default(), false).oom.unwrap();
+        // At epoch 5: 1100 MiB charged at the end, 1400 at the peak; 600 MiB to go at
+        // 10/epoch (from the end: 90 epochs).
+        assert!((p.at_epoch - 65.0).abs() < 1e-6, "{p:?}");
+    }
+
+    /// The whole analysis, not only the classifier: a week watched under fixed windows,
+    /// cut into 10, 168, 2000 or 10,000 of them, reads the same (issue 18).
+    #[test]
+    fn a_week_reads_the_same_at_every_window_length() {
+        let week = 7.0 * 24.0 * 3600.0;
+        let judge = |windows: u32, pss: &dyn Fn(f64) -> f64| -> &'static str {
+            let w = week / windows as f64;
+            let mut a = Analyzer::new(Tolerance::default());
+            for i in 0..windows {
+                let t = (i + 1) as f64 * w;
+                let jitter = ((t as u64).wrapping_mul(2654435761) % 8192) as f64 * 1024.0;
+                a.add(&Row { t_s: t, phase: "epoch_end".into(), epoch: Some(i), label: "window".into(), tree_pss_bytes: Some((pss(t / week) + jitter) as u64), ..Row::default() });
+            }
+            a.finish(&TimelineMeta { recorder: Some("watch".into()), window_s: Some(w), ..TimelineMeta::default() }, false).verdict
+        };
+        let mib = MB as f64;
+        for windows in [10, 168, 2000, 10_000] {
+            assert_eq!(judge(windows, &|f| 748.0 * mib + 2000.0 * mib * f), "growing", "the issue's leak in {windows} windows");
+            assert_eq!(judge(windows, &|f| 748.0 * mib + 100.0 * mib * f), "growing", "+100 MiB in a week, {windows} windows");
+            assert_eq!(judge(windows, &|_| 748.0 * mib), "flat", "clean, {windows} windows");
+            assert_eq!(judge(windows, &|f| 748.0 * mib + 200.0 * mib * (f / 0.3).min(1.0)), "flat", "a filling cache, {windows} windows");
+        }
+    }
+
+    #[test]
+    fn the_oom_projection_reads_each_epochs_peak() {
+        // Kept +10 MiB/epoch; validation holds 300 MiB more at its height, gone by the end.
+        let mut a = Analyzer::new(Tolerance::default());
+        for e in 0..6u32 {
+            let kept = 1000 * MB + e as u64 * 10 * MB;
+            let t = e as f64 * 10.0;
+            let cg = |b: u64| Row { cgroup_anon_bytes: Some(b), cgroup_shmem_bytes: Some(0), cgroup_limit_bytes: Some(2000 * MB), ..Row::default() };
+            a.add(&Row { t_s: t + 1.0, phase: "sample".into(), ..cg(kept + 300 * MB) });
+            a.add(&Row { t_s: t + 2.0, phase: "epoch_end".into(), epoch: Some(e), ..cg(kept) });
+        }
+        let r = a.finish(&TimelineMeta::default(), false);
+        let p = r.oom.unwrap();
+        // At epoch 5 the peak is 1350 MiB: 650 MiB to go at 10 MiB/epoch.
+        assert!((p.at_epoch - 70.0).abs() < 1e-6, "{p:?}");
+        assert!(p.name.contains("epoch peak"), "{}", p.name);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::heap::{SiteInfo, SiteRow, StackSource};
 pub const MIN_SITE_POINTS: usize = 3;
 
 /// Sites hold sampled estimates: tolerate more noise than whole-process series.
-pub const SITE_TOLERANCE: Tolerance = Tolerance { floor_bytes: 1024.0 * 1024.0, relative: 0.02 };
+pub const SITE_TOLERANCE: Tolerance = Tolerance { floor_bytes: 1024.0 * 1024.0, relative: 0.02, span_epochs: super::verdict::REFERENCE_SPAN_EPOCHS };
 
 /// The verdict on one call site.
 #[derive(Clone, Debug, Serialize)]
@@ -63,7 +63,7 @@ pub fn site_tolerance(points: &[(f64, f64)]) -> Tolerance {
     let level = super::verdict::median_level(kept);
     let sampling_sd = (level * SAMPLE_PERIOD_BYTES).sqrt();
     let slope_sd = if n >= 2.0 { sampling_sd * (12.0 / (n * n * n - n)).sqrt() } else { f64::INFINITY };
-    Tolerance { floor_bytes: SITE_TOLERANCE.floor_bytes.max(2.0 * slope_sd), relative: SITE_TOLERANCE.relative }
+    Tolerance { floor_bytes: SITE_TOLERANCE.floor_bytes.max(2.0 * slope_sd), ..SITE_TOLERANCE }
 }
 
 /// Classify every site at epoch ends; growing first, then by slope. Sampled bytes get

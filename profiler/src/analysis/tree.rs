@@ -19,7 +19,8 @@ const COW_RSS_SHARE: f64 = 0.3;
 const DECELERATION: f64 = 0.6;
 
 /// For each (private series, RSS of the same processes): if the private series grows
-/// while RSS stays, mark it copy-on-write with RSS as its ceiling, and class it bounded:
+/// beyond its noise tolerance while RSS stays (the pages that turned private, its growth
+/// less RSS's, exceed the tolerance too), mark it copy-on-write with RSS as its ceiling, and class it bounded:
 /// pages changing from shared to private can never pass the RSS they were counted in, so
 /// this is not a leak however fast it goes now. `points(column)` gives a series' fitted
 /// (epoch, bytes) points; [`decelerating`] on them tells the ledger whether it levels off.
@@ -31,6 +32,10 @@ pub fn mark_copy_on_write(series: &mut [SeriesVerdict], points: impl Fn(&str) ->
         let Some(v) = series.iter_mut().find(|s| s.column == *private) else { continue };
         let (Some(slope), Some(rss_slope)) = (v.slope_bytes_per_epoch, rss_slope) else { continue };
         if !matches!(v.class, Class::Growing | Class::Bounded) || slope <= 0.0 || rss_slope > COW_RSS_SHARE * slope {
+            continue;
+        }
+        // Growth within the tolerance is noise: no cause, and no cure, for noise.
+        if slope - rss_slope.max(0.0) <= v.tolerance_bytes_per_epoch {
             continue;
         }
         v.cause = Some(COPY_ON_WRITE.into());

@@ -28,18 +28,30 @@ impl Trend {
 /// z for a two-sided 90 % interval.
 const Z_90: f64 = 1.645;
 
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
+/// The `k`-th smallest (0-based) of `v`, reordering it: O(n), not a sort.
+fn select(v: &mut [f64], k: usize) -> f64 {
+    *v.select_nth_unstable_by(k, |a, b| a.total_cmp(b)).1
+}
+
+/// The median of `v`, reordering it.
+fn select_median(v: &mut [f64]) -> f64 {
+    let n = v.len();
+    let upper = select(v, n / 2);
     if n % 2 == 1 {
-        sorted[n / 2]
+        upper
     } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        // The largest of the lower half, which the selection left before `n / 2`.
+        let lower = v[..n / 2].iter().copied().fold(f64::MIN, f64::max);
+        (lower + upper) / 2.0
     }
 }
 
 /// Fit `points` (x, y). `None` with fewer than two distinct x.
+///
+/// All pairwise slopes: O(n²) time and memory, so callers thin long series first
+/// (see `verdict::thin`); the median and the interval's ranks are found by selection.
 pub fn theil_sen(points: &[(f64, f64)]) -> Option<Trend> {
-    let mut slopes = Vec::with_capacity(points.len() * points.len() / 2);
+    let mut slopes = Vec::with_capacity(points.len() * points.len().saturating_sub(1) / 2);
     for (i, &(x1, y1)) in points.iter().enumerate() {
         for &(x2, y2) in &points[i + 1..] {
             if x2 != x1 {
@@ -50,8 +62,7 @@ pub fn theil_sen(points: &[(f64, f64)]) -> Option<Trend> {
     if slopes.is_empty() {
         return None;
     }
-    slopes.sort_by(|a, b| a.total_cmp(b));
-    let slope = median(&slopes);
+    let slope = select_median(&mut slopes);
 
     // Sen (1968): ranks of the interval ends among the N sorted slopes, from the variance
     // of Kendall's S. With few points this widens to the full range of pairwise slopes.
@@ -60,12 +71,12 @@ pub fn theil_sen(points: &[(f64, f64)]) -> Option<Trend> {
     let c = Z_90 * (n * (n - 1.0) * (2.0 * n + 5.0) / 18.0).sqrt();
     let lower_rank = ((big_n - c) / 2.0).round().max(1.0) as usize; // 1-based
     let upper_rank = (((big_n + c) / 2.0).round() as usize + 1).min(slopes.len());
-    let low = slopes[lower_rank.min(slopes.len()) - 1];
-    let high = slopes[upper_rank.max(1) - 1];
+    let count = slopes.len();
+    let low = select(&mut slopes, lower_rank.min(count) - 1);
+    let high = select(&mut slopes, upper_rank.max(1) - 1);
 
     let mut residuals: Vec<f64> = points.iter().map(|&(x, y)| y - slope * x).collect();
-    residuals.sort_by(|a, b| a.total_cmp(b));
-    Some(Trend { slope, low, high, intercept: median(&residuals), points: points.len() })
+    Some(Trend { slope, low, high, intercept: select_median(&mut residuals), points: points.len() })
 }
 
 #[cfg(test)]

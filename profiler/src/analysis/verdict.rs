@@ -2,20 +2,28 @@
 //! ends, after warm-up.
 //!
 //! ```text
-//!   epoch-end values ──drop warm-up──▶ Theil–Sen slope b, 90 % interval [lo, hi]
+//!   epoch-end values ──drop warm-up──▶ thin to ≤ MAX_FIT_POINTS ──▶ Theil–Sen slope b, 90 % interval [lo, hi]
 //!        │
-//!        ├─ fewer than 3 epochs ................................. insufficient
-//!        ├─ lo > 0 and b > tolerance* ─▶ last half flat? ── yes ─ bounded
-//!        │                                              └─ no ── growing
-//!        ├─ rose by > tolerance overall, last half flat ......... bounded
-//!        └─ otherwise ........................................... flat
+//!        ├─ fewer than 3 points after warm-up ─▶ each step > 10 % of the level? ─ yes ─ growing (so far)
+//!        │                                                                     └─ no ── insufficient
+//!        ├─ lo > 0 and b > tolerance ─▶ last half flat and slowed down? ── yes ─ bounded
+//!        │                                                          └─ no ── growing
+//!        ├─ rose by > tolerance overall, last half flat and slowed down ...... bounded
+//!        └─ otherwise ........................................................ flat
 //! ```
-//!
-//! (*) with only two points after warm-up, also > 10 % of the level per epoch.
 //!
 //! The tolerance is the larger of an absolute floor and a fraction of the series' level,
 //! so allocator jitter on a 2 GB working set is not a leak, while 1 % of the working set
-//! per epoch is.
+//! per epoch is. It is a budget for the whole span judged, not a rate per epoch: up to
+//! [`Tolerance::span_epochs`] epochs it allows `floor_bytes` (or `relative` of the level)
+//! per epoch, and over a longer span that same total, spread over its epochs. So the
+//! same run gives the same verdict whether it is marked as 10, 168, 2000 or 10,000 epochs
+//! (or fixed windows): a rate per epoch would shrink a leak under the tolerance just by
+//! cutting the run finer.
+//!
+//! Each judgment costs a bounded amount however long the run: a series of more than
+//! [`MAX_FIT_POINTS`] points is thinned to that many (the medians of consecutive runs of
+//! points) before the fit, whose pairwise slopes grow with the square of the points.
 
 use serde::Serialize;
 
@@ -50,15 +58,41 @@ impl Class {
 /// Thresholds of the classification.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Tolerance {
-    /// Growth per epoch below this many bytes is noise.
+    /// Growth per epoch below this many bytes is noise (over a span of up to
+    /// `span_epochs`; over a longer span, this times `span_epochs` in all).
     pub floor_bytes: f64,
-    /// Growth per epoch below this fraction of the series' median level is noise.
+    /// Growth per epoch below this fraction of the series' median level is noise (over
+    /// a span of up to `span_epochs`; over a longer span, this times `span_epochs` in all).
     pub relative: f64,
+    /// The span, in epochs, past which the tolerance stops growing with the span: the
+    /// budget for the whole span is then fixed, whatever the number of epochs it holds.
+    pub span_epochs: f64,
 }
 
 impl Default for Tolerance {
     fn default() -> Self {
-        Tolerance { floor_bytes: 512.0 * 1024.0, relative: 0.004 }
+        Tolerance { floor_bytes: 512.0 * 1024.0, relative: 0.004, span_epochs: REFERENCE_SPAN_EPOCHS }
+    }
+}
+
+/// Past this many epochs judged, the tolerance is a fixed budget for the span (5 MiB or
+/// 4 % of the level with the defaults), not a rate per epoch.
+pub const REFERENCE_SPAN_EPOCHS: f64 = 10.0;
+
+impl Tolerance {
+    /// Growth per epoch below which a fit over `span` epochs at `level` bytes is noise.
+    pub fn per_epoch(&self, level: f64, span: f64) -> f64 {
+        let base = self.floor_bytes.max(self.relative * level);
+        if span > self.span_epochs {
+            base * self.span_epochs / span
+        } else {
+            base
+        }
+    }
+
+    /// The most a series at `level` may rise over `span` epochs and still be noise.
+    pub fn over_span(&self, level: f64, span: f64) -> f64 {
+        self.per_epoch(level, span) * span
     }
 }
 
@@ -66,13 +100,38 @@ impl Default for Tolerance {
 /// epoch to be called growing (RSS at epoch ends jitters by a few % with allocator decay).
 pub const SHORT_RUN_RELATIVE: f64 = 0.10;
 
-/// How many leading epochs are warm-up: a fifth of them, at least one, leaving two.
+/// The most leading epochs counted as warm-up by their number (a fifth of them, at least
+/// one): a week of 10,000 windows does not lose 2,000 of them.
+pub const MAX_WARMUP_EPOCHS: usize = 10;
+
+/// With fixed windows (`watch --window`), every window that ended within this many
+/// seconds of the command's start is warm-up: an interpreter importing torch and
+/// DataLoader workers starting take seconds, and windows cut through them blindly.
+pub const STARTUP_SECONDS: f64 = 10.0;
+
+/// Fewest points after warm-up for a verdict other than "insufficient" (or "growing so
+/// far"): two points have no interval, and cannot tell jitter from a trend.
+pub const MIN_FIT_POINTS: usize = 3;
+
+/// The most points a fit uses: longer series are thinned to this many first.
+pub const MAX_FIT_POINTS: usize = 120;
+
+/// How many leading epochs are warm-up: a fifth of them, at least one, at most
+/// [`MAX_WARMUP_EPOCHS`], leaving two.
 pub fn warmup_epochs(n: usize) -> usize {
     if n < 3 {
         0
     } else {
-        (n / 5).max(1).min(n - 2)
+        (n / 5).clamp(1, MAX_WARMUP_EPOCHS).min(n - 2)
     }
+}
+
+/// Warm-up bounded in time as well: besides [`warmup_epochs`], every point that ended
+/// within `startup_s` seconds of the start (`times` are the points' seconds). Start-up
+/// (an interpreter importing torch, workers starting) is never growth, however finely
+/// fixed windows cut it; this may leave fewer points than a verdict needs.
+pub fn warmup_timed(times: &[f64], startup_s: f64) -> usize {
+    warmup_epochs(times.len()).max(times.iter().take_while(|t| **t < startup_s).count())
 }
 
 /// The classification of one series.
@@ -82,7 +141,8 @@ pub struct Classified {
     pub class: Class,
     /// The fit over the points after warm-up (`None` if insufficient).
     pub trend: Option<Trend>,
-    /// Bytes per epoch below which growth counts as noise, for this series.
+    /// Bytes per epoch below which growth counts as noise, for this series over the
+    /// span it was judged on.
     pub tolerance_bytes: f64,
     /// How many leading points were excluded as warm-up.
     pub warmup: usize,
@@ -100,18 +160,29 @@ impl Classified {
     pub fn fitted<T: Copy>(&self, points: &[T], x: impl Fn(&T) -> f64) -> Vec<T> {
         points[self.warmup.min(points.len())..].iter().copied().filter(|p| self.late_fit_from.is_none_or(|from| x(p) >= from)).collect()
     }
+
+    /// Whether the class rests on a fit with an interval (at least [`MIN_FIT_POINTS`]
+    /// points): "growing" from two points is only "growing so far".
+    pub fn confirmed(&self) -> bool {
+        self.trend.is_some_and(|t| t.points >= MIN_FIT_POINTS)
+    }
 }
 
 /// Classify epoch-end points `(epoch, bytes)`, in epoch order, excluding warm-up.
 pub fn classify(points: &[(f64, f64)], tol: Tolerance) -> Classified {
-    let warmup = warmup_epochs(points.len());
-    let kept = &points[warmup..];
-    let mut c = classify_measured(kept, tol);
+    classify_after(points, warmup_epochs(points.len()), tol)
+}
+
+/// Classify epoch-end points excluding the first `warmup` of them (see [`warmup_timed`]).
+pub fn classify_after(points: &[(f64, f64)], warmup: usize, tol: Tolerance) -> Classified {
+    let warmup = warmup.min(points.len());
+    let kept = thin(&points[warmup..], MAX_FIT_POINTS);
+    let mut c = classify_measured(&kept, tol);
     c.warmup = warmup;
     if points.len() < 3 {
         c.class = Class::Insufficient;
         c.trend = None;
-    } else if let Some((since, from, trend)) = late_growth(kept, tol) {
+    } else if let Some((since, from, trend)) = late_growth(&kept, tol) {
         // Growing from some epoch on: say where it began and, if that was after the first
         // fitted epoch (always so when the fit over all epochs missed it), fit the slope
         // from there on.
@@ -120,21 +191,60 @@ pub fn classify(points: &[(f64, f64)], tol: Tolerance) -> Classified {
             (c.trend, c.late_fit_from) = (Some(trend), Some(from));
         }
     }
+    // Growing from the first fitted point: that is the first epoch after warm-up, not
+    // the middle of the first run of thinned points.
+    if c.growing_since.is_some() && c.growing_since == kept.first().map(|p| p.0) {
+        c.growing_since = points.get(warmup).map(|p| p.0);
+    }
     c
+}
+
+/// At most `max` points: the series itself when it has no more, else the medians (of x
+/// and of y) of `max` consecutive runs of nearly equal length. A linear series stays on
+/// its line; a one-point spike vanishes in its run's median, as it would in the fit.
+pub fn thin(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
+    let n = points.len();
+    if n <= max || max == 0 {
+        return points.to_vec();
+    }
+    let mut ys = Vec::with_capacity(n / max + 1);
+    (0..max)
+        .map(|b| {
+            let run = &points[b * n / max..(b + 1) * n / max];
+            ys.clear();
+            ys.extend(run.iter().map(|p| p.1));
+            ys.sort_by(|a, b| a.total_cmp(b));
+            let m = ys.len();
+            let y = if m % 2 == 1 { ys[m / 2] } else { (ys[m / 2 - 1] + ys[m / 2]) / 2.0 };
+            let x = (run[(m - 1) / 2].0 + run[m / 2].0) / 2.0;
+            (x, y)
+        })
+        .collect()
 }
 
 /// The (upper) median of the points' values; 0 without points.
 pub(crate) fn median_level(points: &[(f64, f64)]) -> f64 {
     let mut levels: Vec<f64> = points.iter().map(|p| p.1).collect();
-    levels.sort_by(|a, b| a.total_cmp(b));
-    levels.get(levels.len() / 2).copied().unwrap_or(0.0)
+    if levels.is_empty() {
+        return 0.0;
+    }
+    let k = levels.len() / 2;
+    *levels.select_nth_unstable_by(k, |a, b| a.total_cmp(b)).1
+}
+
+/// The epochs `points` span (last x minus first), at least one.
+fn span(points: &[(f64, f64)]) -> f64 {
+    match (points.first(), points.last()) {
+        (Some(a), Some(b)) => (b.0 - a.0).max(1.0),
+        _ => 1.0,
+    }
 }
 
 /// The median level of `points` and the growth per epoch below which they count as
-/// noise there: the larger of the floor and the relative tolerance of that level.
+/// noise there, over their span.
 fn noise_tolerance(points: &[(f64, f64)], tol: Tolerance) -> (f64, f64) {
     let level = median_level(points);
-    (level, tol.floor_bytes.max(tol.relative * level))
+    (level, tol.per_epoch(level, span(points)))
 }
 
 /// Fewest points after a change for late growth to be confirmed.
@@ -176,29 +286,54 @@ pub fn late_growth(kept: &[(f64, f64)], tol: Tolerance) -> Option<(f64, f64, Tre
     })
 }
 
-/// Classify points that are all past warm-up (the caller chose which).
+/// A last half that levels off after a first half that rose: its slope within the
+/// tolerance, and at most half the first half's. A straight line never does, however
+/// its slope compares with the tolerance.
+fn levels_off(kept: &[(f64, f64)], tolerance_bytes: f64) -> bool {
+    if kept.len() < 4 {
+        return false;
+    }
+    let half = kept.len() / 2;
+    let (first, last) = (theil_sen(&kept[..=half]), theil_sen(&kept[kept.len() - kept.len().div_ceil(2)..]));
+    match (first, last) {
+        (Some(f), Some(l)) => l.slope <= tolerance_bytes && l.slope <= 0.5 * f.slope.max(0.0),
+        _ => false,
+    }
+}
+
+/// Classify points that are all past warm-up (the caller chose which). Long series are
+/// thinned to [`MAX_FIT_POINTS`] first.
 pub fn classify_measured(kept: &[(f64, f64)], tol: Tolerance) -> Classified {
+    let thinned;
+    let kept = if kept.len() > MAX_FIT_POINTS {
+        thinned = thin(kept, MAX_FIT_POINTS);
+        &thinned[..]
+    } else {
+        kept
+    };
     let warmup = 0;
     let (level, tolerance_bytes) = noise_tolerance(kept, tol);
 
     let Some(trend) = theil_sen(kept) else {
         return Classified { class: Class::Insufficient, trend: None, tolerance_bytes, warmup, growing_since: None, late_fit_from: None };
     };
-    // The last half levelling off marks saturation; it needs enough points to say so.
-    let last_half_flat = kept.len() >= 4 && {
-        let tail = &kept[kept.len() - kept.len().div_ceil(2)..];
-        theil_sen(tail).is_some_and(|t| t.slope <= tolerance_bytes)
-    };
     let rise = kept.last().map_or(0.0, |l| l.1) - kept[0].1;
-    // Two points give no interval: only growth far above noise is called growing then.
-    let needed = if kept.len() < 3 { tolerance_bytes.max(SHORT_RUN_RELATIVE * level) } else { tolerance_bytes };
-    let class = if trend.low > 0.0 && trend.slope > needed {
-        if last_half_flat {
+    let class = if kept.len() < MIN_FIT_POINTS {
+        // Two points give no interval: "growing so far" when they rise far above noise,
+        // else nothing can be said yet (never "flat").
+        let needed = tolerance_bytes.max(SHORT_RUN_RELATIVE * level);
+        if trend.slope > needed {
+            Class::Growing
+        } else {
+            Class::Insufficient
+        }
+    } else if trend.low > 0.0 && trend.slope > tolerance_bytes {
+        if levels_off(kept, tolerance_bytes) {
             Class::Bounded
         } else {
             Class::Growing
         }
-    } else if rise > tolerance_bytes && last_half_flat && trend.slope > 0.0 {
+    } else if rise > tolerance_bytes * span(kept) && trend.slope > 0.0 && levels_off(kept, tolerance_bytes) {
         Class::Bounded
     } else {
         Class::Flat
@@ -258,8 +393,9 @@ mod tests {
 
     #[test]
     fn three_epochs_need_large_growth() {
+        // Two points after warm-up: jitter says nothing yet (never "flat").
         let jitter = series(3, |i| [500.0, 490.0, 521.0][i] * MB);
-        assert_eq!(classify(&jitter, Tolerance::default()).class, Class::Flat);
+        assert_eq!(classify(&jitter, Tolerance::default()).class, Class::Insufficient);
         let leak = series(3, |i| 500.0 * MB + 80.0 * MB * i as f64);
         assert_eq!(classify(&leak, Tolerance::default()).class, Class::Growing);
     }
@@ -270,5 +406,119 @@ mod tests {
         assert_eq!(c.class, Class::Insufficient);
         assert_eq!(warmup_epochs(3), 1);
         assert_eq!(warmup_epochs(10), 2);
+    }
+
+    #[test]
+    fn too_few_points_are_insufficient_or_growing_so_far_never_flat() {
+        let tol = Tolerance::default();
+        // Ctrl-C at epoch 2: +20 MiB/epoch on 1 GiB is neither flat nor (yet) a trend.
+        let c = classify(&series(3, |i| 1024.0 * MB + 20.0 * MB * i as f64), tol);
+        assert_eq!((c.class, c.confirmed()), (Class::Insufficient, false));
+        // An obvious leak stopped at 3 epochs: growing so far, not confirmed.
+        let c = classify(&series(3, |i| 500.0 * MB + 120.0 * MB * i as f64), tol);
+        assert_eq!((c.class, c.confirmed()), (Class::Growing, false));
+        // A fourth epoch gives a fit with an interval: flat is flat then.
+        let c = classify(&series(4, |_| 500.0 * MB), tol);
+        assert_eq!((c.class, c.confirmed()), (Class::Flat, true));
+        // Start-up eating all but two points leaves nothing to judge.
+        let times: Vec<f64> = (0..6).map(|i| i as f64).collect();
+        let w = warmup_timed(&times, 3.5);
+        assert_eq!(w, 4);
+        let c = classify_after(&series(6, |i| 500.0 * MB + i as f64 * MB), w, tol);
+        assert_eq!(c.class, Class::Insufficient);
+    }
+
+    #[test]
+    fn warm_up_is_bounded_in_epochs_and_covers_start_up() {
+        assert_eq!(warmup_epochs(2000), MAX_WARMUP_EPOCHS);
+        assert_eq!(warmup_epochs(16), 3);
+        // One-second windows: the first 10 s are start-up whatever their number.
+        let times: Vec<f64> = (1..=100).map(|i| i as f64).collect();
+        assert_eq!(warmup_timed(&times, 10.0), 10);
+        let minutes: Vec<f64> = (1..=100).map(|i| 60.0 * i as f64).collect();
+        assert_eq!(warmup_timed(&minutes, 10.0), 10, "the count rule, capped");
+    }
+
+    #[test]
+    fn a_straight_line_is_never_bounded() {
+        // Slow and fast, short and long, at every level: growing, or flat when its whole
+        // rise is within the tolerance; never "rose and levelled off".
+        for n in [6usize, 20, 168, 2000, 10_000] {
+            for total in [1.0, 3.0, 40.0, 400.0, 2000.0] {
+                let pts = series(n, |i| 748.0 * MB + total * MB * i as f64 / n as f64);
+                let c = classify(&pts, Tolerance::default());
+                assert_ne!(c.class, Class::Bounded, "{n} epochs, +{total} MiB in all: {c:?}");
+                if total >= 400.0 {
+                    assert_eq!(c.class, Class::Growing, "{n} epochs, +{total} MiB in all");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn thinning_keeps_a_line_and_drops_a_spike() {
+        let mut pts = series(10_000, |i| 3.0 * i as f64);
+        pts[5000].1 = 1e12;
+        let t = thin(&pts, MAX_FIT_POINTS);
+        assert_eq!(t.len(), MAX_FIT_POINTS);
+        // On the line, within one point where the spike shifted its run's median.
+        assert!(t.iter().all(|p| (p.1 - 3.0 * p.0).abs() <= 3.0), "{:?}", t.iter().find(|p| (p.1 - 3.0 * p.0).abs() > 3.0));
+        assert_eq!(thin(&pts[..50], MAX_FIT_POINTS).len(), 50);
+    }
+
+    /// One week of a memory curve, as a function of the fraction of the run elapsed
+    /// (0..1), cut into `n` epochs: the value at each epoch end, with noise of ±6 MiB
+    /// that does not depend on the cut (it is a function of time).
+    fn cut(n: usize, shape: impl Fn(f64) -> f64) -> Vec<(f64, f64)> {
+        (0..n)
+            .map(|i| {
+                let f = (i + 1) as f64 / n as f64;
+                let tick = (f * 1e6) as usize;
+                (i as f64, shape(f) + noise(tick, 7, 6.0 * MB))
+            })
+            .collect()
+    }
+
+    /// The granularity property: the same run, marked as 10, 168, 2000 or 10,000 epochs,
+    /// gets the same verdict. Both ways: leaks grow at every cut, and a clean run, a cache
+    /// that fills, a validation spike and a start-up climb stay flat at every cut.
+    #[test]
+    fn the_verdict_does_not_depend_on_how_finely_the_run_is_cut() {
+        let base = 748.0 * MB;
+        type Shape = Box<dyn Fn(f64) -> f64>;
+        let growing: [(&str, Shape); 3] = [
+            ("the issue's leak, 748 MiB to 2.7 GiB", Box::new(move |f| base + 2000.0 * MB * f)),
+            ("a leak of 10 % of the level over the run", Box::new(move |f| base + 75.0 * MB * f)),
+            ("a leak from the middle of the run", Box::new(move |f| base + 300.0 * MB * (f - 0.5).max(0.0))),
+        ];
+        let quiet: [(&str, Shape); 5] = [
+            ("clean", Box::new(move |_| base)),
+            ("a cache filling over the first 30 %", Box::new(move |f| base + 200.0 * MB * (f / 0.3).min(1.0))),
+            ("a validation spike every 1/7 of the run", Box::new(move |f| base + if (f * 7.0).fract() < 0.01 { 400.0 * MB } else { 0.0 })),
+            ("a start-up climb in the first 2 %", Box::new(move |f| base + 300.0 * MB * (f / 0.02).min(1.0))),
+            ("a slow drift within the tolerance (+1 % in all)", Box::new(move |f| base + 7.5 * MB * f)),
+        ];
+        for n in [10usize, 168, 2000, 10_000] {
+            for (name, shape) in &growing {
+                let c = classify(&cut(n, shape), Tolerance::default());
+                assert_eq!(c.class, Class::Growing, "{name}, cut into {n}: {c:?}");
+            }
+            for (name, shape) in &quiet {
+                let c = classify(&cut(n, shape), Tolerance::default());
+                assert!(matches!(c.class, Class::Flat | Class::Bounded), "{name}, cut into {n}: {c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_judgment_at_ten_thousand_epochs_is_cheap() {
+        let pts = cut(10_000, |f| 748.0 * MB + 2000.0 * MB * f);
+        let start = std::time::Instant::now();
+        for _ in 0..10 {
+            let c = classify(&pts, Tolerance::default());
+            assert_eq!((c.class, c.growing_since), (Class::Growing, Some(MAX_WARMUP_EPOCHS as f64)));
+        }
+        let each = start.elapsed().as_secs_f64() / 10.0;
+        assert!(each < 0.05, "{each:.4} s per judgment at 10k epochs");
     }
 }

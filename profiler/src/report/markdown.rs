@@ -10,7 +10,7 @@ use crate::analysis::{Analysis, SeriesVerdict, PHASE_SERIES};
 fn slope_cell(slope: Option<f64>, interval: Option<(f64, f64)>) -> String {
     match (slope, interval) {
         (Some(b), Some((lo, hi))) => format!("{}/epoch [{}, {}]", signed_bytes(b), signed_bytes(lo), signed_bytes(hi)),
-        (Some(b), None) => format!("{}/epoch, no interval (2 epochs)", signed_bytes(b)),
+        (Some(b), None) => format!("{}/epoch, no interval (2 epochs after warm-up)", signed_bytes(b)),
         _ => "–".into(),
     }
 }
@@ -37,16 +37,20 @@ pub(crate) fn oom_headline(a: &Analysis) -> Option<String> {
 fn class_cell(v: &SeriesVerdict) -> String {
     match (&v.cause, v.growing_since) {
         (Some(c), _) => format!("{} ({c})", v.class.as_str()),
+        (None, Some(_)) if v.slope_interval.is_none() => "growing so far".to_string(),
         (None, Some(since)) => format!("growing since epoch {since}"),
         _ => v.class.as_str().to_string(),
     }
 }
 
-fn epochs_list(e: &[u32]) -> String {
-    if e.is_empty() {
-        "none".into()
-    } else {
-        e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+/// The warm-up epochs in words that cannot be misread as a count: "none", "epoch 0",
+/// "epochs 0–9" (consecutive ones as a range, however many).
+pub(crate) fn warmup_cell(e: &[u32]) -> String {
+    match e {
+        [] => "none".into(),
+        [one] => format!("epoch {one}"),
+        [first, .., last] if (*last - *first) as usize + 1 == e.len() => format!("epochs {first}–{last}"),
+        _ => format!("epochs {}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")),
     }
 }
 
@@ -73,13 +77,13 @@ pub fn summary(a: &Analysis) -> String {
         let _ = writeln!(s, "- {line}");
     }
     let _ = writeln!(s, "\n## Series at epoch ends\n");
-    let _ = writeln!(s, "| series | class | slope (90 % interval) | first → last | warm-up epochs |");
+    let _ = writeln!(s, "| series | class | slope (90 % interval) | first → last | warm-up (not judged) |");
     let _ = writeln!(s, "|---|---|---|---|---|");
     for v in &a.series {
         let _ = writeln!(s, "| {} | {} | {} | {} → {} | {} |", v.name, class_cell(v), slope_cell(v.slope_bytes_per_epoch, v.slope_interval),
-            human_bytes(v.first_bytes as f64), human_bytes(v.last_bytes as f64), epochs_list(&v.warmup_epochs));
+            human_bytes(v.first_bytes as f64), human_bytes(v.last_bytes as f64), warmup_cell(&v.warmup_epochs));
     }
-    let _ = writeln!(s, "\nNoise tolerance per series: growth below the larger of 512 KiB and 0.4 % of its level per epoch is flat; with only two epochs after warm-up, growth must also exceed 10 % of the level per epoch.");
+    let _ = writeln!(s, "\nNoise tolerance per series: growth below the larger of 512 KiB and 0.4 % of its level per epoch is flat, over at most 10 epochs: over a longer span, growth that adds less than 5 MiB and 4 % of the level in all is flat, however many epochs the span holds. With fewer than 3 epochs after warm-up nothing is flat: the class is insufficient, or growing so far when growth exceeds 10 % of the level per epoch.");
     if !a.sites.is_empty() {
         let source = a.sites_source.map_or("live heap", |s| s.describe());
         let _ = writeln!(s, "\n## Call sites ({source} at epoch ends, growing first)\n");

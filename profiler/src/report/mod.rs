@@ -5,7 +5,7 @@ mod compare;
 mod csv;
 mod html;
 mod json;
-mod markdown;
+pub(crate) mod markdown;
 mod merge;
 mod png;
 
@@ -48,20 +48,33 @@ pub fn write_all(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Error>
 }
 
 /// Rebuild every report in `dir` from `dir/timeline.csv` alone. Reads and analyses
-/// first, so a bad timeline overwrites nothing.
+/// first, so a bad timeline overwrites nothing. The rows stream through the analysis one
+/// at a time: a week of them is never in memory at once.
 pub fn rebuild(dir: &Path) -> Result<Analysis, Error> {
-    let timeline = crate::timeline::read_timeline(&dir.join("timeline.csv"))?;
-    let mut analysis = crate::analysis::analyze(&timeline);
+    let mut analyzer = crate::analysis::Analyzer::new(crate::analysis::Tolerance::default());
+    let mut exact = false;
+    // Only the ranks' verdicts need rows again (their epoch ends), and only a watch with
+    // processes.csv has ranks.
+    let keep_ends = dir.join("processes.csv").exists();
+    let mut ends = Vec::new();
+    let (meta, truncated, _) = crate::timeline::stream_timeline(&dir.join("timeline.csv"), |row| {
+        exact |= row.heap_exact_bytes.is_some();
+        analyzer.add(&row);
+        if keep_ends && row.phase == "epoch_end" {
+            ends.push(row);
+        }
+    })?;
+    let mut analysis = analyzer.finish(&meta, truncated);
     if let Some((sites, rows)) = crate::heap::read_sites(dir)? {
         // Exact mode is the only one that fills heap_exact_bytes, and its sites come from dhat.
-        let source = if timeline.rows.iter().any(|r| r.heap_exact_bytes.is_some()) {
+        let source = if exact {
             crate::heap::StackSource::DhatExact
         } else {
             crate::heap::StackSource::JemallocSampled
         };
         analysis = analysis.with_sites(crate::analysis::classify_sites(&sites, &rows, source), source);
     }
-    if let Some(ranks) = crate::analysis::read_ranks(dir, &timeline.rows)? {
+    if let Some(ranks) = crate::analysis::read_ranks(dir, &ends)? {
         analysis = analysis.with_ranks(ranks);
     }
     if let Some(censuses) = crate::analysis::read_censuses(dir)? {
@@ -132,7 +145,7 @@ pub fn verdict_reason(a: &Analysis) -> String {
         PRIMARY_SERIES.iter().filter_map(|c| a.series(if *c == "rss_in_use_bytes" { rss } else { c })).collect();
     let slope = |s: Option<f64>| format!("{}/epoch", signed_bytes(s.unwrap_or(0.0)));
     match a.verdict {
-        "insufficient" => format!("{} recorded; at least 3 are needed to judge growth (the first is warm-up)", plural(a.epochs, "epoch end")),
+        "insufficient" => format!("{} recorded; 3 after warm-up are needed to judge growth, so at least 4 (the first is warm-up)", plural(a.epochs, "epoch end")),
         "growing" => {
             let mut parts: Vec<String> = primary
                 .iter()
@@ -222,7 +235,7 @@ mod tests {
         assert_eq!(a.verdict, "insufficient");
         let text = text_summary(&a);
         assert!(text.starts_with("verdict: insufficient (1 epoch, "), "{text}");
-        assert_eq!(text.matches("at least 3").count(), 1, "{text}");
+        assert_eq!(text.matches("needs 3 after warm-up").count(), 1, "{text}");
         assert!(verdict_reason(&a).starts_with("1 epoch end recorded"), "{}", verdict_reason(&a));
     }
 

@@ -18,7 +18,7 @@ mod reader;
 mod writer;
 
 pub(crate) use reader::complete_lines;
-pub use reader::{read_timeline, Timeline, TimelineError};
+pub use reader::{read_timeline, stream_timeline, Timeline, TimelineError};
 pub use writer::TimelineWriter;
 
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,10 @@ pub struct TimelineMeta {
     /// `watch --pid`: the process was running before the watch (log lines and markers
     /// cannot reach us).
     pub attached: Option<bool>,
+    /// `watch --pid`: how many seconds the process had been running when the watch
+    /// began (its start-up may be over); absent when the watch started the command.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_age_s: Option<f64>,
 }
 
 /// `run.json`: the format version, then the facts.

@@ -83,13 +83,68 @@ fn malformed(path: &Path, line: u64, message: impl Into<String>) -> TimelineErro
 pub(crate) fn parse_timeline(path: &Path, text: &str, facts: Option<TimelineMeta>) -> Result<Timeline, TimelineError> {
     let first = text.lines().next().unwrap_or("");
     let legacy = first.starts_with("# ");
-    let (meta, header_line) = if legacy { (parse_meta(first).map_err(|m| malformed(path, 1, m))?, 2) } else { (facts.unwrap_or_default(), 1) };
-
+    let meta = if legacy { parse_meta(first).map_err(|m| malformed(path, 1, m))? } else { facts.unwrap_or_default() };
     let truncated = !text.ends_with('\n');
     let body = complete_lines(text);
     let body = if legacy { &body[body.find('\n').map_or(body.len(), |i| i + 1)..] } else { body };
+    let mut rows = Vec::new();
+    parse_rows(path, first, body.as_bytes(), &mut |row| rows.push(row))?;
+    if rows.is_empty() {
+        return Err(TimelineError::Empty { path: path.to_path_buf() });
+    }
+    Ok(Timeline { meta, rows, truncated })
+}
 
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(body.as_bytes());
+/// Read `path` row by row into `each`, never holding more than one: a week of rows at
+/// 1 Hz is hundreds of MB as rows, a few hundred bytes at a time here. Returns the run's
+/// facts, whether the file ended mid-row, and how many rows were read.
+pub fn stream_timeline(path: &Path, mut each: impl FnMut(Row)) -> Result<(TimelineMeta, bool, u64), TimelineError> {
+    use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+    let io = |source| TimelineError::Io { path: path.to_path_buf(), source };
+    let facts_path = path.with_file_name(RUN_FILE);
+    let facts = match fs::read(&facts_path) {
+        Ok(bytes) => Some(parse_facts(&facts_path, &bytes)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => return Err(TimelineError::Io { path: facts_path, source }),
+    };
+    let mut file = fs::File::open(path).map_err(io)?;
+    // The complete rows end at the last newline: find it from the end.
+    let len = file.metadata().map_err(io)?.len();
+    let mut end = len;
+    let mut complete = 0;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let n = (end - start) as usize;
+        file.seek(SeekFrom::Start(start)).map_err(io)?;
+        file.read_exact(&mut chunk[..n]).map_err(io)?;
+        if let Some(i) = chunk[..n].iter().rposition(|b| *b == b'\n') {
+            complete = start + i as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    let truncated = complete < len;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut reader = BufReader::with_capacity(1 << 20, file.take(complete));
+    let mut first = String::new();
+    reader.read_line(&mut first).map_err(io)?;
+    let legacy = first.starts_with("# ");
+    let meta = if legacy { parse_meta(first.trim_end()).map_err(|m| malformed(path, 1, m))? } else { facts.unwrap_or_default() };
+    let head = if legacy { String::new() } else { first.clone() };
+    let rows = parse_rows(path, first.trim_end(), std::io::Cursor::new(head).chain(reader), &mut each)?;
+    if rows == 0 {
+        return Err(TimelineError::Empty { path: path.to_path_buf() });
+    }
+    Ok((meta, truncated, rows))
+}
+
+/// Parse the CSV `body` (header first; `first` is the file's first line, for its format),
+/// giving each row to `each`; returns how many.
+fn parse_rows(path: &Path, first: &str, body: impl std::io::Read, each: &mut dyn FnMut(Row)) -> Result<u64, TimelineError> {
+    let legacy = first.starts_with("# ");
+    let header_line = if legacy { 2 } else { 1 };
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(body);
     let header = reader
         .headers()
         .map_err(|e| malformed(path, header_line, format!("bad header: {e}")))?
@@ -104,22 +159,23 @@ pub(crate) fn parse_timeline(path: &Path, text: &str, facts: Option<TimelineMeta
         let what = if legacy || header.get(0) == Some("t_s") { "header does not list the timeline columns" } else { "not a profiler timeline (its header must list the timeline columns, t_s first)" };
         return Err(malformed(path, header_line, what));
     }
-    let mut rows = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let line = i as u64 + header_line + 1;
-        let record = record.map_err(|e| malformed(path, line, e.to_string()))?;
-        let row: Row = record
-            .deserialize(Some(&header))
-            .map_err(|e| malformed(path, line, e.to_string()))?;
+    let mut record = csv::StringRecord::new();
+    let mut n = 0u64;
+    loop {
+        let line = n + header_line + 1;
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(malformed(path, line, e.to_string())),
+        }
+        let row: Row = record.deserialize(Some(&header)).map_err(|e| malformed(path, line, e.to_string()))?;
         if !row.t_s.is_finite() || row.t_s < 0.0 {
             return Err(malformed(path, line, format!("t_s is {}", row.t_s)));
         }
-        rows.push(row);
+        each(row);
+        n += 1;
     }
-    if rows.is_empty() {
-        return Err(TimelineError::Empty { path: path.to_path_buf() });
-    }
-    Ok(Timeline { meta, rows, truncated })
+    Ok(n)
 }
 
 fn meta_version(line: &str) -> Option<u32> {
@@ -205,6 +261,21 @@ mod tests {
         assert_eq!(t.rows.len(), 3);
         assert_eq!(t.rows[2].rss_bytes, Some(102));
         assert!(!t.truncated);
+    }
+
+    #[test]
+    fn streaming_reads_the_same_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timeline.csv");
+        let text = sample_text();
+        fs::write(&path, &text[..text.len() - 5]).unwrap();
+        let mut rows = Vec::new();
+        let (_, truncated, n) = stream_timeline(&path, |r| rows.push(r)).unwrap();
+        assert_eq!((n, truncated), (2, true));
+        assert_eq!(rows, read_timeline(&path).unwrap().rows);
+        fs::write(&path, &text).unwrap();
+        let (_, truncated, n) = stream_timeline(&path, |_| {}).unwrap();
+        assert_eq!((n, truncated), (3, false));
     }
 
     #[test]

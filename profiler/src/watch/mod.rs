@@ -318,6 +318,10 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         window_s: opts.window.map(|w| w.as_secs_f64()),
         windows_after_s: None,
         attached: matches!(target, Target::Pid(_)).then_some(true),
+        target_age_s: match target {
+            Target::Pid(pid) => process_age_s(*pid),
+            Target::Command(_) => None,
+        },
     };
     let mut meta = meta;
     let mut live = LiveVerdict::new(meta.clone(), Some(out_dir));
@@ -477,7 +481,12 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    while let Ok(Event::Boundary { boundary, source, gpu, rank }) = rx.try_recv() {
+    while let Ok(Event::Boundary { mut boundary, source, gpu, rank }) = rx.try_recv() {
+        // The command has exited: what a sample sees now is its tree shutting down, which
+        // is no part of the epoch's memory (the analysis counts the epoch, not its values).
+        if boundary.phase == Phase::EpochEnd {
+            boundary.label = crate::analysis::AFTER_EXIT.into();
+        }
         let boundary = if filter.accepts(&boundary, source) { gate.pass(boundary, rank, &rec.ranks) } else { None };
         if let Some(boundary) = boundary {
             rec.gpu = gpu;
@@ -508,6 +517,19 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         markers_rejected: socket.rejected(),
         markers_received: received.load(std::sync::atomic::Ordering::Relaxed),
     })
+}
+
+/// How long process `pid` has been running, from its start time in `/proc/<pid>/stat`
+/// (clock ticks since boot) and the machine's uptime.
+fn process_age_s(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let start_ticks: f64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime").ok()?.split_whitespace().next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks > 0.0).then(|| (uptime - start_ticks / ticks).max(0.0))
 }
 
 /// This process's CPU seconds so far (getrusage; children not included).
@@ -756,5 +778,7 @@ mod tests {
         assert!(check_target(&Target::Command(vec!["definitely-not-a-command-x".into()])).is_err());
         assert!(check_target(&Target::Command(vec!["sh".into()])).is_ok());
         assert!(check_target(&Target::Pid(std::process::id())).is_ok());
+        let age = process_age_s(std::process::id()).unwrap();
+        assert!((0.0..3600.0).contains(&age), "{age}");
     }
 }

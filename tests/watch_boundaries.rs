@@ -34,6 +34,8 @@ fn a_progress_bar_naming_its_epoch_at_the_start_ends_it_at_the_next_bar() {
     let per_epoch = pss["slope_bytes_per_epoch"].as_f64().unwrap() / MIB;
     assert!((per_epoch - 8.0).abs() < 1.0, "+{per_epoch:.1} MiB/epoch, 8 kept");
     // Each epoch's point holds that epoch's 8 MiB: epoch 0's is 8 MiB above the start.
+    // No census was taken: the next step is to take one, not a guess.
+    assert!(ledger(&s).contains("rerun with a census: diagnose watch --python-objects"), "{}", ledger(&s));
     let first = pss["first_bytes"].as_f64().unwrap();
     let start = std::fs::read_to_string(dir.path().join("bars/timeline.csv")).unwrap();
     assert!(first > 0.0 && start.contains(",epoch_end,0,"), "{start}");
@@ -71,4 +73,32 @@ fn a_pid_watched_without_epochs_is_told_to_use_windows() {
     let l = ledger(&summary(&out));
     assert!(l.contains("watched with --pid can send neither log lines nor markers") && l.contains("--window 60s"), "{l}");
     assert!(!l.contains("print \"Epoch N\""), "{l}");
+}
+
+#[test]
+fn a_census_asked_for_by_a_marker_is_taken_and_said_once_when_it_cannot_be() {
+    // The marker module alone, as a user copies it (python/ also holds the census).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/python/diagnose_markers.py"), dir.path().join("diagnose_markers.py")).unwrap();
+    let code = [
+        "import sys, time",
+        &format!("sys.path.insert(0, {:?})", dir.path()),
+        "import diagnose_markers as dm",
+        "kept = [[] for _ in range(20)]",
+        "for e in range(4):",
+        "    kept.append(list(range(1000)))",
+        "    dm.epoch_end(e, census=True)",
+        "    time.sleep(0.2)",
+    ]
+    .join("\n");
+    let _turn = serial();
+    // Injected (the default), without --python-objects: the census is taken all the same.
+    let (o, s) = watch(&dir.path().join("asked"), &[], &["python3", "-c", &code]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(s.unwrap()["censuses"]["count"], 4);
+    // With --no-inject it cannot be: said once, not once per epoch.
+    let (o, s) = watch(&dir.path().join("refused"), &["--no-inject"], &["python3", "-c", &code]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o).matches("epoch_end(census=True) takes no census").count(), 1, "{}", stderr(&o));
+    assert!(s.unwrap()["censuses"].is_null());
 }

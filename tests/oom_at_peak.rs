@@ -11,27 +11,6 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
-/// A memory cgroup of its own (v1, as on these machines), removed when dropped.
-struct Cgroup(std::path::PathBuf);
-
-impl Cgroup {
-    fn new(name: &str, limit: u64) -> Option<Cgroup> {
-        let root = Path::new("/sys/fs/cgroup/memory");
-        let dir = root.join(format!("diagnose-test-{name}-{}", std::process::id()));
-        std::fs::create_dir(&dir).ok()?;
-        let cg = Cgroup(dir);
-        std::fs::write(cg.0.join("memory.limit_in_bytes"), limit.to_string()).ok()?;
-        let _ = std::fs::write(cg.0.join("memory.swappiness"), "0");
-        Some(cg)
-    }
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 /// The timeline of `out` cut after its `epochs`-th epoch end, reported in `into`.
 fn report_first_epochs(out: &Path, into: &Path, epochs: usize) -> serde_json::Value {
     let text = std::fs::read_to_string(out.join("timeline.csv")).unwrap();

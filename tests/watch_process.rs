@@ -147,30 +147,10 @@ fn max_memory_fails_the_gate_and_kill_at_limit_stops_the_child() {
     assert_eq!(o.status.code(), Some(0));
 }
 
-/// A memory cgroup of its own (v1, as on these machines), removed when dropped.
-struct Cgroup(std::path::PathBuf);
-
-impl Cgroup {
-    fn new(limit: u64) -> Option<Cgroup> {
-        let root = Path::new("/sys/fs/cgroup/memory");
-        let dir = root.join(format!("diagnose-test-{}", std::process::id()));
-        std::fs::create_dir(&dir).ok()?;
-        let cg = Cgroup(dir);
-        std::fs::write(cg.0.join("memory.limit_in_bytes"), limit.to_string()).ok()?;
-        let _ = std::fs::write(cg.0.join("memory.swappiness"), "0");
-        Some(cg)
-    }
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
 
 #[test]
 fn oom_kill_in_a_memory_cgroup_is_reported_and_was_projected() {
-    let Some(cg) = Cgroup::new(200 << 20) else {
+    let Some(cg) = Cgroup::new("process", 200 << 20) else {
         eprintln!("SKIPPED: cannot create a cgroup-v1 memory cgroup here (needs root and /sys/fs/cgroup/memory)");
         return;
     };

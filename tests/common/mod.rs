@@ -142,3 +142,25 @@ pub fn growing_objects(summary: &serde_json::Value) -> Vec<&serde_json::Value> {
 pub fn slope_of(v: &serde_json::Value) -> f64 {
     v["slope_bytes_per_epoch"].as_f64().unwrap()
 }
+
+/// A memory cgroup of its own (v1, as on these machines) with a limit, removed when
+/// dropped; `None` where one cannot be made (not root, cgroup v2).
+pub struct Cgroup(pub PathBuf);
+
+impl Cgroup {
+    /// `/sys/fs/cgroup/memory/diagnose-test-NAME-PID` limited to `limit` bytes.
+    pub fn new(name: &str, limit: u64) -> Option<Cgroup> {
+        let dir = Path::new("/sys/fs/cgroup/memory").join(format!("diagnose-test-{name}-{}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        let cg = Cgroup(dir);
+        std::fs::write(cg.0.join("memory.limit_in_bytes"), limit.to_string()).ok()?;
+        let _ = std::fs::write(cg.0.join("memory.swappiness"), "0");
+        Some(cg)
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}

@@ -145,7 +145,19 @@ impl TreeSampler {
     /// Read the tree now to `detail`, fill the tree and role columns of `row` and append
     /// one `processes.csv` row per process. Returns the processes read (empty: root gone).
     pub fn sample(&mut self, row: &mut Row, detail: Detail) -> Result<Vec<Proc>, Error> {
-        let procs = read_tree(self.root, detail);
+        let mut procs = read_tree(self.root, detail);
+        // A process forked while the tree was read (a DataLoader worker starting) shares
+        // the pages of its parent, read after the fork, without being counted itself:
+        // PSS would dip by its share. Read again, a few times at most, until the tree
+        // holds still across a reading.
+        for _ in 0..3 {
+            let live = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|t| super::tree::parse_stat(&t)).is_some();
+            let new = super::tree::members(self.root).into_iter().any(|(pid, _)| !procs.iter().any(|p| p.pid == pid) && live(pid));
+            if detail != Detail::Full || !new {
+                break;
+            }
+            procs = read_tree(self.root, detail);
+        }
         let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
         let (gpu_per_pid, gpu_device) = self.gpu.as_ref().map(|g| g.read(&pids)).unwrap_or_default();
         fill_row(row, &procs);

@@ -1,4 +1,4 @@
-//! What both binaries share: exit codes and writing to stdout.
+//! What both binaries (`diagnose`, `diagnose-run`) share: exit codes and writing to stdout.
 
 use std::process::ExitCode;
 

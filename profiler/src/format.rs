@@ -41,3 +41,18 @@ pub fn human_seconds(s: f64) -> String {
         format!("{:.1} days", s / 86400.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(human_bytes(512.0), "512 B");
+        assert_eq!(human_bytes(1536.0), "1.5 KiB");
+        assert_eq!(human_bytes(3.0 * 1024.0 * 1024.0 * 1024.0), "3.0 GiB");
+        assert_eq!(signed_bytes(-2.0 * 1024.0 * 1024.0), "-2.0 MiB");
+        assert_eq!(human_seconds(90.0), "90 s");
+        assert_eq!(human_seconds(7200.0), "2.0 h");
+    }
+}

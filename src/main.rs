@@ -57,14 +57,6 @@ fn run_elsewhere(args: Vec<OsString>) -> ExitCode {
     exit_because(EXIT_ERROR, &format!("cannot start {} ({err})", bin.display()))
 }
 
-fn verdict_exit(analysis: &Analysis, fail_on_leak: bool) -> ExitCode {
-    if fail_on_leak && analysis.verdict == "growing" {
-        exit_because(EXIT_LEAK, "--fail-on-leak and the verdict is growing")
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
 fn report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let Some(dir) = &args.dir else {
         let merged = report::merge(&args.merge)?;
@@ -81,7 +73,7 @@ fn report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("diagnose: {missing}");
     }
     emit(&format!("reports: {}\n", dir.display()));
-    Ok(verdict_exit(&analysis, args.fail_on_leak))
+    Ok(shared::verdict_exit(&analysis, args.fail_on_leak))
 }
 
 fn compare_cmd(args: CompareArgs) -> anyhow::Result<ExitCode> {

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use profiler::report::{self, human_bytes};
-use profiler::{Analysis, Marker, Profiler};
+use profiler::{Marker, Profiler};
 
 use cli::{Cli, RunArgs};
 
@@ -22,14 +22,6 @@ static ALLOC: profiler::ProfilerAlloc = profiler::ProfilerAlloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     run(cli.args).unwrap_or_else(|e| shared::error_exit(&e))
-}
-
-fn verdict_exit(analysis: &Analysis, fail_on_leak: bool) -> ExitCode {
-    if fail_on_leak && analysis.verdict == "growing" {
-        exit_because(EXIT_LEAK, "--fail-on-leak and the verdict is growing")
-    } else {
-        ExitCode::SUCCESS
-    }
 }
 
 fn default_out_dir(args: &RunArgs) -> PathBuf {
@@ -115,5 +107,5 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         emit(&format!("stopped early (--stop-on-leak): growth confirmed after {} of {} epochs\n", analysis.epochs, cfg.epochs));
         return Ok(exit_because(EXIT_LEAK, "--stop-on-leak stopped the run"));
     }
-    Ok(verdict_exit(&analysis, args.fail_on_leak))
+    Ok(shared::verdict_exit(&analysis, args.fail_on_leak))
 }

@@ -19,8 +19,8 @@ cargo build --release --quiet -p reference-trainer --no-default-features
 cp target/release/reference-trainer "$BENCH/trainer-system-alloc"
 cargo build --release --quiet -p reference-trainer --bin reference-trainer
 cp target/release/reference-trainer "$BENCH/trainer-jemalloc"
-cargo build --release --quiet --bin diagnose
-cp target/release/diagnose "$BENCH/diagnose"
+cargo build --release --quiet -p diagnose -p diagnose-run
+cp target/release/diagnose target/release/diagnose-run "$BENCH/"
 if nm -D "$BENCH/trainer-system-alloc" | grep -q ' T malloc$'; then
     echo "baseline binary defines malloc: it is not on the system allocator" >&2
     exit 1

@@ -13,8 +13,8 @@ BENCH="$ROOT/target/bench"
 mkdir -p "$BENCH"
 cargo build --release --quiet -p reference-trainer --no-default-features
 cp target/release/reference-trainer "$BENCH/trainer-system-alloc"
-cargo build --release --quiet --bins
-cp target/release/diagnose target/release/diagnose-watch "$BENCH/"
+cargo build --release --quiet -p diagnose -p diagnose-run
+cp target/release/diagnose target/release/diagnose-run "$BENCH/"
 CG_ROOT=/sys/fs/cgroup/memory
 [ -w "$CG_ROOT" ] || { echo "runway.sh needs root and $CG_ROOT (cgroup v1)" >&2; exit 1; }
 LEAK=(--leak validation-accumulators --val-episodes 40 --episodes-per-epoch 4)

@@ -20,6 +20,6 @@ fn build_cuda_shim() {
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(cuda_shim)");
-    link_torch(None);
+    link_torch();
     build_cuda_shim();
 }

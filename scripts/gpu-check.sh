@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU end-to-end check, run on a machine with an NVIDIA GPU and PyTorch 2.11 installed,
-# from a diagnose binary built elsewhere (no Rust toolchain needed there):
+# from a diagnose binary built elsewhere (no Rust toolchain needed there), with the
+# diagnose-run binary beside it (`diagnose run` execs it):
 #
 #   scripts/gpu-check.sh [DIAGNOSE_BINARY] [OUT_DIR]
 #

@@ -1,12 +1,13 @@
-//! Command-line flags. Raw clap structs stay here; the libraries never see clap except
-//! the trainer's own flag group, which `run` flattens so every trainer flag is accepted.
+//! Command-line flags of the light `diagnose`. Raw clap structs stay here; the libraries
+//! never see clap. `run`'s flags belong to `diagnose-run` (the libtorch binary, package
+//! `diagnose-run/`): this binary passes them on untouched.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use reference_trainer::TrainerArgs;
+use clap::{Args, Parser, Subcommand};
 
-pub use crate::watch_cli::WatchArgs;
+pub use diagnose_cli::watch_cli::WatchArgs;
 
 const AFTER_HELP: &str = "Each subcommand's --help lists its exit codes (diagnose run --help, ...).";
 
@@ -20,74 +21,28 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the instrumented reference trainer and write the reports.
-    #[command(after_help = crate::shared::exit_help("run"))]
-    Run(RunArgs),
+    /// Run the instrumented reference trainer and write the reports (the `diagnose-run`
+    /// binary, built with libtorch: `diagnose run --help` lists its flags).
+    #[command(disable_help_flag = true)]
+    Run(RunPassthrough),
     /// Rebuild every report of a run folder from its timeline.csv alone.
-    #[command(after_help = crate::shared::exit_help("report"), override_usage = "diagnose report [OPTIONS] <DIR>\n       diagnose report --merge <DIR>... [--out <OUT>] [--fail-on-leak]")]
+    #[command(after_help = diagnose_cli::shared::exit_help("report"), override_usage = "diagnose report [OPTIONS] <DIR>\n       diagnose report --merge <DIR>... [--out <OUT>] [--fail-on-leak]")]
     Report(ReportArgs),
     /// Compare two runs (before/after a fix): each primary series' class and slope, and
     /// the peak per phase.
-    #[command(after_help = crate::shared::exit_help("compare"))]
+    #[command(after_help = diagnose_cli::shared::exit_help("compare"))]
     Compare(CompareArgs),
     /// Watch any command (or a running process) and its whole process tree from outside:
     /// `diagnose watch -- python train.py`.
-    #[command(after_help = crate::watch_cli::watch_help())]
+    #[command(after_help = diagnose_cli::watch_cli::watch_help())]
     Watch(WatchArgs),
 }
 
-
-/// How the heap is observed.
-#[derive(Clone, Copy, Debug, Default, ValueEnum)]
-pub enum HeapArg {
-    /// jemalloc counters (fast, the default).
-    #[default]
-    Sampled,
-    /// dhat counts every Rust allocation (slow; C++ allocations are not seen), attributes
-    /// the live Rust heap to call sites at every epoch end, and writes DHAT's JSON
-    /// (dhat/epoch-N.json, dhat-heap.json).
-    Exact,
-}
-
-impl From<HeapArg> for profiler::HeapMode {
-    fn from(h: HeapArg) -> Self {
-        match h {
-            HeapArg::Sampled => profiler::HeapMode::Sampled,
-            HeapArg::Exact => profiler::HeapMode::Exact,
-        }
-    }
-}
-
+/// Everything after `diagnose run`, for `diagnose-run`.
 #[derive(Args, Debug)]
-pub struct RunArgs {
-    /// Output folder (default: reports/run-<time>[-<leaks>]).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Write into an output folder that already holds files.
-    #[arg(long)]
-    pub force: bool,
-    /// Exit with code 3 if the verdict is "growing".
-    #[arg(long)]
-    pub fail_on_leak: bool,
-    /// Stop training at the first epoch end where growth is confirmed, write the full
-    /// report, and exit with code 3.
-    #[arg(long)]
-    pub stop_on_leak: bool,
-    /// Heap observation mode.
-    #[arg(long, value_enum, default_value_t)]
-    pub heap: HeapArg,
-    /// Attribute live heap to call sites at every epoch end (jemalloc sampling; writes
-    /// callsites.csv, callsites.png, growth.pb.gz, growth.svg). With --heap exact, dhat
-    /// attributes instead.
-    #[arg(long)]
-    pub attribute: bool,
-    /// Do not draw the progress bar.
-    #[arg(long)]
-    pub no_progress: bool,
-    #[command(flatten)]
-    pub metrics: crate::watch_cli::MetricsArgs,
-    #[command(flatten)]
-    pub trainer: TrainerArgs,
+pub struct RunPassthrough {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<OsString>,
 }
 
 #[derive(Args, Debug)]
@@ -136,16 +91,9 @@ mod tests {
     }
 
     #[test]
-    fn run_accepts_trainer_flags() {
-        let cli = Cli::try_parse_from(["diagnose", "run", "--epochs", "3", "--leak", "model-cache", "--preset", "seed-before"]).unwrap();
+    fn run_passes_every_flag_on() {
+        let cli = Cli::try_parse_from(["diagnose", "run", "--epochs", "3", "--help", "--", "x"]).unwrap();
         let Command::Run(run) = cli.command else { panic!() };
-        assert_eq!(run.trainer.epochs, Some(3));
-        assert_eq!(run.trainer.leaks, vec![reference_trainer::Leak::ModelCache]);
-    }
-
-    #[test]
-    fn unknown_flags_are_usage_errors() {
-        let err = Cli::try_parse_from(["diagnose", "run", "--epoch", "3"]).unwrap_err();
-        assert_eq!(err.exit_code(), 2);
+        assert_eq!(run.args, ["--epochs", "3", "--help", "--", "x"]);
     }
 }

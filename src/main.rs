@@ -1,33 +1,30 @@
-//! `diagnose`: run the instrumented reference trainer and report on its memory, rebuild
-//! reports from a run folder, compare two runs. Parsing and exit codes live here; the
-//! work is done by the `profiler` and `reference-trainer` libraries.
+//! `diagnose`: watch a command's memory from outside, rebuild reports from a run folder,
+//! compare two runs. Parsing and exit codes live here; the work is done by the `profiler`
+//! library. This binary links no libtorch (`cargo install --path .` needs no torch):
+//! `diagnose run`, the instrumented reference trainer, is the `diagnose-run` binary
+//! (package `diagnose-run/`), which this one execs with the same arguments.
 
 mod cli;
-mod shared;
-mod watch_cli;
 
-use shared::{emit, exit_because, timestamp, EXIT_LEAK, EXIT_USAGE};
+use diagnose_cli::shared::{self, emit, exit_because, timestamp, EXIT_ERROR, EXIT_LEAK, EXIT_USAGE};
+use diagnose_cli::watch_cli;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
-use profiler::report::{self, human_bytes};
-use profiler::{Analysis, Marker, Profiler};
+use profiler::report;
+use profiler::Analysis;
 
-use cli::{Cli, Command, CompareArgs, ReportArgs, RunArgs};
-
-#[global_allocator]
-static ALLOC: profiler::ProfilerAlloc = profiler::ProfilerAlloc;
-
+use cli::{Cli, Command, CompareArgs, ReportArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(run) => Ok(run_elsewhere(run.args)),
         Command::Report(args) => report_cmd(args),
         Command::Compare(args) => compare_cmd(args),
-        Command::Watch(args) => watch_elsewhere().unwrap_or_else(|| watch_cli::watch_cmd(args)),
+        Command::Watch(args) => watch_cli::watch_cmd(args),
     };
     match result {
         Ok(code) => code,
@@ -35,125 +32,30 @@ fn main() -> ExitCode {
     }
 }
 
-/// The helper binary's name, next to `diagnose`.
-pub const HELPER: &str = "diagnose-watch";
+/// The binary that runs the reference trainer (package `diagnose-run/`).
+pub const RUN_BIN: &str = "diagnose-run";
 
-/// Replace this process with `diagnose-watch` and the same arguments. Returns only if
-/// that is impossible (the helper is not next to this binary): then the caller watches
-/// in this process, with a warning.
-pub fn watch_elsewhere() -> Option<anyhow::Result<ExitCode>> {
+/// Where `diagnose-run` is: next to this binary (a build folder, an install prefix),
+/// else on PATH.
+fn find_run_bin() -> Option<PathBuf> {
+    let beside = std::env::current_exe().ok().map(|exe| exe.with_file_name(RUN_BIN)).filter(|p| p.is_file());
+    beside.or_else(|| {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path).map(|d| d.join(RUN_BIN)).find(|p| p.is_file())
+    })
+}
+
+/// Replace this process with `diagnose-run ARGS`: `run` profiles the trainer in its own
+/// process (libtorch and the profiler's allocator in one binary), so it cannot be a
+/// function of this light one. Returns only when that binary cannot be started.
+fn run_elsewhere(args: Vec<OsString>) -> ExitCode {
     use std::os::unix::process::CommandExt;
-    let helper = std::env::current_exe().ok()?.with_file_name(HELPER);
-    if !helper.exists() {
-        eprintln!("diagnose: {} not found next to diagnose; watching from this process, which holds libtorch (~180 MB)", HELPER);
-        return None;
-    }
-    let mut args = std::env::args_os().skip(1);
-    // Everything up to and including the `watch` subcommand name is ours, not the helper's.
-    for a in args.by_ref() {
-        if a == "watch" {
-            break;
-        }
-    }
-    let err = std::process::Command::new(&helper).arg0("diagnose watch").args(args).exec();
-    eprintln!("diagnose: cannot start {} ({err}); watching from this process", helper.display());
-    None
-}
-
-fn verdict_exit(analysis: &Analysis, fail_on_leak: bool) -> ExitCode {
-    if fail_on_leak && analysis.verdict == "growing" {
-        exit_because(EXIT_LEAK, "--fail-on-leak and the verdict is growing")
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-fn default_out_dir(args: &RunArgs) -> PathBuf {
-    let mut name = format!("run-{}", timestamp());
-    for leak in &args.trainer.leaks {
-        name.push('-');
-        name.push_str(leak.name());
-    }
-    Path::new("reports").join(name)
-}
-
-fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let cfg = match args.trainer.resolve() {
-        Ok(cfg) => cfg,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
+    let Some(bin) = find_run_bin() else {
+        return exit_because(EXIT_ERROR, &format!("`diagnose run` needs the {RUN_BIN} binary (built with libtorch), found neither next to diagnose nor on PATH: in a checkout of this repository, `scripts/diagnose run ...` builds and runs it (or `cargo build --release -p {RUN_BIN}`)"));
     };
-    let out = args.out.clone().unwrap_or_else(|| default_out_dir(&args));
-    report::prepare_out_dir(&out, args.force)?;
-
-    let total = (cfg.epochs * cfg.episodes_per_epoch) as u64;
-    let bar = if args.no_progress { ProgressBar::hidden() } else { ProgressBar::new(total) };
-    bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} episodes  {msg}").expect("valid template"));
-    let mut metrics = args.metrics.exporter()?;
-    // The verdict so far (after the latest epoch end), kept on the progress line.
-    let verdict_so_far = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let on_row = {
-        let (bar, verdict_so_far) = (bar.clone(), verdict_so_far.clone());
-        // Rows without an epoch (start, finish) keep the epoch shown last.
-        let mut epoch_shown = 0;
-        move |row: &profiler::Row| {
-            if let Some(m) = &mut metrics {
-                m.observe(row);
-            }
-            if row.phase == "episode_end" {
-                bar.inc(1);
-            }
-            let rss = row.rss_bytes.map_or("?".into(), |b| human_bytes(b as f64));
-            let heap = row.je_allocated_bytes.map_or("?".into(), |b| human_bytes(b as f64));
-            let so_far = verdict_so_far.lock().map(|v| v.clone()).unwrap_or_default();
-            epoch_shown = row.epoch.unwrap_or(epoch_shown);
-            bar.set_message(format!("epoch {epoch_shown}  RSS {rss}  heap {heap}{so_far}"));
-        }
-    };
-    // The verdict so far, after every epoch: above the bar, or on stderr without one.
-    let on_verdict = {
-        let (bar, stop_on_leak, verdict_so_far) = (bar.clone(), args.stop_on_leak, verdict_so_far.clone());
-        move |status: &profiler::live::LiveStatus| {
-            let stop = stop_on_leak && status.growing;
-            let line = format!("diagnose: {}{}", status.line, if stop { " — stopping (--stop-on-leak)" } else { "" });
-            if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) }
-            if let Ok(mut v) = verdict_so_far.lock() {
-                // "epoch 3: heap ... growing since epoch 1; ..." without its epoch prefix.
-                *v = format!("  | {}", status.line.split_once(": ").map_or(status.line.as_str(), |(_, rest)| rest));
-            }
-        }
-    };
-    let mut builder = Profiler::builder(&out).heap(args.heap.into()).attribute(args.attribute).on_row(on_row).on_verdict(on_verdict).stop_on_leak(args.stop_on_leak);
-    if let Some(index) = cfg.cuda {
-        builder = builder
-            .gpu_device(index as u32)
-            .gpu_allocator(Box::new(reference_trainer::cuda::TorchCudaStats { device: index }));
-    }
-    let mut prof = builder.start()?;
-    eprintln!("diagnose: recording into {}", out.display());
-    // Each epoch printed as it ends, so that a killed run shows how far it got.
-    let mut print_epoch = |e: &reference_trainer::EpochReport| {
-        let line = format!("epoch {}: train loss {:.4}, val loss {:.4}, ST-IoU {:.3}, mAP@0.5 {:.3}, {:.1} s",
-            e.epoch, e.train_loss, e.val.loss, e.val.st_iou, e.val.map50, e.seconds);
-        if bar.is_hidden() { emit(&format!("{line}\n")) } else { bar.println(line) }
-    };
-    reference_trainer::train_with(&cfg, &mut prof as &mut dyn Marker, &mut print_epoch);
-    let stopped = prof.stop_requested();
-    prof.finish()?;
-    bar.finish_and_clear();
-
-    let analysis = report::rebuild(&out)?;
-    emit(&report::text_summary(&analysis));
-    emit(&format!("reports: {}\n", out.display()));
-    if stopped {
-        emit(&format!("stopped early (--stop-on-leak): growth confirmed after {} of {} epochs\n", analysis.epochs, cfg.epochs));
-        return Ok(exit_because(EXIT_LEAK, "--stop-on-leak stopped the run"));
-    }
-    Ok(verdict_exit(&analysis, args.fail_on_leak))
+    let err = std::process::Command::new(&bin).arg0("diagnose run").args(args).exec();
+    exit_because(EXIT_ERROR, &format!("cannot start {} ({err})", bin.display()))
 }
-
 
 fn report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let Some(dir) = &args.dir else {
@@ -171,7 +73,7 @@ fn report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("diagnose: {missing}");
     }
     emit(&format!("reports: {}\n", dir.display()));
-    Ok(verdict_exit(&analysis, args.fail_on_leak))
+    Ok(shared::verdict_exit(&analysis, args.fail_on_leak))
 }
 
 fn compare_cmd(args: CompareArgs) -> anyhow::Result<ExitCode> {

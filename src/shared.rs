@@ -1,4 +1,4 @@
-//! What both binaries share: exit codes and writing to stdout.
+//! What both binaries (`diagnose`, `diagnose-run`) share: exit codes and writing to stdout.
 
 use std::process::ExitCode;
 
@@ -65,6 +65,16 @@ pub fn emit(text: &str) {
 /// Seconds since the Unix epoch, for default folder names.
 pub fn timestamp() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Exit 3 (with the reason on stderr) when `--fail-on-leak` is given and the verdict is
+/// growing; success otherwise.
+pub fn verdict_exit(analysis: &profiler::Analysis, fail_on_leak: bool) -> ExitCode {
+    if fail_on_leak && analysis.verdict == "growing" {
+        exit_because(EXIT_LEAK, "--fail-on-leak and the verdict is growing")
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// The exit code for an error.

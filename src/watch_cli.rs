@@ -1,6 +1,5 @@
-//! `diagnose watch`: its flags and the command itself. Runs in `diagnose-watch`, a small
-//! binary without libtorch: `diagnose` (which links libtorch for `run`, and so holds
-//! ~180 MB before main) hands the command over to it with exec, so the watcher stays
+//! `diagnose watch`: its flags and the command itself. `diagnose` links no libtorch (that
+//! is `diagnose-run`'s, which alone would hold ~180 MB before main), so the watcher stays
 //! small beside the trainer it watches and is not what the OOM killer picks.
 
 use std::path::{Path, PathBuf};
@@ -270,16 +269,16 @@ mod tests {
 
     #[test]
     fn watch_takes_a_command_or_a_pid() {
-        let cli = Cli::try_parse_from(["diagnose-watch", "--interval", "250ms", "--phase", "validation_start=^Validat", "--max-memory", "20G", "--", "python", "train.py", "--epochs", "3"]).unwrap();
+        let cli = Cli::try_parse_from(["diagnose watch", "--interval", "250ms", "--phase", "validation_start=^Validat", "--max-memory", "20G", "--", "python", "train.py", "--epochs", "3"]).unwrap();
         let w = cli.w;
         assert_eq!(w.command, ["python", "train.py", "--epochs", "3"]);
         assert_eq!(w.interval, Duration::from_millis(250));
         assert_eq!(w.max_memory, Some(20 << 30));
         assert_eq!(w.phases[0].0, "validation_start");
-        assert!(Cli::try_parse_from(["diagnose-watch", "--pid", "1", "--", "ls"]).is_err());
-        assert!(Cli::try_parse_from(["diagnose-watch", "--epoch-pattern", "(", "--", "ls"]).is_err());
-        assert!(Cli::try_parse_from(["diagnose-watch", "--phase", "finish=x", "--", "ls"]).is_err());
-        assert!(Cli::try_parse_from(["diagnose-watch", "--kill-at-limit", "--", "ls"]).is_err());
+        assert!(Cli::try_parse_from(["diagnose watch", "--pid", "1", "--", "ls"]).is_err());
+        assert!(Cli::try_parse_from(["diagnose watch", "--epoch-pattern", "(", "--", "ls"]).is_err());
+        assert!(Cli::try_parse_from(["diagnose watch", "--phase", "finish=x", "--", "ls"]).is_err());
+        assert!(Cli::try_parse_from(["diagnose watch", "--kill-at-limit", "--", "ls"]).is_err());
         assert_eq!(parse_size("512M"), Ok(512 << 20));
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
     }

@@ -44,7 +44,7 @@ fn query(prom: &str, promql: &str) -> Option<(serde_json::Value, f64)> {
 #[test]
 fn prometheus_scrapes_our_series_and_accepts_our_rules() {
     let Ok(prometheus) = which("prometheus") else {
-        eprintln!("SKIPPED: no prometheus binary (scripts/env.sh installs Debian's package as root)");
+        eprintln!("SKIPPED: no prometheus binary (scripts/test installs Debian's package as root)");
         return;
     };
     let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/diagnose-rules.yml");

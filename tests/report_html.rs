@@ -1,4 +1,4 @@
-//! report.html in a real headless browser (Debian's chromium, installed by scripts/env.sh
+//! report.html in a real headless browser (Debian's chromium, installed by scripts/test
 //! when it can be): it loads with no console error, its screenshot shows the plot, and the
 //! verdict is on the page. Skipped, saying so, where no chromium is installed.
 
@@ -36,7 +36,7 @@ fn console_errors(stderr: &str) -> Vec<&str> {
 #[test]
 fn report_html_loads_in_a_browser_with_its_plot_and_verdict() {
     let Some(browser) = chromium() else {
-        eprintln!("skipped: no chromium installed (scripts/env.sh installs Debian's as root)");
+        eprintln!("skipped: no chromium installed (scripts/test installs Debian's as root)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -69,10 +69,10 @@ fn bad_input_fails_before_anything_runs() {
         use std::os::unix::fs::PermissionsExt;
         let shared = tempfile::tempdir().unwrap();
         std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let exe = shared.path().join("diagnose-watch");
-        std::fs::copy(env!("CARGO_BIN_EXE_diagnose-watch"), &exe).unwrap();
+        let exe = shared.path().join("diagnose");
+        std::fs::copy(env!("CARGO_BIN_EXE_diagnose"), &exe).unwrap();
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let o = Command::new(runuser).args(["-u", "nobody", "--"]).arg(&exe).arg("--out").arg(dir.path().join("other")).args(["--pid", "1"]).output().unwrap();
+        let o = Command::new(runuser).args(["-u", "nobody", "--"]).arg(&exe).args(["watch", "--out"]).arg(dir.path().join("other")).args(["--pid", "1"]).output().unwrap();
         assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
         assert!(stderr(&o).contains("cannot read the memory of pid 1") && stderr(&o).contains("another user"), "{}", stderr(&o));
     } else {

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::analysis::{classify_measured, classify_sites_with, Class, Classified, SiteVerdict, Tolerance};
 use crate::heap::{read_sites, HeapAttribution, StackSource};
-use crate::report::{human_bytes, signed_bytes};
+use crate::format::{human_bytes, signed_bytes};
 use crate::source::{JemallocSource, ProcessSource, Source};
 use crate::timeline::Row;
 

@@ -50,6 +50,7 @@ mod alloc;
 pub mod cgroup;
 mod error;
 mod flat;
+pub mod format;
 mod limits;
 pub mod live;
 pub mod metrics;

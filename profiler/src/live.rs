@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::analysis::{Analysis, Analyzer, Class, SeriesVerdict, Tolerance, PRIMARY_SERIES};
-use crate::report::{human_bytes, signed_bytes};
+use crate::format::{human_bytes, signed_bytes};
 use crate::timeline::{Row, TimelineMeta};
 
 /// Where memory stands after one epoch.

@@ -644,7 +644,7 @@ fn explain(a: &Analysis) -> Vec<String> {
     }
     for s in a.sites.iter().filter(|s| s.class == Class::Growing).take(3) {
         let slope = s.slope_bytes_per_epoch.unwrap_or(0.0);
-        lines.push(format!("{} retains {}/epoch, growing.", s.name(), crate::report::signed_bytes(slope)));
+        lines.push(format!("{} retains {}/epoch, growing.", s.name(), crate::format::signed_bytes(slope)));
     }
     if !a.sites.is_empty() && !a.sites.iter().any(|s| s.class == Class::Growing) {
         lines.push("No call site's live heap grows.".into());
@@ -656,7 +656,7 @@ fn explain(a: &Analysis) -> Vec<String> {
         if heap.class == Class::Growing && explained < 0.5 * total {
             lines.push(format!(
                 "dhat's growing call sites hold {}/epoch of the {}/epoch by which live allocations grow: the rest is outside the Rust heap that dhat sees (C++ allocations: libtorch tensors, autograd graphs). Run with --attribute (jemalloc sampling sees both) to name its call site.",
-                crate::report::signed_bytes(explained), crate::report::signed_bytes(total)
+                crate::format::signed_bytes(explained), crate::format::signed_bytes(total)
             ));
         }
     }
@@ -705,7 +705,7 @@ fn explain(a: &Analysis) -> Vec<String> {
 
 /// The ledger of a watched process tree: who grows, and whether it is copy-on-write.
 fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
-    use crate::report::{human_bytes, signed_bytes};
+    use crate::format::{human_bytes, signed_bytes};
     let slope = |s: &SeriesVerdict| signed_bytes(s.slope_bytes_per_epoch.unwrap_or(0.0));
     if let (Some(rss), Some(pss)) = (a.series("tree_rss_bytes"), a.series("tree_pss_bytes")) {
         if rss.last_bytes as f64 > 1.2 * pss.last_bytes as f64 {
@@ -747,7 +747,7 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
         "For a per-epoch verdict, call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), or print \"Epoch N\" lines (matched by --epoch-pattern)."
     };
     // "0.5 s", "60 s": windows are short and exact.
-    let window = |w: f64| if w < 120.0 { format!("{} s", (w * 10.0).round() / 10.0) } else { crate::report::human_seconds(w) };
+    let window = |w: f64| if w < 120.0 { format!("{} s", (w * 10.0).round() / 10.0) } else { crate::format::human_seconds(w) };
     match (a.window_s, a.windows_after_s) {
         (Some(w), Some(after)) => lines.push(format!(
             "No epoch boundary came in the first {}: from then on fixed windows of {} stood in for epochs (the verdict is per window, and windows cut across epochs and validation). {per_epoch}",
@@ -771,7 +771,7 @@ fn explain_ranks(a: &Analysis, lines: &mut Vec<String>) {
         .filter(|r| r.class == Class::Growing)
         .map(|r| {
             let since = r.growing_since.map(|e| format!(" since epoch {e}")).unwrap_or_default();
-            format!("rank {} ({}/epoch{since})", r.rank, crate::report::signed_bytes(r.slope_bytes_per_epoch.unwrap_or(0.0)))
+            format!("rank {} ({}/epoch{since})", r.rank, crate::format::signed_bytes(r.slope_bytes_per_epoch.unwrap_or(0.0)))
         })
         .collect();
     let rest: Vec<String> = a.ranks.iter().filter(|r| r.class != Class::Growing).map(|r| format!("rank {} {}", r.rank, r.class.as_str())).collect();
@@ -788,7 +788,7 @@ fn explain_ranks(a: &Analysis, lines: &mut Vec<String>) {
 /// the C allocator holds it free. What a failed or partial census could not see is said,
 /// never read as "nothing grows".
 fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
-    use crate::report::{human_bytes, signed_bytes};
+    use crate::format::{human_bytes, signed_bytes};
     let Some(c) = &a.censuses else { return };
     let per_epoch = |b: Option<f64>| format!("{}/epoch", signed_bytes(b.unwrap_or(0.0)));
     let growing: Vec<&ObjectVerdict> = c.objects.iter().filter(|o| o.kind != "type" && o.class == Class::Growing).collect();
@@ -873,7 +873,7 @@ fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
 /// How much of the main process's growth the censuses account for, and the rest by
 /// glibc's malloc counters: native code using it, or the allocator holding it free.
 fn explain_accounting(a: &Analysis, c: &Censuses, lines: &mut Vec<String>) {
-    use crate::report::signed_bytes;
+    use crate::format::signed_bytes;
     let Some(uss) = a.series("main_uss_bytes").filter(|s| s.class == Class::Growing) else { return };
     let (Some(acc), Some(process)) = (c.accounting, uss.slope_bytes_per_epoch) else { return };
     let python = acc.python_bytes_per_epoch.max(0.0);

@@ -456,7 +456,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         if let (Some(max), Some(pss), None) = (opts.max_memory, row.tree_pss_bytes, passed_at) {
             if pss > max {
                 passed_at = Some(row.t_s);
-                let human = crate::report::human_bytes;
+                let human = crate::format::human_bytes;
                 let mut b = Boundary::new(Phase::Custom("max_memory".into())).label(format!("tree PSS {} > {}", human(pss as f64), human(max as f64)));
                 b.epoch = row.epoch;
                 rec.record(b)?;

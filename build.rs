@@ -1,5 +1,0 @@
-include!("build/torch_link.rs");
-
-fn main() {
-    link_torch(Some("diagnose"));
-}

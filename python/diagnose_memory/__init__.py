@@ -1,0 +1,35 @@
+"""The `diagnose` command, from the `diagnose-memory` wheel.
+
+`pip install diagnose-memory` puts the `diagnose` binary (a Rust program that links no
+Python and no torch) into the environment's scripts folder, next to `python`. This package
+only finds it, for `python -m diagnose_memory ...` and for programs that want its path.
+The boundary markers are the top-level module `diagnose_markers`, installed by the same
+wheel.
+"""
+
+import os
+import sys
+import sysconfig
+
+__all__ = ["find_diagnose_bin"]
+
+
+def find_diagnose_bin():
+    """The path of the installed `diagnose` binary.
+
+    Looked for where pip puts scripts: this interpreter's scheme, then the user scheme
+    (`pip install --user`), then next to the interpreter. Raises FileNotFoundError when
+    none holds it.
+    """
+    exe = "diagnose" + (sysconfig.get_config_var("EXE") or "")
+    candidates = [os.path.join(sysconfig.get_path("scripts"), exe)]
+    user_scheme = sysconfig.get_preferred_scheme("user") if hasattr(sysconfig, "get_preferred_scheme") else (os.name + "_user")
+    try:
+        candidates.append(os.path.join(sysconfig.get_path("scripts", scheme=user_scheme), exe))
+    except KeyError:
+        pass
+    candidates.append(os.path.join(os.path.dirname(sys.executable), exe))
+    for path in candidates:
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError("diagnose binary not found in " + ", ".join(candidates))

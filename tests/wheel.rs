@@ -1,0 +1,114 @@
+//! Issue 19: the Python user's path. `scripts/build-wheel` builds the `diagnose-memory`
+//! wheel; it goes into a fresh venv that sees neither cargo nor this checkout's `target/`,
+//! with torch visible through a `.pth` file (as a user's own torch would be). From that
+//! install, in the user's own folder, `diagnose watch --python-objects -- python train.py`
+//! names the leak, `diagnose report DIR` rebuilds the report, and
+//! `python -m diagnose_memory watch ...` and `import diagnose_markers` work.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A site-packages folder of `python`.
+fn purelib(python: &Path) -> PathBuf {
+    let o = Command::new(python).args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
+}
+
+/// Build the wheel with the repository's one command; returns its path.
+fn build_wheel() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = Command::new(root.join("scripts/build-wheel"));
+    // scripts/test installs maturin into the project venv; without it the script
+    // installs its own.
+    let maturin = root.join(".venv/bin/maturin");
+    if maturin.exists() {
+        cmd.env("MATURIN", &maturin);
+    }
+    let o = cmd.output().expect("scripts/build-wheel starts");
+    assert!(o.status.success(), "scripts/build-wheel failed: {}", stderr(&o));
+    let path = PathBuf::from(String::from_utf8(o.stdout).unwrap().lines().last().expect("a wheel path printed").trim());
+    assert!(path.exists(), "{} not written", path.display());
+    path
+}
+
+/// A command in `venv`'s world alone: its bin folder, then the system's. No cargo, no
+/// `target/`, no project venv; the folder is the user's.
+fn in_venv(venv: &Path, cwd: &Path, program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", venv.join("bin").display()))
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .env("VIRTUAL_ENV", venv)
+        .current_dir(cwd);
+    c
+}
+
+fn ok(o: &Output, what: &str) {
+    assert_eq!(o.status.code(), Some(0), "{what} failed:\n{}\n{}", String::from_utf8_lossy(&o.stdout), stderr(o));
+}
+
+#[test]
+fn the_wheel_alone_watches_a_pytorch_trainer_and_names_its_leak() {
+    let _turn = serial();
+    let wheel = build_wheel();
+    let size = std::fs::metadata(&wheel).unwrap().len();
+    assert!(size < 8 << 20, "wheel is {size} bytes, goal under 8 MB");
+    let name = wheel.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("diagnose_memory-") && name.contains("manylinux"), "{name}");
+
+    // A fresh venv of the same Python as the project venv (torch's extensions are built
+    // for it), seeing the project venv's site-packages as the user's own torch.
+    let dir = tempfile::tempdir().unwrap();
+    let venv = dir.path().join("venv");
+    let base = Command::new(python()).args(["-c", "import sys; print(sys._base_executable)"]).output().unwrap();
+    let base = String::from_utf8(base.stdout).unwrap().trim().to_string();
+    ok(&Command::new(&base).args(["-m", "venv"]).arg(&venv).output().unwrap(), "python -m venv");
+    let venv_python = venv.join("bin/python");
+    std::fs::write(purelib(&venv_python).join("users-torch.pth"), format!("{}\n", purelib(&python()).display())).unwrap();
+    let work = dir.path().join("project");
+    std::fs::create_dir(&work).unwrap();
+    let started = std::time::Instant::now();
+    let o = in_venv(&venv, &work, "pip").args(["install", "--quiet", "--disable-pip-version-check", "--no-index"]).arg(&wheel).output().unwrap();
+    ok(&o, "pip install the wheel");
+    eprintln!("wheel {name}: {:.1} MB, installed in {:.1} s", size as f64 / 1e6, started.elapsed().as_secs_f64());
+    assert!(venv.join("bin/diagnose").exists(), "pip put no diagnose into the venv's bin");
+
+    // Nothing of the build is in reach: no cargo, and `diagnose` is the venv's.
+    let o = in_venv(&venv, &work, "sh").args(["-c", "command -v cargo; command -v diagnose"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), venv.join("bin/diagnose").to_str().unwrap(), "{}", stderr(&o));
+
+    // The user's script in the user's folder, run by the user's `python`.
+    std::fs::copy(py_script("census_trainer.py"), work.join("train.py")).unwrap();
+    let o = in_venv(&venv, &work, "diagnose")
+        .args(["watch", "--out", "out", "--interval", "200ms", "--python-objects", "--", "python", "train.py", "--mode", "self-lists", "--epochs", "6"])
+        .output()
+        .unwrap();
+    ok(&o, "diagnose watch from the wheel");
+    let out = work.join("out");
+    let s = summary(&out);
+    let g = growing_objects(&s);
+    assert_eq!(g.first().map(|o| o["name"].as_str().unwrap()), Some("Trainer.all_pred_bboxes"), "{g:?}\n{}", ledger(&s));
+    assert!(ledger(&s).contains("Python: Trainer.all_pred_bboxes (list"), "{}", ledger(&s));
+
+    // The report is rebuilt from the folder alone.
+    for f in ["summary.json", "summary.md"] {
+        std::fs::remove_file(out.join(f)).unwrap();
+    }
+    let o = in_venv(&venv, &work, "diagnose").args(["report", "out"]).output().unwrap();
+    ok(&o, "diagnose report");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Python: Trainer.all_pred_bboxes"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(growing_objects(&summary(&out))[0]["name"], "Trainer.all_pred_bboxes");
+
+    // `python -m diagnose_memory` is the same command; the markers module came with it.
+    let script = "import diagnose_markers as dm, time\nfor e in range(4):\n    time.sleep(0.3)\n    dm.epoch_end(e)\nprint(dm.__file__)\n";
+    std::fs::write(work.join("marked.py"), script).unwrap();
+    let o = in_venv(&venv, &work, "python").args(["-m", "diagnose_memory", "watch", "--out", "out-m", "--interval", "200ms", "--", "python", "marked.py"]).output().unwrap();
+    ok(&o, "python -m diagnose_memory watch");
+    assert!(String::from_utf8_lossy(&o.stdout).contains(venv.to_str().unwrap()), "diagnose_markers not the wheel's: {}", String::from_utf8_lossy(&o.stdout));
+    let s = summary(&work.join("out-m"));
+    assert_eq!(s["epochs"], 4, "{s}");
+}

@@ -7,7 +7,8 @@ Modes (--mode):
   train-graph  compute_loss keeps every step's logits, with their autograd graph, on the
                Trainer (self.kept_logits): 8 x 32 x 256 floats (256 KiB) a step
   val-outputs  prediction_step keeps every evaluation batch's logits (self.val_outputs),
-               never cleared
+               never cleared: 32 batches of 256 KiB (8 MiB) an epoch, well above the
+               process series' tolerance
   worker-cache the training dataset keeps each item it loads (Tokens.seen) in 2
                persistent DataLoader workers
 """
@@ -64,7 +65,7 @@ def main():
                               eval_strategy="epoch", save_strategy="no", report_to=[], use_cpu=True, logging_strategy="epoch",
                               disable_tqdm=True, dataloader_num_workers=workers, dataloader_persistent_workers=workers > 0, seed=0)
     KeepingTrainer.mode = args.mode
-    t = KeepingTrainer(model=BertForMaskedLM(cfg), args=targs, train_dataset=Tokens(128, args.mode == "worker-cache"), eval_dataset=Tokens(64))
+    t = KeepingTrainer(model=BertForMaskedLM(cfg), args=targs, train_dataset=Tokens(128, args.mode == "worker-cache"), eval_dataset=Tokens(256 if args.mode == "val-outputs" else 64))
     t.kept_logits = []
     t.val_outputs = []
     t.train()

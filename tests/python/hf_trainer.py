@@ -5,10 +5,10 @@ every epoch. It marks nothing; the Trainer logs `{'loss': ..., 'epoch': '1'}`.
 Modes (--mode):
   clean        nothing kept
   train-graph  compute_loss keeps every step's logits, with their autograd graph, on the
-               Trainer (self.kept_logits): 8 x 32 x 256 floats (256 KiB) a step
+               Trainer (self.kept_logits): 8 x 32 x 1024 floats (1 MiB) a step
   val-outputs  prediction_step keeps every evaluation batch's logits (self.val_outputs),
-               never cleared: 32 batches of 256 KiB (8 MiB) an epoch, well above the
-               process series' tolerance
+               never cleared: 8 batches of 1 MiB an epoch, well above the process
+               series' tolerance
   worker-cache the training dataset keeps each item it loads (Tokens.seen) in 2
                persistent DataLoader workers
 """
@@ -16,6 +16,9 @@ import argparse
 
 import torch
 from transformers import BertConfig, BertForMaskedLM, Trainer, TrainingArguments
+
+
+VOCAB = 1024  # logits of 32 tokens x 1024 floats: 128 KiB a sample
 
 
 class Tokens(torch.utils.data.Dataset):
@@ -29,7 +32,7 @@ class Tokens(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         g = torch.Generator().manual_seed(i)
-        ids = torch.randint(0, 256, (32,), generator=g)
+        ids = torch.randint(0, VOCAB, (32,), generator=g)
         if self.cache:
             self.seen.append(torch.ones(4096))  # 16 KiB an item, kept in the worker
         return {"input_ids": ids, "labels": ids.clone()}
@@ -59,13 +62,13 @@ def main():
     args = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    cfg = BertConfig(vocab_size=256, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
     workers = 2 if args.mode == "worker-cache" else 0
     targs = TrainingArguments(output_dir=args.out, num_train_epochs=args.epochs, per_device_train_batch_size=8, per_device_eval_batch_size=8,
                               eval_strategy="epoch", save_strategy="no", report_to=[], use_cpu=True, logging_strategy="epoch",
                               disable_tqdm=True, dataloader_num_workers=workers, dataloader_persistent_workers=workers > 0, seed=0)
     KeepingTrainer.mode = args.mode
-    t = KeepingTrainer(model=BertForMaskedLM(cfg), args=targs, train_dataset=Tokens(128, args.mode == "worker-cache"), eval_dataset=Tokens(256 if args.mode == "val-outputs" else 64))
+    t = KeepingTrainer(model=BertForMaskedLM(cfg), args=targs, train_dataset=Tokens(128, args.mode == "worker-cache"), eval_dataset=Tokens(64))
     t.kept_logits = []
     t.val_outputs = []
     t.train()

@@ -42,12 +42,8 @@ fn the_kill_at_an_epochs_peak_is_projected_from_five_epochs() {
     };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("oom");
-    // diagnose joins the cgroup, then its child inherits it.
-    let script = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", cg.0.display());
-    let mut args: Vec<String> = vec!["-c".into(), script, "sh".into(), env!("CARGO_BIN_EXE_diagnose").into(), "watch".into(), "--out".into(), out.to_str().unwrap().into(), "--interval".into(), "100ms".into(), "--".into()];
     let grow = [python().to_string_lossy().into_owned(), py_script("grow.py"), "--steps".into(), "80".into(), "--mib".into(), "8".into(), "--peak-mib".into(), "64".into(), "--hold".into(), "0.4".into()];
-    args.extend(grow);
-    let o = Command::new("sh").args(&args).output().unwrap();
+    let o = watch_in_cgroup(&cg, &out, &grow);
     assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
     let s = summary(&out);
     assert_eq!(s["end"]["oom_killed"], true, "{s}");

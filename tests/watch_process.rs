@@ -156,11 +156,7 @@ fn oom_kill_in_a_memory_cgroup_is_reported_and_was_projected() {
     };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("oom");
-    // diagnose joins the cgroup, then its child inherits it.
-    let script = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", cg.0.display());
-    let mut args: Vec<String> = vec!["-c".into(), script, "sh".into(), env!("CARGO_BIN_EXE_diagnose").into(), "watch".into(), "--out".into(), out.to_str().unwrap().into(), "--interval".into(), "100ms".into(), "--".into()];
-    args.extend(grow(60, 8));
-    let o = Command::new("sh").args(&args).output().unwrap();
+    let o = watch_in_cgroup(&cg, &out, &grow(60, 8));
     assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
     let s = summary(&out);
     assert_eq!(s["end"]["oom_killed"], true, "{s}");

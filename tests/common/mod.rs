@@ -164,3 +164,12 @@ impl Drop for Cgroup {
         let _ = std::fs::remove_dir(&self.0);
     }
 }
+
+/// `diagnose watch --out OUT --interval 100ms -- CMD...` run inside the memory cgroup
+/// `cg`: diagnose joins it first, and its child inherits it.
+pub fn watch_in_cgroup(cg: &Cgroup, out: &Path, cmd: &[String]) -> Output {
+    let script = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", cg.0.display());
+    let mut args: Vec<String> = vec!["-c".into(), script, "sh".into(), env!("CARGO_BIN_EXE_diagnose").into(), "watch".into(), "--out".into(), out.to_str().unwrap().into(), "--interval".into(), "100ms".into(), "--".into()];
+    args.extend(cmd.iter().cloned());
+    Command::new("sh").args(&args).output().expect("sh runs")
+}

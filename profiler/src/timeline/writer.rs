@@ -53,8 +53,6 @@ impl TimelineWriter {
 
 /// `run.json` beside the timeline at `path`, written whole then renamed into place.
 fn write_facts(path: &Path, meta: &TimelineMeta) -> Result<(), Error> {
-    let facts = path.with_file_name(RUN_FILE);
-    let json = serde_json::to_vec_pretty(&RunFacts { format: FORMAT_VERSION, meta: meta.clone() }).expect("plain data serializes");
-    let tmp = facts.with_extension("json.tmp");
-    std::fs::write(&tmp, json).and_then(|_| std::fs::rename(&tmp, &facts)).map_err(|source| Error::Output { path: facts, source })
+    let json = serde_json::to_string_pretty(&RunFacts { format: FORMAT_VERSION, meta: meta.clone() }).expect("plain data serializes");
+    crate::report::replace_text(&path.with_file_name(RUN_FILE), &json)
 }

@@ -246,7 +246,7 @@ impl BoundaryFilter {
         if matches!(boundary.phase, Phase::EpisodeEnd | Phase::TripletEnd) {
             return false;
         }
-        if boundary.phase == Phase::Custom("census".into()) {
+        if matches!(&boundary.phase, Phase::Custom(name) if name == "census") {
             return true; // the helper's GPU figures for the epoch that just ended
         }
         self.explicit |= source == Origin::Marker;
@@ -310,7 +310,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     let oom_before = cgroup.as_ref().and_then(|c| c.read().oom_kills);
     let mut sampler = TreeSampler::new(root, out_dir)?;
     let limit = memory_limit();
-    let meta = TimelineMeta {
+    let mut meta = TimelineMeta {
         mem_limit_bytes: limit.as_ref().map(|l| l.bytes),
         mem_limit_source: limit.map(|l| l.source.to_string()),
         gpu: Some(sampler.gpu_status().to_token()),
@@ -323,7 +323,6 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             Target::Command(_) => None,
         },
     };
-    let mut meta = meta;
     let mut live = LiveVerdict::new(meta.clone(), Some(out_dir));
     let mut stopped_on_leak = None;
     let mut rec = Recorder {

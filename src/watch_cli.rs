@@ -166,7 +166,7 @@ fn epoch_status(row: &profiler::Row) {
     if let Some(n) = row.workers_count.filter(|n| *n > 0) {
         line.push_str(&format!(", {n} workers USS {}", b(row.workers_uss_bytes)));
     }
-    eprintln!("{line}");
+    profiler::watch::console::status_line(&line);
 }
 
 pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
@@ -201,14 +201,14 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
         stop_on_leak: args.stop_on_leak,
         on_verdict: Some(Box::new(move |status: &profiler::live::LiveStatus| {
             let stop = if stop_on_leak && status.growing { " — stopping the command (--stop-on-leak)" } else { "" };
-            eprintln!("diagnose: {}{stop}", status.line);
+            profiler::watch::console::status_line(&format!("diagnose: {}{stop}", status.line));
         })),
         on_row: Some(Box::new(move |row: &profiler::Row, ranks: &std::collections::BTreeMap<u32, profiler::watch::RankMem>| {
             if row.phase == "epoch_end" {
                 epoch_status(row);
             }
             if row.phase == "windows" {
-                eprintln!("diagnose: {}", row.label);
+                profiler::watch::console::status_line(&format!("diagnose: {}", row.label));
             }
             if let Some(m) = &mut metrics {
                 m.observe_ranks(ranks.iter().map(|(r, v)| (*r, [("rss", Some(v.rss)), ("pss", v.pss), ("uss", v.uss), ("gpu", v.gpu)])));

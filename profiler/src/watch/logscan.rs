@@ -84,10 +84,11 @@ impl LogMatcher {
 /// progress bars pass at once) and hand each complete line's boundaries to `deliver`.
 /// Returns at end of input. A closed `to` (our own stdout piped into `head`) stops the
 /// copy but not the matching.
-pub fn pump(mut from: impl Read, mut to: impl Write, matcher: Arc<Mutex<LogMatcher>>, mut deliver: impl FnMut(Boundary)) {
+pub fn pump(mut from: impl Read, to: impl Write, matcher: Arc<Mutex<LogMatcher>>, mut deliver: impl FnMut(Boundary)) {
     let mut chunk = [0u8; 8192];
     let mut line: Vec<u8> = Vec::new();
     let mut copying = true;
+    let mut to = super::console::PassOn(to);
     loop {
         let n = match from.read(&mut chunk) {
             Ok(0) => break,
@@ -95,7 +96,7 @@ pub fn pump(mut from: impl Read, mut to: impl Write, matcher: Arc<Mutex<LogMatch
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
-        if copying && to.write_all(&chunk[..n]).and_then(|_| to.flush()).is_err() {
+        if copying && to.pass(&chunk[..n]).is_err() {
             copying = false;
         }
         for &b in &chunk[..n] {

@@ -10,6 +10,7 @@
 //! ```
 
 pub mod census;
+pub mod console;
 mod logscan;
 pub mod markers;
 mod sample;

@@ -102,3 +102,27 @@ fn a_census_asked_for_by_a_marker_is_taken_and_said_once_when_it_cannot_be() {
     assert_eq!(stderr(&o).matches("epoch_end(census=True) takes no census").count(), 1, "{}", stderr(&o));
     assert!(s.unwrap()["censuses"].is_null());
 }
+
+#[test]
+fn the_training_loader_is_the_one_whose_passes_run_backward_not_the_largest() {
+    let script = py_script("loader_passes.py");
+    let inject = concat!(env!("CARGO_MANIFEST_DIR"), "/python/inject/sitecustomize.py");
+    let o = std::process::Command::new(python()).args([script.as_str(), inject]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sent = String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect::<Vec<_>>();
+    // The sanity pass is taken for training until backward() has run; from then on each
+    // epoch is one training pass and one validation phase, and 3 epochs end twice.
+    let expected = [
+        "validation_start 0 auto=1", // epoch 0's training pass, before any backward()
+        "validation_end 0 auto=1",
+        "validation_start 0 auto=1",
+        "validation_end 0 auto=1",
+        "epoch_end 0 auto=1",
+        "validation_start 1 auto=1",
+        "validation_end 1 auto=1",
+        "epoch_end 1 auto=1",
+        "validation_start 2 auto=1",
+        "validation_end 2 auto=1",
+    ];
+    assert_eq!(sent, expected, "{}", stderr(&o));
+}

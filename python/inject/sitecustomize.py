@@ -3,9 +3,9 @@ own sitecustomize first, then, in the first Python process of the watched tree o
 
 - finds epochs by itself: every PyTorch training loop starts an epoch by iterating its
   training DataLoader again, whatever framework drives it (Lightning, the Hugging Face
-  Trainer, a plain loop). The loader iterated again and again with the most batches is
-  the training loader; a new pass over it ends the epoch before, passes over the other
-  loaders are validation. These boundaries go to diagnose's marker socket, marked as
+  Trainer, a plain loop). The training loader is the one whose passes run backward()
+  (among loaders alike in that, the one with the most batches); a new pass over it ends
+  the epoch before, passes over the other loaders are validation. These boundaries go to diagnose's marker socket, marked as
   found by us: explicit markers win over them, and they win over log lines.
 - with --python-objects, starts a small listener thread that takes a census of the
   process's live objects when diagnose asks (at each epoch end); processes it forks
@@ -164,6 +164,20 @@ class _Passes:
         self.train_size = 0
         self.epochs = 0    # epochs ended
         self.open_validation = None
+        self.started = None  # the loader whose pass started last
+        self.trained = set()  # loaders during whose passes backward() ran
+
+    def backward_runs(self):
+        self.trained.add(self.started)
+
+    def ranks_above_train(self, key, size):
+        """Whether `key` is more like the training loader than the one taken so far: a
+        loader whose passes ran backward() is, whatever its size, than one whose passes
+        did not (a validation set larger than the training set); else the larger is."""
+        if self.train is None:
+            return True
+        ours, theirs = key in self.trained, self.train in self.trained
+        return ours > theirs or (ours == theirs and size > self.train_size)
 
     def pass_starts(self, loader):
         key = id(loader)
@@ -175,11 +189,16 @@ class _Passes:
             size = max(len(loader), stats[1])
         except Exception:  # an iterable dataset: the batches counted so far
             size = stats[1]
-        # The training loader: the one with the most batches per pass (a tie keeps it).
+        # The training loader (a tie keeps it). One taken before any backward() ran (a
+        # sanity pass over the validation loader first) gives way once one has.
+        if key == self.train and key not in self.trained and self.trained:
+            self.train = max(self.trained, key=lambda k: self.loaders.get(k, [0, 0])[1])
+            self.train_size = self.loaders.get(self.train, [0, 0])[1]
         if key == self.train:
             self.train_size = max(self.train_size, size)
-        elif self.train is None or size > self.train_size:
+        elif self.ranks_above_train(key, size):
             self.train, self.train_size = key, size
+        self.started = key
         self.close_validation()
         if key == self.train:
             if stats[0] >= 2:
@@ -242,6 +261,21 @@ def _install_loader_hook(send):
         __next__.__wrapped__ = original_next
         DataLoader.__iter__ = __iter__
         BaseIter.__next__ = __next__
+        # backward() tells the training loader from validation ones (Tensor.backward calls
+        # torch.autograd.backward, looked up at each call). The dataloader module imports
+        # torch, so torch.autograd is there by now.
+        autograd = sys.modules.get("torch.autograd")
+        original_backward = getattr(autograd, "backward", None)
+        if original_backward is not None:
+            def backward(*args, **kwargs):
+                try:
+                    passes.backward_runs()
+                except Exception:
+                    pass
+                return original_backward(*args, **kwargs)
+
+            backward.__wrapped__ = original_backward
+            autograd.backward = backward
 
     class Hook:
         """Finds torch.utils.data.dataloader with the other finders, and patches it right

@@ -96,4 +96,12 @@ mod tests {
         let Command::Run(run) = cli.command else { panic!() };
         assert_eq!(run.args, ["--epochs", "3", "--help", "--", "x"]);
     }
+
+    #[test]
+    fn the_auto_window_default_is_the_library_s() {
+        // clap takes the default as text; the library's constant is what it must say.
+        let cli = Cli::try_parse_from(["diagnose", "watch", "--", "x"]).unwrap();
+        let Command::Watch(watch) = cli.command else { panic!() };
+        assert_eq!(watch.auto_window, profiler::watch::DEFAULT_AUTO_WINDOW);
+    }
 }

@@ -335,4 +335,26 @@ mod tests {
         assert!(g.sites.iter().all(|s| s.class != Class::Growing));
         assert_eq!(analyze(&clean[..2]).cause, GpuCause::Insufficient);
     }
+
+    #[test]
+    fn a_growing_container_keeping_graphs_is_tied_to_the_growing_lines() {
+        let leak: Vec<_> = (0..8u32).map(|x| file(x, 1000 * MB + 40 * MB * x as u64, 2000 * MB + 40 * MB * x as u64, 10 * MB, 0, vec![("train.py:88", "validate", 40 * MB * x as u64)])).collect();
+        let g = analyze(&leak);
+        let container = |name: &str, slope: f64, graph: Option<f64>| super::super::ObjectVerdict {
+            kind: "container", name: name.into(), type_name: "list".into(), class: Class::Growing, slope_bytes_per_epoch: Some(slope), slope_interval: None,
+            items_per_epoch: Some(10.0), by_epoch: Vec::new(), allocated_at: None, graph_bytes_per_epoch: graph, graph_nodes_per_epoch: Some(50.0),
+        };
+        let mut c = Censuses::default();
+        c.objects = vec![container("Trainer.small", 1e5, Some(5e4)), container("Trainer.no_graph", 40.0 * MB as f64, None), container("Trainer.val_outputs", 42.0 * MB as f64, Some(38.0 * MB as f64))];
+        let mut lines = Vec::new();
+        explain(&g, Some(&c), &mut lines);
+        let l = lines.join("\n");
+        assert!(l.contains("GPU: train.py:88 in validate: +40.0 MiB/epoch of CUDA memory kept"), "{l}");
+        assert!(l.contains("GPU: Trainer.val_outputs keeps them"), "{l}");
+        // No container growing about as fast: nothing is tied.
+        c.objects.pop();
+        let mut lines = Vec::new();
+        explain(&g, Some(&c), &mut lines);
+        assert!(!lines.join("\n").contains("keeps them"), "{lines:?}");
+    }
 }

@@ -102,7 +102,9 @@ def site_of(frames, is_user):
         if op is None:
             op = _cpp_op(name)
         if is_user(filename):
-            where = "%s:%s" % (filename, f.get("line", "?"))
+            cwd = os.getcwd() + os.sep  # the program's files as the user named them
+            shown = filename[len(cwd):] if filename.startswith(cwd) else filename
+            where = "%s:%s" % (shown, f.get("line", "?"))
             return where, name, op or callee or ""
         if filename.endswith(".py"):
             callee = "%s (%s:%s)" % (name, os.path.basename(filename), f.get("line", "?"))

@@ -96,3 +96,16 @@ fn the_clean_trainer_is_flat() {
     assert!(l.contains("no allocating line's live CUDA memory grows"), "{l}");
     assert!(!s["gpu_allocator"]["sites"].as_array().unwrap().iter().any(|x| x["class"] == "growing"));
 }
+
+#[test]
+fn a_malformed_gpu_file_is_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixture("clean-16epochs")).unwrap().flatten() {
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    std::fs::create_dir(dir.path().join("gpu")).unwrap();
+    std::fs::write(dir.path().join("gpu/epoch-3.json"), "{\"epoch\": 3, \"stats\": [").unwrap();
+    let o = run(&["report", dir.path().to_str().unwrap()]);
+    let err = stderr(&o);
+    assert!(!o.status.success() && err.contains("epoch-3.json: not a GPU allocator file") && !err.contains("panicked"), "{err}");
+}

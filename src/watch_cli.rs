@@ -80,6 +80,13 @@ pub struct WatchArgs {
     /// allocates much (measured in the README).
     #[arg(long, requires = "python_objects")]
     pub python_tracemalloc: bool,
+    /// PyTorch trainers on CUDA: switch on PyTorch's own allocation history (Python
+    /// frames, live blocks only) at the first CUDA initialisation, and at each epoch end
+    /// reduce torch.cuda.memory._snapshot() in the process to live CUDA bytes per
+    /// allocating line: the lines whose memory grows are named (gpu_sites.csv), and the
+    /// allocator's counters tell a leak from caching, fragmentation, or a near-OOM.
+    #[arg(long, conflicts_with_all = ["pid", "no_inject"])]
+    pub gpu_sites: bool,
     #[command(flatten)]
     pub metrics: MetricsArgs,
     /// The command and its arguments, after `--`.
@@ -198,6 +205,7 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
         census_workers: args.python_objects_workers,
         auto_window: Some(args.auto_window).filter(|d| !d.is_zero()),
         python_tracemalloc: args.python_tracemalloc,
+        gpu_sites: args.gpu_sites,
         stop_on_leak: args.stop_on_leak,
         on_verdict: Some(Box::new(move |status: &profiler::live::LiveStatus| {
             let stop = if stop_on_leak && status.growing { " — stopping the command (--stop-on-leak)" } else { "" };

@@ -50,8 +50,10 @@ def _diagnose_start():
 
         sys.path.insert(0, here)
         import diagnose_census
+        import diagnose_gpu
 
         del sys.path[0]
+        gpu_at = _gpu_recorder(diagnose_gpu, owner)
         marker = os.environ.get("DIAGNOSE_MARKER_SOCKET")
         # The socket served, whether the program is ending, and the last boundary
         # diagnose has sampled (it answers `ack N`).
@@ -72,6 +74,8 @@ def _diagnose_start():
                     try:
                         if len(data) != 2 or not data[1].isdigit():
                             continue
+                        if data[0] == "census" and role == "main":
+                            gpu_at(int(data[1]))  # asked by diagnose (explicit markers)
                         if data[0] in ("ack", "ack+census"):
                             # A census with an ack is the waiting training loop's to take;
                             # if it has stopped waiting, taken here.
@@ -84,6 +88,8 @@ def _diagnose_start():
                             # (A worker takes its own on its `census N` request.)
                             if data[0] == "ack+census" and not waiting and role == "main" and objects and not state["exiting"]:
                                 take_census(epoch, role, False, graphs=False)
+                            if not waiting and role == "main":
+                                gpu_at(epoch)
                         # Once the program is ending its objects are being torn down: a
                         # census then (a late request) would report its containers gone.
                         elif data[0] == "census" and objects and not state["exiting"] and diagnose_census._state.get("written") != int(data[1]):
@@ -132,6 +138,7 @@ def _diagnose_start():
                         state["census_for"] = None
                     if wanted and objects and not state["exiting"]:
                         take_census(wait_for, "main", False, graphs=True)
+                    gpu_at(wait_for)  # here, in the training thread, between two steps
             except Exception:
                 pass
 
@@ -152,6 +159,25 @@ def _diagnose_start():
         os.register_at_fork(after_in_child=forked)
     except Exception as e:
         sys.stderr.write("diagnose: helper not started: %s\n" % e)
+
+
+def _gpu_recorder(diagnose_gpu, owner):
+    """With DIAGNOSE_GPU set (stats, or sites for --gpu-sites): a function that writes
+    the CUDA allocator's figures of an epoch end (diagnose_gpu.py); with sites, the
+    allocation history starts at the first CUDA initialisation."""
+    import os
+
+    mode, out = os.environ.get("DIAGNOSE_GPU"), os.environ.get("DIAGNOSE_GPU_OUT")
+    if mode not in ("stats", "sites") or not out:
+        return lambda epoch: None
+    if mode == "sites":
+        diagnose_gpu.when_imported("torch.cuda", diagnose_gpu.start_history)
+
+    def gpu_at(epoch):
+        if os.getpid() == owner:  # not in forked workers: their CUDA is not theirs
+            diagnose_gpu.record_to(epoch, out, mode == "sites")
+
+    return gpu_at
 
 
 class _Passes:

@@ -2,6 +2,7 @@
 //! ledger. Reads rows only (never live profiler state), one at a time, keeping epoch-end
 //! points, running phase totals and a thinned copy of each series for the plots.
 
+mod gpu;
 mod objects;
 mod oom;
 mod phases;
@@ -11,6 +12,7 @@ mod tree;
 mod trend;
 mod verdict;
 
+pub use gpu::{read_gpu, site_name as gpu_site_name, GpuAllocator, GpuCause, GpuSeries, GPU_STATS, GPU_TOLERANCE};
 pub use objects::{read_censuses, Accounting, Censuses, ObjectVerdict, OBJECT_TOLERANCE};
 pub use oom::{project, OomInput, OomProjection, RECENT_EPOCHS};
 pub use ranks::{read_ranks, RankVerdict};
@@ -158,6 +160,9 @@ pub struct Analysis {
     pub recorder: String,
     /// Python objects from censuses (watch --python-objects).
     pub censuses: Option<Censuses>,
+    /// The CUDA caching allocator's counters and call sites (watch --python-objects,
+    /// --gpu-sites).
+    pub gpu_allocator: Option<GpuAllocator>,
     /// Per-rank verdicts of a distributed run (watch).
     pub ranks: Vec<RankVerdict>,
     /// With `watch --window`: the window length standing in for an epoch.
@@ -425,6 +430,7 @@ impl Analyzer {
             max_memory: self.max_memory.clone(),
             recorder: meta.recorder.clone().unwrap_or_else(|| "run".into()),
             censuses: None,
+            gpu_allocator: None,
             ranks: Vec::new(),
             window_s: meta.window_s,
             windows_after_s: meta.windows_after_s,
@@ -583,6 +589,17 @@ impl Analysis {
         self
     }
 
+    /// Add the CUDA allocator's verdict and re-read the ledger with it; a GPU leak
+    /// (allocated grows) makes the verdict growing.
+    pub fn with_gpu(mut self, gpu: GpuAllocator) -> Self {
+        if gpu.cause == GpuCause::Leak {
+            self.verdict = "growing";
+        }
+        self.gpu_allocator = Some(gpu);
+        self.ledger = explain(&self);
+        self
+    }
+
     /// Add call-site verdicts and re-read the ledger with them.
     pub fn with_sites(mut self, sites: Vec<SiteVerdict>, source: crate::heap::StackSource) -> Self {
         self.sites = sites;
@@ -670,10 +687,12 @@ fn explain(a: &Analysis) -> Vec<String> {
             lines.push("RSS grows outside the heap allocator: thread stacks, memory-mapped files, GPU driver host memory, or a library with its own allocator.".into());
         }
     }
-    if a.class_of("gpu_reserved_bytes") == Some(Class::Growing) && !grows("gpu_allocated_bytes") {
+    if let Some(g) = &a.gpu_allocator {
+        gpu::explain(g, a.censuses.as_ref(), &mut lines);
+    } else if a.class_of("gpu_reserved_bytes") == Some(Class::Growing) && !grows("gpu_allocated_bytes") {
         lines.push("GPU reserved grows while GPU allocated is flat: libtorch's caching allocator keeps freed blocks for reuse. That is caching, not a leak (emptying the cache returns them).".into());
     }
-    if grows("gpu_allocated_bytes") {
+    if grows("gpu_allocated_bytes") && a.gpu_allocator.is_none() {
         lines.push("GPU allocated grows: tensors accumulate on the device across epochs.".into());
     }
     explain_tree(a, &mut lines);

@@ -81,3 +81,36 @@ pub fn write_objects(a: &Analysis, path: &Path) -> Result<(), Error> {
     }
     w.flush().map_err(|source| Error::Output { path: path.to_path_buf(), source })
 }
+
+/// `gpu_allocator.csv`: the CUDA caching allocator's counters at each epoch end.
+pub fn write_gpu_allocator(g: &crate::analysis::GpuAllocator, path: &Path) -> Result<(), Error> {
+    let err = |e: ::csv::Error| Error::Output { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) };
+    let mut w = ::csv::Writer::from_path(path).map_err(err)?;
+    let mut header = vec!["epoch".to_string()];
+    header.extend(crate::analysis::GPU_STATS.iter().map(|k| k.to_string()));
+    w.write_record(&header).map_err(err)?;
+    for (epoch, v) in &g.by_epoch {
+        let mut r = vec![epoch.to_string()];
+        r.extend(v.iter().map(|x| x.map(|x| x.to_string()).unwrap_or_default()));
+        w.write_record(&r).map_err(err)?;
+    }
+    w.flush().map_err(|source| Error::Output { path: path.to_path_buf(), source })
+}
+
+/// `gpu_sites.csv`: live CUDA bytes per allocating line at each epoch end, growing first.
+pub fn write_gpu_sites(g: &crate::analysis::GpuAllocator, path: &Path) -> Result<(), Error> {
+    let err = |e: ::csv::Error| Error::Output { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) };
+    let epochs: Vec<u32> = g.sites.first().map_or(Vec::new(), |s| s.bytes_by_epoch.iter().map(|p| p.0).collect());
+    let mut w = ::csv::Writer::from_path(path).map_err(err)?;
+    let mut header: Vec<String> = ["site", "function", "op", "class", "slope_bytes_per_epoch", "slope_low", "slope_high"].map(String::from).to_vec();
+    header.extend(epochs.iter().map(|e| format!("bytes_epoch_{e}")));
+    w.write_record(&header).map_err(err)?;
+    let num = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_default();
+    for s in &g.sites {
+        let mut r = vec![s.location.clone(), s.function.clone(), s.via.clone(), s.class.as_str().to_string(),
+            num(s.slope_bytes_per_epoch), num(s.slope_interval.map(|i| i.0)), num(s.slope_interval.map(|i| i.1))];
+        r.extend(s.bytes_by_epoch.iter().map(|b| b.1.to_string()));
+        w.write_record(&r).map_err(err)?;
+    }
+    w.flush().map_err(|source| Error::Output { path: path.to_path_buf(), source })
+}

@@ -42,6 +42,15 @@ pub fn write_all(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Error>
         png::draw_sites(analysis, &png_path)?;
         paths.extend([csv_path, png_path]);
     }
+    if let Some(g) = &analysis.gpu_allocator {
+        let (stats, sites) = (dir.join("gpu_allocator.csv"), dir.join("gpu_sites.csv"));
+        csv::write_gpu_allocator(g, &stats)?;
+        paths.push(stats);
+        if !g.sites.is_empty() {
+            csv::write_gpu_sites(g, &sites)?;
+            paths.push(sites);
+        }
+    }
     if analysis.censuses.is_some() {
         let path = dir.join("objects.csv");
         csv::write_objects(analysis, &path)?;
@@ -82,6 +91,9 @@ pub fn rebuild(dir: &Path) -> Result<Analysis, Error> {
     }
     if let Some(censuses) = crate::analysis::read_censuses(dir)? {
         analysis = analysis.with_censuses(censuses);
+    }
+    if let Some(gpu) = crate::analysis::read_gpu(dir)? {
+        analysis = analysis.with_gpu(gpu);
     }
     write_all(&analysis, dir)?;
     Ok(analysis)

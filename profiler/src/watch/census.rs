@@ -15,6 +15,11 @@ use std::path::{Path, PathBuf};
 const SITECUSTOMIZE: &str = include_str!("../../../python/inject/sitecustomize.py");
 /// The census itself.
 const CENSUS: &str = include_str!("../../../python/diagnose_census.py");
+/// The CUDA allocator's figures and call sites at epoch ends.
+const GPU: &str = include_str!("../../../python/diagnose_gpu.py");
+
+/// Where the CUDA allocator's figures go, under a run folder (`gpu/epoch-N.json`).
+pub const GPU_DIR: &str = "gpu";
 
 /// Where censuses are written, under a run folder.
 pub const OBJECTS_DIR: &str = "objects";
@@ -31,6 +36,7 @@ impl CensusHelper {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("sitecustomize.py"), SITECUSTOMIZE)?;
         std::fs::write(dir.join("diagnose_census.py"), CENSUS)?;
+        std::fs::write(dir.join("diagnose_gpu.py"), GPU)?;
         let sender = UnixDatagram::unbound()?;
         sender.set_nonblocking(true)?;
         Ok(CensusHelper { dir: dir.to_path_buf(), sender })

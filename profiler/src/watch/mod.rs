@@ -88,6 +88,9 @@ pub struct WatchOptions {
     /// With `python_objects`: trace Python allocations (tracemalloc) to say where the
     /// growing containers' items were allocated.
     pub python_tracemalloc: bool,
+    /// Record PyTorch's CUDA allocation history in the Python main process and write the
+    /// live CUDA bytes per allocating line at each epoch end (`gpu/epoch-N.json`).
+    pub gpu_sites: bool,
     /// Called with each recorded row (e.g. to print a status line at epoch ends, or to
     /// update metrics).
     /// With the row, each rank's processes summed at that sample (empty without ranks).
@@ -115,6 +118,7 @@ impl Default for WatchOptions {
             census_workers: false,
             auto_window: Some(DEFAULT_AUTO_WINDOW),
             python_tracemalloc: false,
+            gpu_sites: false,
             on_row: None,
             on_verdict: None,
             stop_on_leak: false,
@@ -287,6 +291,9 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     }
     forward_signals(tx.clone())?;
 
+    if opts.gpu_sites && (!opts.inject || matches!(target, Target::Pid(_))) {
+        return Err(Error::Config("--gpu-sites needs the injected helper and a command to start (it switches on CUDA allocation history at start-up): drop --no-inject and --pid".into()));
+    }
     let helper = match (opts.python_objects, opts.inject, target) {
         (true, _, Target::Pid(_)) => return Err(Error::Config("--python-objects needs a command to start (the helper is injected at start-up), not --pid".into())),
         (true, false, _) => return Err(Error::Config("--python-objects needs the injected helper: drop --no-inject".into())),
@@ -376,7 +383,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
                     None
                 };
                 // The main process's census is then taken by its waiting training loop.
-                census_in_loop = ack.is_some() && row.is_some() && opts.python_objects;
+                census_in_loop = ack.is_some() && row.is_some() && (opts.python_objects || opts.gpu_sites);
                 if let (Some(h), Some(epoch)) = (&helper, ack) {
                     h.ack(&rec.pids, epoch, census_in_loop);
                 }
@@ -433,7 +440,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             }
         };
         last_rss = row.tree_rss_bytes.unwrap_or(0);
-        if let (Some(h), "epoch_end", Some(epoch), true) = (&helper, row.phase.as_str(), row.epoch, opts.python_objects) {
+        if let (Some(h), "epoch_end", Some(epoch), true) = (&helper, row.phase.as_str(), row.epoch, opts.python_objects || opts.gpu_sites) {
             // The main process (first) takes its own when its loop was told to.
             let skip = usize::from(std::mem::take(&mut census_in_loop) && rec.main_first);
             h.request(&rec.pids[skip.min(rec.pids.len())..], epoch);
@@ -658,6 +665,10 @@ fn spawn(argv: &[OsString], socket: &MarkerSocket, opts: &WatchOptions, census: 
         }
         if opts.python_tracemalloc {
             cmd.env("DIAGNOSE_TRACEMALLOC", "1");
+        }
+        // The CUDA allocator's counters with a census; with --gpu-sites, its call sites too.
+        if opts.python_objects || opts.gpu_sites {
+            cmd.env("DIAGNOSE_GPU", if opts.gpu_sites { "sites" } else { "stats" }).env("DIAGNOSE_GPU_OUT", out_dir.join(census::GPU_DIR));
         }
     }
     // Python block-buffers a piped stdout, which would hold back its epoch lines.

@@ -194,7 +194,7 @@ fn site_of(frames: &[NativeFrame]) -> (String, String, String) {
 }
 
 /// Frames for [`describe_stack`]: the interpreter's and unresolved frames fold by file
-/// ("python3.11 (x31)"), others read "function (file:line)" or "function [lib]".
+/// ("python3.11 (x31)"), others read "function (file:line)" or "function (lib)".
 fn stack_text(frames: &[NativeFrame]) -> String {
     let shown: Vec<Frame> = frames
         .iter()
@@ -205,7 +205,7 @@ fn stack_text(frames: &[NativeFrame]) -> String {
             } else if f.frame.file.is_some() {
                 f.frame.clone()
             } else {
-                Frame { function: format!("{} [{}]", f.frame.function.replace('+', "＋"), f.lib), file: None, line: None }
+                Frame { function: f.frame.function.clone(), file: Some(f.lib.to_string()), line: None }
             }
         })
         .collect();
@@ -235,8 +235,9 @@ impl NativeSites {
     }
 
     /// Reduce every complete dump (`epoch-N.heap`; the helper renames it so when
-    /// written) in epoch order; each is deleted once reduced, but the latest. Returns how
-    /// many were reduced.
+    /// written) in epoch order; each is deleted once reduced, but the latest. One that
+    /// cannot be read is renamed `.bad` (not read again) and the first such error
+    /// returned after the others are reduced. Returns how many were reduced.
     pub fn reduce_ready(&mut self) -> Result<usize, Error> {
         let mut ready: Vec<(u32, PathBuf)> = fs::read_dir(&self.dumps)
             .map_err(|e| read_err(&self.dumps, e))?
@@ -249,13 +250,20 @@ impl NativeSites {
             .filter(|(_, p)| Some(p) != self.last.as_ref())
             .collect();
         ready.sort();
+        let mut first_error = None;
+        let mut reduced = 0;
         for (epoch, path) in &ready {
-            self.reduce(*epoch, path)?;
+            if let Err(e) = self.reduce(*epoch, path) {
+                let _ = fs::rename(path, path.with_extension("heap.bad"));
+                first_error.get_or_insert(e);
+                continue;
+            }
+            reduced += 1;
             if let Some(previous) = self.last.replace(path.clone()) {
                 let _ = fs::remove_file(previous);
             }
         }
-        Ok(ready.len())
+        first_error.map_or(Ok(reduced), Err)
     }
 
     /// One dump's live bytes per site, appended for `epoch`.
@@ -313,7 +321,7 @@ mod tests {
             frame("python3.11", "_PyEval_EvalFrameDefault"),
         ];
         assert_eq!(site_of(&stack), ("keep".into(), "libkeep.so".into(), "keep_bytes <- ffi_call_unix64".into()));
-        assert_eq!(stack_text(&stack), "keep [libkeep.so] <- keep_bytes [libkeep.so] <- ffi_call_unix64 [libffi.so.8] <- ffi_call [libffi.so.8] <- python3.11 (x2)");
+        assert_eq!(stack_text(&stack), "keep (libkeep.so) <- keep_bytes (libkeep.so) <- ffi_call_unix64 (libffi.so.8) <- ffi_call (libffi.so.8) <- python3.11 (x2)");
         let torch = [frame("libc10.so", "c10::alloc_cpu(unsigned long)"), frame("libtorch_cpu.so", "at::detail::empty_generic(...)"), frame("python3.11", "x")];
         assert_eq!(site_of(&torch).0, "at::detail::empty_generic(...)");
         let interpreter = [frame("python3.11", "PyMem_Malloc"), frame("python3.11", "list_resize"), frame("python3.11", "_PyEval_EvalFrameDefault")];

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 const SITECUSTOMIZE: &str = include_str!("../../../python/inject/sitecustomize.py");
 /// The census itself.
 const CENSUS: &str = include_str!("../../../python/diagnose_census.py");
+/// Heap dumps of the preloaded jemalloc (--native-sites).
+const NATIVE: &str = include_str!("../../../python/diagnose_native.py");
 
 /// Where censuses are written, under a run folder.
 pub const OBJECTS_DIR: &str = "objects";
@@ -31,6 +33,7 @@ impl CensusHelper {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("sitecustomize.py"), SITECUSTOMIZE)?;
         std::fs::write(dir.join("diagnose_census.py"), CENSUS)?;
+        std::fs::write(dir.join("diagnose_native.py"), NATIVE)?;
         let sender = UnixDatagram::unbound()?;
         sender.set_nonblocking(true)?;
         Ok(CensusHelper { dir: dir.to_path_buf(), sender })

@@ -278,6 +278,10 @@ impl NativeSites {
             let site = self.table.id_of(function, location, via, || stack_text(&frames))?;
             *bytes_by_site.entry(site).or_default() += stack.bytes;
         }
+        // The mapped files (libtorch's and CUDA's are hundreds of MB) count in our RSS
+        // while open: close them; resolved addresses stay cached, so later dumps reopen
+        // only the files of addresses not seen before.
+        self.symbols.libraries.clear();
         self.table.write_snapshot(epoch, bytes_by_site)
     }
 }

@@ -133,11 +133,13 @@ impl ProcessSymbolizer {
 }
 
 /// Functions that only pass an allocation on: the C allocation API and our wrappers,
-/// C++'s operator new, libtorch's CPU allocator, CPython's allocator functions. The site
-/// is the first frame past them.
+/// C++'s operator new and standard containers, libtorch's CPU allocator and its generic
+/// tensor constructors (every operator's output goes through `at::detail::empty_*`),
+/// CPython's allocator functions. The site is the first frame past them: the operator.
 const ALLOCATION_API: &[&str] = &[
     "malloc", "calloc", "realloc", "free", "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc", "operator new", "_Znwm", "_Znam",
-    "c10::alloc_cpu", "c10::DefaultCPUAllocator", "c10::Allocator", "c10::ProfiledCPUMemoryReporter", "c10::InefficientStdFunctionContext",
+    "std::", "void std::", "c10::alloc_cpu", "c10::DefaultCPUAllocator", "c10::Allocator", "c10::ProfiledCPUMemoryReporter", "c10::InefficientStdFunctionContext",
+    "c10::make_intrusive", "c10::TensorImpl::", "c10::StorageImpl::", "at::detail::empty", "at::empty", "at::native::empty", "at::_ops::empty", "at::TensorBase::", "at::Tensor::",
     "PyMem_", "_PyMem_", "PyObject_Malloc", "PyObject_Calloc", "PyObject_Realloc", "_PyObject_Malloc", "_PyObject_Calloc", "_PyObject_Realloc", "_PyObject_GC_", "gc_alloc", "_PyObject_New", "PyObject_GC_",
 ];
 
@@ -326,8 +328,14 @@ mod tests {
         ];
         assert_eq!(site_of(&stack), ("keep".into(), "libkeep.so".into(), "keep_bytes <- ffi_call_unix64".into()));
         assert_eq!(stack_text(&stack), "keep (libkeep.so) <- keep_bytes (libkeep.so) <- ffi_call_unix64 (libffi.so.8) <- ffi_call (libffi.so.8) <- python3.11 (x2)");
-        let torch = [frame("libc10.so", "c10::alloc_cpu(unsigned long)"), frame("libtorch_cpu.so", "at::detail::empty_generic(...)"), frame("python3.11", "x")];
-        assert_eq!(site_of(&torch).0, "at::detail::empty_generic(...)");
+        let torch = [
+            frame("libc10.so", "c10::alloc_cpu(unsigned long)"),
+            frame("libtorch_cpu.so", "at::detail::empty_generic(...)"),
+            frame("libtorch_cpu.so", "at::detail::empty_cpu(...)"),
+            frame("libtorch_cpu.so", "at::native::randn(...)"),
+            frame("python3.11", "x"),
+        ];
+        assert_eq!(site_of(&torch).0, "at::native::randn(...)", "the operator, past the generic tensor constructors");
         let interpreter = [frame("python3.11", "PyMem_Malloc"), frame("python3.11", "list_resize"), frame("python3.11", "_PyEval_EvalFrameDefault")];
         assert_eq!(site_of(&interpreter), ("list_resize".into(), "python3.11".into(), String::new()));
         assert_eq!(site_of(&[frame(NATIVE_LIBRARY, "malloc")]).0, "<allocator only>");

@@ -284,6 +284,9 @@ impl NativeSites {
         // while open: close them; resolved addresses stay cached, so later dumps reopen
         // only the files of addresses not seen before.
         self.symbols.libraries.clear();
+        // Their symbol tables were ours for a moment (about 100 MiB for libtorch and
+        // CUDA's): give the pages back (the profiler's jemalloc keeps freed pages).
+        crate::purge_freed_pages();
         self.table.write_snapshot(epoch, bytes_by_site)
     }
 }

@@ -345,6 +345,18 @@ mod tests {
     }
 
     #[test]
+    fn a_dump_that_cannot_be_read_is_set_aside_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sites = NativeSites::create(dir.path()).unwrap();
+        let dumps = dir.path().join(DUMPS_DIR);
+        fs::write(dumps.join("epoch-3.heap"), "not a heap profile\n").unwrap();
+        let e = sites.reduce_ready().unwrap_err().to_string();
+        assert!(e.contains("epoch-3.heap"), "{e}");
+        assert!(dumps.join("epoch-3.heap.bad").exists());
+        assert_eq!(sites.reduce_ready().unwrap(), 0, "not read again");
+    }
+
+    #[test]
     fn mappings_come_from_the_dump_s_tail() {
         let text = "heap_v2/524288\n  t*: 1: 8 [0: 0]\n@ 0x7f01\n  t*: 1: 8 [0: 0]\n\nMAPPED_LIBRARIES:\n7f00-7f10 r-xp 00001000 fe:00 1 /lib/libkeep.so\n7f10-7f20 rw-p 00000000 00:00 0 \n";
         let maps = dump_maps(text);

@@ -108,6 +108,26 @@ fn the_clean_trainer_has_no_growing_native_site() {
 }
 
 #[test]
+fn outputs_kept_with_their_graph_are_named_by_the_libtorch_operators_that_made_them() {
+    let _turn = serial();
+    native_library();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("graph");
+    // Validation keeps each batch's logits with their autograd graph: the saved
+    // activations (relu's, max-pool's outputs) are libtorch's CPU tensors, native memory.
+    let cmd = trainer("graph", &[]);
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let (o, s) = watch(&out, &["--native-sites"], &cmd);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = s.expect("summary written");
+    let sites = native_sites(&out);
+    let top = sites.iter().find(|x| x.3 == "growing").unwrap_or_else(|| panic!("no growing native site\n{}", ledger(&s)));
+    assert_eq!(top.1, "libtorch_cpu.so", "{top:?}");
+    assert!(["clamp_min", "max_pool2d", "relu", "conv"].iter().any(|op| top.0.contains(op) || top.2.contains(op)), "an operator named: {top:?}");
+    assert!(ledger(&s).contains("(libtorch_cpu.so) via ") && ledger(&s).contains("/epoch of native memory kept"), "{}", ledger(&s));
+}
+
+#[test]
 fn bad_set_ups_fail_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x");

@@ -143,6 +143,11 @@ const ALLOCATION_API: &[&str] = &[
     "PyMem_", "_PyMem_", "PyObject_Malloc", "PyObject_Calloc", "PyObject_Realloc", "_PyObject_Malloc", "_PyObject_Calloc", "_PyObject_Realloc", "_PyObject_GC_", "gc_alloc", "_PyObject_New", "PyObject_GC_",
 ];
 
+/// Parts of libtorch's names that only pass an output tensor on: a structured kernel's
+/// `set_output_raw_strided`, TensorIterator's set-up, the dispatcher's kernel wrappers.
+/// Past them: the operator's `at::meta::structured_<op>::meta` or `at::_ops::<op>::call`.
+const PASSES_ON: &[&str] = &["::set_output_raw_strided(", "::set_output_strided(", "at::TensorIteratorBase::", "at::TensorIterator::", "c10::impl::wrap_kernel_functor_unboxed_", "c10::impl::make_boxed_from_unboxed_functor"];
+
 /// Files whose frames are the allocator or the C and C++ runtimes (their functions are
 /// never the one that keeps memory).
 fn is_runtime(lib: &str) -> bool {
@@ -158,7 +163,10 @@ fn is_interpreter(lib: &str) -> bool {
 fn is_plumbing(f: &NativeFrame) -> bool {
     // A frame with line tables is judged as `run --attribute` judges it (Rust's and C++'s
     // standard libraries, jemalloc's sources, registry crates).
-    is_runtime(&f.lib) || ALLOCATION_API.iter().any(|a| f.frame.function.starts_with(a)) || (f.frame.file.is_some() && super::symbols::is_plumbing(&f.frame))
+    is_runtime(&f.lib)
+        || ALLOCATION_API.iter().any(|a| f.frame.function.starts_with(a))
+        || PASSES_ON.iter().any(|p| f.frame.function.contains(p))
+        || (f.frame.file.is_some() && super::symbols::is_plumbing(&f.frame))
 }
 
 /// The site of a stack, innermost first: `(function, location, via)`. The site is the
@@ -212,6 +220,53 @@ fn stack_text(frames: &[NativeFrame]) -> String {
         })
         .collect();
     describe_stack(shown.iter())
+}
+
+/// A C++ name without its parameter lists and template arguments, for a line of text:
+/// `at::(anonymous namespace)::wrapper_CPU_cat(c10::IListRef<at::Tensor> const&, long)`
+/// reads `at::(anonymous namespace)::wrapper_CPU_cat()`, `a<b, c>::call(x)` reads
+/// `a<…>::call()`. A name it cannot balance (`operator<`) is returned whole.
+pub fn short_cpp_name(name: &str) -> String {
+    const ANON: &str = "(anonymous namespace)";
+    let marked = name.replace(ANON, "\u{1}");
+    let (mut out, mut parens, mut angles) = (String::new(), 0i32, 0i32);
+    for c in marked.chars() {
+        match c {
+            '(' => {
+                if parens == 0 && angles == 0 {
+                    out.push('(');
+                }
+                parens += 1;
+            }
+            ')' => {
+                parens -= 1;
+                if parens == 0 && angles == 0 {
+                    out.push(')');
+                }
+            }
+            '<' if parens == 0 => {
+                if angles == 0 {
+                    out.push_str("<…");
+                }
+                angles += 1;
+            }
+            '>' if parens == 0 => {
+                angles -= 1;
+                if angles == 0 {
+                    out.push('>');
+                }
+            }
+            c if parens == 0 && angles == 0 => out.push(c),
+            _ => {}
+        }
+        if parens < 0 || angles < 0 {
+            return name.to_string();
+        }
+    }
+    if parens != 0 || angles != 0 {
+        return name.to_string();
+    }
+    out.trim_end_matches(" const").replace('\u{1}', ANON)
 }
 
 /// A heap dump's mappings: the lines after `MAPPED_LIBRARIES:`.
@@ -335,6 +390,8 @@ mod tests {
             frame("libc10.so", "c10::alloc_cpu(unsigned long)"),
             frame("libtorch_cpu.so", "at::detail::empty_generic(...)"),
             frame("libtorch_cpu.so", "at::detail::empty_cpu(...)"),
+            frame("libtorch_cpu.so", "at::(anonymous namespace)::structured_clamp_min_out_functional::set_output_raw_strided(long)"),
+            frame("libtorch_cpu.so", "at::TensorIteratorBase::fast_set_up(at::TensorIteratorConfig const&)"),
             frame("libtorch_cpu.so", "at::native::randn(...)"),
             frame("python3.11", "x"),
         ];
@@ -354,6 +411,14 @@ mod tests {
         assert!(e.contains("epoch-3.heap"), "{e}");
         assert!(dumps.join("epoch-3.heap.bad").exists());
         assert_eq!(sites.reduce_ready().unwrap(), 0, "not read again");
+    }
+
+    #[test]
+    fn cpp_names_are_shortened_for_the_ledger() {
+        assert_eq!(short_cpp_name("at::(anonymous namespace)::wrapper_CPU_cat(c10::IListRef<at::Tensor> const&, long)"), "at::(anonymous namespace)::wrapper_CPU_cat()");
+        assert_eq!(short_cpp_name("c10::impl::wrap_kernel_functor_unboxed_<c10::F<std::tuple<at::Tensor> (at::Tensor const&)>, at::Tensor>::call(c10::OperatorKernel*) const"), "c10::impl::wrap_kernel_functor_unboxed_<…>::call()");
+        assert_eq!(short_cpp_name("keep"), "keep");
+        assert_eq!(short_cpp_name("bool operator<(a, b)"), "bool operator<(a, b)");
     }
 
     #[test]

@@ -8,6 +8,10 @@
 //! end. Profiling starts on, sampling one allocation per 512 KiB on average (jemalloc's
 //! default); `_RJEM_MALLOC_CONF` in the environment overrides it.
 
+// The C allocation API: its safety contract is C's (valid pointers from this allocator),
+// documented by the C standard and POSIX, not here.
+#![allow(clippy::missing_safety_doc)]
+
 use std::ffi::{c_char, c_int, c_void};
 use tikv_jemalloc_sys as je;
 
@@ -19,7 +23,7 @@ unsafe impl Sync for Conf {}
 
 #[no_mangle]
 #[used]
-pub static _rjem_malloc_conf: Conf = Conf(b"prof:true,prof_active:true,lg_prof_sample:19\0".as_ptr() as *const c_char);
+pub static _rjem_malloc_conf: Conf = Conf(c"prof:true,prof_active:true,lg_prof_sample:19".as_ptr());
 
 const PAGE: usize = 4096;
 

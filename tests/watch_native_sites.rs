@@ -40,8 +40,11 @@ fn keep_library(dir: &Path) -> String {
     lib.to_string_lossy().into_owned()
 }
 
-/// The rows of native_sites.csv as (function, location, via, class, slope).
-fn native_sites(out: &Path) -> Vec<(String, String, String, String, f64)> {
+/// A row of native_sites.csv: (function, location, via, class, slope).
+type NativeSite = (String, String, String, String, f64);
+
+/// The rows of native_sites.csv.
+fn native_sites(out: &Path) -> Vec<NativeSite> {
     let mut r = csv::Reader::from_path(out.join("native_sites.csv")).expect("native_sites.csv written");
     r.records()
         .map(|rec| {
@@ -57,6 +60,16 @@ fn trainer(mode: &str, extra: &[&str]) -> Vec<String> {
     cmd
 }
 
+/// The trainer in `mode` watched with --native-sites into `out`: its summary and
+/// native_sites.csv.
+fn watch_native(out: &Path, mode: &str, extra: &[&str]) -> (serde_json::Value, Vec<NativeSite>) {
+    let cmd = trainer(mode, extra);
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let (o, s) = watch(out, &["--native-sites"], &cmd);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    (s.expect("summary written"), native_sites(out))
+}
+
 #[test]
 fn a_c_function_that_keeps_memory_is_named_at_its_slope() {
     let _turn = serial();
@@ -67,12 +80,7 @@ fn a_c_function_that_keeps_memory_is_named_at_its_slope() {
     // about 94 samples an epoch at jemalloc's 512 KiB (the slope's sampling error over 8
     // epochs is about 3 %).
     let out = dir.path().join("native");
-    let cmd = trainer("native", &["--lib", &lib, "--native-kib", "256", "--train-batches", "240", "--batch", "4", "--epochs", "10"]);
-    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    let (o, s) = watch(&out, &["--native-sites"], &cmd);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let s = s.expect("summary written");
-    let sites = native_sites(&out);
+    let (s, sites) = watch_native(&out, "native", &["--lib", &lib, "--native-kib", "256", "--train-batches", "240", "--batch", "4", "--epochs", "10"]);
     let growing: Vec<_> = sites.iter().filter(|x| x.3 == "growing").collect();
     assert_eq!(growing.len(), 1, "one growing native site: {growing:?}\n{}", ledger(&s));
     let (function, location, via, _, slope) = growing[0];
@@ -92,13 +100,7 @@ fn the_clean_trainer_has_no_growing_native_site() {
     let _turn = serial();
     native_library();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("clean");
-    let cmd = trainer("clean", &[]);
-    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    let (o, s) = watch(&out, &["--native-sites"], &cmd);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let s = s.expect("summary written");
-    let sites = native_sites(&out);
+    let (s, sites) = watch_native(&dir.path().join("clean"), "clean", &[]);
     assert!(sites.len() > 10, "libtorch's and Python's native allocations are seen: {}", sites.len());
     let growing: Vec<_> = sites.iter().filter(|x| x.3 == "growing").collect();
     assert!(growing.is_empty(), "{growing:?}");
@@ -112,15 +114,9 @@ fn outputs_kept_with_their_graph_are_named_by_the_libtorch_operators_that_made_t
     let _turn = serial();
     native_library();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("graph");
     // Validation keeps each batch's logits with their autograd graph: the saved
     // activations (relu's, max-pool's outputs) are libtorch's CPU tensors, native memory.
-    let cmd = trainer("graph", &[]);
-    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    let (o, s) = watch(&out, &["--native-sites"], &cmd);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let s = s.expect("summary written");
-    let sites = native_sites(&out);
+    let (s, sites) = watch_native(&dir.path().join("graph"), "graph", &[]);
     let top = sites.iter().find(|x| x.3 == "growing").unwrap_or_else(|| panic!("no growing native site\n{}", ledger(&s)));
     assert_eq!(top.1, "libtorch_cpu.so", "{top:?}");
     assert!(["clamp_min", "max_pool2d", "relu", "conv"].iter().any(|op| top.0.contains(op) || top.2.contains(op)), "an operator named: {top:?}");

@@ -803,13 +803,9 @@ fn explain_native_sites(a: &Analysis, lines: &mut Vec<String>) {
     let growing: Vec<&SiteVerdict> = a.native_sites.iter().filter(|s| s.class == Class::Growing).collect();
     for s in growing.iter().take(3) {
         // C++ names run to hundreds of characters: shortened here, whole in the CSV.
-        let short = crate::heap::native::short_cpp_name;
-        let mut name = format!("{} ({})", short(&s.function), s.location);
-        if let Some(caller) = s.via.split(" <- ").next().filter(|c| !c.is_empty()) {
-            name = format!("{name} via {}", short(caller));
-        }
         lines.push(format!(
-            "{name} {}/epoch of native memory kept (the main process's C/C++ allocations, jemalloc samples; native_sites.csv).",
+            "{} {}/epoch of native memory kept (the main process's C/C++ allocations, jemalloc samples; native_sites.csv).",
+            s.short_name(),
             crate::format::signed_bytes(s.slope_bytes_per_epoch.unwrap_or(0.0))
         ));
     }

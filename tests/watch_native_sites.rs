@@ -131,6 +131,10 @@ fn bad_set_ups_fail_in_one_line() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("DIAGNOSE_NATIVE_LIBRARY=/nonexistent/lib.so: no such file"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("panicked"));
+    // A command that is not Python: it runs, and the ledger says why no site is named.
+    let (o, s) = watch(&dir.path().join("sh"), &["--native-sites"], &["sh", "-c", "echo epoch 1; echo epoch 2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(ledger(&s.unwrap()).contains("--native-sites: no heap dump came"));
     let o = run(&["watch", "--native-sites", "--pid", "1"]);
     assert_ne!(o.status.code(), Some(0));
     assert!(stderr(&o).contains("--pid"), "{}", stderr(&o));

@@ -149,6 +149,9 @@ pub struct Analysis {
     /// Native call sites of a watched Python main process (`watch --native-sites`),
     /// growing first: the C and C++ functions its malloc'd memory was allocated in.
     pub native_sites: Vec<SiteVerdict>,
+    /// The run was watched with `--native-sites` (its `native/` folder exists), whether
+    /// or not any dump came.
+    pub native_sites_asked: bool,
     /// Growth per epoch of the program's own `user_bytes` (e.g. bytes a known leak holds).
     pub user_bytes_per_epoch: Option<f64>,
     /// When memory runs out, if the recent epochs' growth goes on.
@@ -423,6 +426,7 @@ impl Analyzer {
             sites: Vec::new(),
             sites_source: None,
             native_sites: Vec::new(),
+            native_sites_asked: false,
             user_bytes_per_epoch,
             oom,
             end,
@@ -590,6 +594,7 @@ impl Analysis {
     /// Add the native call sites' verdicts (`watch --native-sites`) and re-read the ledger.
     pub fn with_native_sites(mut self, sites: Vec<SiteVerdict>) -> Self {
         self.native_sites = sites;
+        self.native_sites_asked = true;
         self.ledger = explain(&self);
         self
     }
@@ -798,6 +803,9 @@ fn explain_ranks(a: &Analysis, lines: &mut Vec<String>) {
 /// The C and C++ functions whose native memory grows (`watch --native-sites`).
 fn explain_native_sites(a: &Analysis, lines: &mut Vec<String>) {
     if a.native_sites.is_empty() {
+        if a.native_sites_asked {
+            lines.push("--native-sites: no heap dump came. Dumps are taken by the helper in the command's first Python process, at epoch ends (none here, or it is not Python, or it was started without our LD_PRELOAD).".into());
+        }
         return;
     }
     let growing: Vec<&SiteVerdict> = a.native_sites.iter().filter(|s| s.class == Class::Growing).collect();

@@ -141,7 +141,7 @@ fn bad_set_ups_fail_in_one_line() {
 }
 
 /// The cost: the same Python workload (the trainer, clean, 64 steps an epoch) watched
-/// with and without --native-sites, 3 pairs in turn; prints the median ratio of wall
+/// with and without --native-sites, 5 pairs in turn; prints the median ratio of wall
 /// times (the README's figure).
 #[test]
 #[ignore]
@@ -152,7 +152,7 @@ fn cost_of_native_sites() {
     let cmd = trainer("clean", &["--train-batches", "64", "--epochs", "6"]);
     let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
     let mut ratios = Vec::new();
-    for i in 0..3 {
+    for i in 0..5 {
         let mut wall = [0.0; 2];
         for (j, args) in [&[][..], &["--native-sites"][..]].iter().enumerate() {
             let out = dir.path().join(format!("{i}-{j}"));
@@ -165,5 +165,5 @@ fn cost_of_native_sites() {
         ratios.push(wall[1] / wall[0]);
     }
     ratios.sort_by(f64::total_cmp);
-    eprintln!("median ratio with/without --native-sites: {:.3}x (range {:.3}–{:.3})", ratios[1], ratios[0], ratios[2]);
+    eprintln!("median ratio with/without --native-sites: {:.3}x (range {:.3}–{:.3})", ratios[2], ratios[0], ratios[4]);
 }

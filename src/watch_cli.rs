@@ -87,6 +87,13 @@ pub struct WatchArgs {
     /// allocator's counters tell a leak from caching, fragmentation, or a near-OOM.
     #[arg(long, conflicts_with_all = ["pid", "no_inject"])]
     pub gpu_sites: bool,
+    /// Python trainers: name the C and C++ functions (a C extension's, libtorch's) that
+    /// hold the native memory of the main process, per epoch (native_sites.csv). The
+    /// command runs with diagnose's sampling jemalloc preloaded (LD_PRELOAD,
+    /// libdiagnose_jemalloc.so next to diagnose); the helper dumps its heap profile at
+    /// each epoch end.
+    #[arg(long, conflicts_with_all = ["pid", "no_inject"])]
+    pub native_sites: bool,
     #[command(flatten)]
     pub metrics: MetricsArgs,
     /// The command and its arguments, after `--`.
@@ -206,6 +213,7 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
         auto_window: Some(args.auto_window).filter(|d| !d.is_zero()),
         python_tracemalloc: args.python_tracemalloc,
         gpu_sites: args.gpu_sites,
+        native_sites: args.native_sites,
         stop_on_leak: args.stop_on_leak,
         on_verdict: Some(Box::new(move |status: &profiler::live::LiveStatus| {
             let stop = if stop_on_leak && status.growing { " — stopping the command (--stop-on-leak)" } else { "" };

@@ -76,6 +76,7 @@ fn the_wheel_alone_watches_a_pytorch_trainer_and_names_its_leak() {
     ok(&o, "pip install the wheel");
     eprintln!("wheel {name}: {:.1} MB, installed in {:.1} s", size as f64 / 1e6, started.elapsed().as_secs_f64());
     assert!(venv.join("bin/diagnose").exists(), "pip put no diagnose into the venv's bin");
+    assert!(venv.join("bin/libdiagnose_jemalloc.so").exists(), "pip put no libdiagnose_jemalloc.so next to diagnose");
 
     // Nothing of the build is in reach: no cargo, and `diagnose` is the venv's.
     let o = in_venv(&venv, &work, "sh").args(["-c", "command -v cargo; command -v diagnose"]).output().unwrap();
@@ -93,6 +94,13 @@ fn the_wheel_alone_watches_a_pytorch_trainer_and_names_its_leak() {
     let g = growing_objects(&s);
     assert_eq!(g.first().map(|o| o["name"].as_str().unwrap()), Some("Trainer.all_pred_bboxes"), "{g:?}\n{}", ledger(&s));
     assert!(ledger(&s).contains("Python: Trainer.all_pred_bboxes (list"), "{}", ledger(&s));
+
+    // --native-sites finds the wheel's jemalloc and preloads it (mallctl is its symbol).
+    let o = in_venv(&venv, &work, "diagnose")
+        .args(["watch", "--out", "out-native", "--native-sites", "--", "python", "-c", "import ctypes; ctypes.CDLL(None).mallctl"])
+        .output()
+        .unwrap();
+    ok(&o, "diagnose watch --native-sites from the wheel");
 
     // The report is rebuilt from the folder alone.
     for f in ["summary.json", "summary.md"] {

@@ -5,8 +5,11 @@ own sitecustomize first, then, in the first Python process of the watched tree o
   training DataLoader again, whatever framework drives it (Lightning, the Hugging Face
   Trainer, a plain loop). The training loader is the one whose passes run backward()
   (among loaders alike in that, the one with the most batches); a new pass over it ends
-  the epoch before, passes over the other loaders are validation. These boundaries go to diagnose's marker socket, marked as
-  found by us: explicit markers win over them, and they win over log lines.
+  the epoch before, passes over the other loaders are validation. These boundaries go to
+  diagnose's marker socket, marked as found by us: explicit markers win over them, and
+  they win over log lines.
+- with --native-sites (diagnose preloads its sampling jemalloc), dumps the process's
+  sampled native heap at each epoch end (diagnose_native.py);
 - with --python-objects, starts a small listener thread that takes a census of the
   process's live objects when diagnose asks (at each epoch end); processes it forks
   (DataLoader workers with the fork start method) answer for themselves.
@@ -40,6 +43,7 @@ def _diagnose_start():
         os.environ["DIAGNOSE_CENSUS_OWNER"] = str(owner)  # children inherit: they stay out
         objects = os.environ.get("DIAGNOSE_OBJECTS") == "1"
         workers = os.environ.get("DIAGNOSE_CENSUS_WORKERS", "light")  # light or full
+        native = os.environ.get("DIAGNOSE_NATIVE_DUMPS")  # --native-sites: where dumps go
         if objects and os.environ.get("DIAGNOSE_TRACEMALLOC") == "1":
             import tracemalloc
 
@@ -52,6 +56,8 @@ def _diagnose_start():
         import diagnose_census
         import diagnose_gpu
 
+        if native:
+            import diagnose_native
         del sys.path[0]
         gpu_at = _gpu_recorder(diagnose_gpu, owner)
         marker = os.environ.get("DIAGNOSE_MARKER_SOCKET")
@@ -76,6 +82,7 @@ def _diagnose_start():
                             continue
                         if data[0] == "census" and role == "main":
                             gpu_at(int(data[1]))  # asked by diagnose (explicit markers)
+                            native_dump(int(data[1]))
                         if data[0] in ("ack", "ack+census"):
                             # A census with an ack is the waiting training loop's to take;
                             # if it has stopped waiting, taken here.
@@ -86,6 +93,8 @@ def _diagnose_start():
                                 state["census_for"] = epoch if data[0] == "ack+census" and waiting else None
                                 acked.notify_all()
                             # (A worker takes its own on its `census N` request.)
+                            if data[0] == "ack+census" and not waiting and role == "main":
+                                native_dump(epoch)
                             if data[0] == "ack+census" and not waiting and role == "main" and objects and not state["exiting"]:
                                 take_census(epoch, role, False, graphs=False)
                             if not waiting and role == "main":
@@ -104,6 +113,16 @@ def _diagnose_start():
 
             threading.Thread(target=listen, name="diagnose-census", daemon=True).start()
             return sock
+
+        def native_dump(epoch):
+            """--native-sites: the main process's sampled native heap at this epoch end."""
+            if native and os.getpid() == owner and not state["exiting"]:
+                try:
+                    diagnose_native.dump(epoch, native)
+                except Exception as e:
+                    if not state.get("native_failed"):
+                        state["native_failed"] = True
+                        sys.stderr.write("diagnose: native heap dump failed: %s\n" % e)
 
         def take_census(epoch, role, light, graphs):
             r = diagnose_census.census_to(epoch, out, role, light, graphs)
@@ -136,6 +155,8 @@ def _diagnose_start():
                         state["waiting"] = None
                         wanted = state.get("census_for") == wait_for
                         state["census_for"] = None
+                    if wanted:
+                        native_dump(wait_for)
                     if wanted and objects and not state["exiting"]:
                         take_census(wait_for, "main", False, graphs=True)
                     gpu_at(wait_for)  # here, in the training thread, between two steps

@@ -148,6 +148,12 @@ pub struct Analysis {
     pub sites: Vec<SiteVerdict>,
     /// Which profiler the call sites' bytes come from (none without attribution).
     pub sites_source: Option<crate::heap::StackSource>,
+    /// Native call sites of a watched Python main process (`watch --native-sites`),
+    /// growing first: the C and C++ functions its malloc'd memory was allocated in.
+    pub native_sites: Vec<SiteVerdict>,
+    /// The run was watched with `--native-sites` (its `native/` folder exists), whether
+    /// or not any dump came.
+    pub native_sites_asked: bool,
     /// Growth per epoch of the program's own `user_bytes` (e.g. bytes a known leak holds).
     pub user_bytes_per_epoch: Option<f64>,
     /// When memory runs out, if the recent epochs' growth goes on.
@@ -424,6 +430,8 @@ impl Analyzer {
             ledger: Vec::new(),
             sites: Vec::new(),
             sites_source: None,
+            native_sites: Vec::new(),
+            native_sites_asked: false,
             user_bytes_per_epoch,
             oom,
             end,
@@ -600,6 +608,14 @@ impl Analysis {
         self
     }
 
+    /// Add the native call sites' verdicts (`watch --native-sites`) and re-read the ledger.
+    pub fn with_native_sites(mut self, sites: Vec<SiteVerdict>) -> Self {
+        self.native_sites = sites;
+        self.native_sites_asked = true;
+        self.ledger = explain(&self);
+        self
+    }
+
     /// Add call-site verdicts and re-read the ledger with them.
     pub fn with_sites(mut self, sites: Vec<SiteVerdict>, source: crate::heap::StackSource) -> Self {
         self.sites = sites;
@@ -696,6 +712,7 @@ fn explain(a: &Analysis) -> Vec<String> {
         lines.push("GPU allocated grows: tensors accumulate on the device across epochs.".into());
     }
     explain_tree(a, &mut lines);
+    explain_native_sites(a, &mut lines);
     explain_objects(a, &mut lines);
     explain_ranks(a, &mut lines);
     // Retained and mapped memory is virtual, not resident: its saturation is not news;
@@ -799,6 +816,28 @@ fn explain_ranks(a: &Analysis, lines: &mut Vec<String>) {
     } else {
         let others = if rest.is_empty() { String::new() } else { format!("; {}", rest.join(", ")) };
         lines.push(format!("Ranks: {} grow{} (PSS of each rank's processes at epoch ends){others}.", growing.join(", "), if growing.len() == 1 { "s" } else { "" }));
+    }
+}
+
+/// The C and C++ functions whose native memory grows (`watch --native-sites`).
+fn explain_native_sites(a: &Analysis, lines: &mut Vec<String>) {
+    if a.native_sites.is_empty() {
+        if a.native_sites_asked {
+            lines.push("--native-sites: no heap dump came. Dumps are taken by the helper in the command's first Python process, at epoch ends (none here, or it is not Python, or it was started without our LD_PRELOAD).".into());
+        }
+        return;
+    }
+    let growing: Vec<&SiteVerdict> = a.native_sites.iter().filter(|s| s.class == Class::Growing).collect();
+    for s in growing.iter().take(3) {
+        // C++ names run to hundreds of characters: shortened here, whole in the CSV.
+        lines.push(format!(
+            "{} {}/epoch of native memory kept (the main process's C/C++ allocations, jemalloc samples; native_sites.csv).",
+            s.short_name(),
+            crate::format::signed_bytes(s.slope_bytes_per_epoch.unwrap_or(0.0))
+        ));
+    }
+    if growing.is_empty() {
+        lines.push("No native call site grows (the main process's C/C++ allocations, jemalloc samples; native_sites.csv).".into());
     }
 }
 

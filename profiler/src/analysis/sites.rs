@@ -49,6 +49,20 @@ impl SiteVerdict {
     }
 }
 
+impl SiteVerdict {
+    /// [`Self::name`] with C++ names shortened (no parameter lists or template
+    /// arguments) and only the nearest caller: native sites' names run to hundreds of
+    /// characters.
+    pub fn short_name(&self) -> String {
+        let short = crate::heap::native::short_cpp_name;
+        let mut name = if self.location.is_empty() { short(&self.function) } else { format!("{} ({})", short(&self.function), self.location) };
+        if let Some(caller) = self.via.split(" <- ").next().filter(|c| !c.is_empty()) {
+            name = format!("{name} via {}", short(caller));
+        }
+        name
+    }
+}
+
 /// jemalloc samples one allocation per this many bytes on average (`lg_prof_sample` 19).
 pub const SAMPLE_PERIOD_BYTES: f64 = 524_288.0;
 

@@ -49,9 +49,9 @@ impl StackSource {
 
 /// One stack of a live-heap snapshot: return addresses from the allocation outwards.
 #[derive(Debug)]
-struct LiveStack {
-    addrs: Vec<usize>,
-    bytes: f64,
+pub(crate) struct LiveStack {
+    pub(crate) addrs: Vec<usize>,
+    pub(crate) bytes: f64,
 }
 
 /// The folder of DHAT's per-epoch JSON files in exact mode.
@@ -94,13 +94,61 @@ pub struct HeapAttribution {
     source: StackSource,
     dir: PathBuf,
     symbols: Symbolizer,
-    site_ids: HashMap<(String, String, String), u32>,
-    sites: csv::Writer<File>,
-    rows: csv::Writer<File>,
+    table: SiteTable,
     snapshots: Vec<(u32, PathBuf)>,
 }
 
-fn out_err(path: &Path, e: impl std::fmt::Display) -> Error {
+/// The sites seen so far and the two files they stream to (`sites.csv`, each site once;
+/// `heap_sites.csv`, live bytes per site per snapshot) in one folder. Shared by the
+/// in-process attribution and the native sites of a watched process
+/// ([`super::native`]), which choose the site of a stack each their own way.
+pub(crate) struct SiteTable {
+    dir: PathBuf,
+    site_ids: HashMap<(String, String, String), u32>,
+    sites: csv::Writer<File>,
+    rows: csv::Writer<File>,
+}
+
+impl SiteTable {
+    /// Create `sites.csv` and `heap_sites.csv` in `dir` (which must exist).
+    pub(crate) fn create(dir: &Path) -> Result<Self, Error> {
+        let open = |name: &str| {
+            let p = dir.join(name);
+            csv::Writer::from_path(&p).map_err(|e| out_err(&p, e))
+        };
+        Ok(SiteTable { dir: dir.to_path_buf(), site_ids: HashMap::new(), sites: open(SITES_FILE)?, rows: open(SITE_ROWS_FILE)? })
+    }
+
+    /// The id of the site `(function, location, via)`; a new one is written to
+    /// `sites.csv` with `stack` (called only then).
+    pub(crate) fn id_of(&mut self, function: String, location: String, via: String, stack: impl FnOnce() -> String) -> Result<u32, Error> {
+        let key = (function, location, via);
+        if let Some(&id) = self.site_ids.get(&key) {
+            return Ok(id);
+        }
+        let id = self.site_ids.len() as u32;
+        let info = SiteInfo { site: id, function: key.0.clone(), location: key.1.clone(), via: key.2.clone(), stack: stack() };
+        let path = self.dir.join(SITES_FILE);
+        self.sites.serialize(&info).map_err(|e| out_err(&path, e))?;
+        self.sites.flush().map_err(|e| out_err(&path, e))?;
+        self.site_ids.insert(key, id);
+        Ok(id)
+    }
+
+    /// Append one snapshot's bytes per site, the largest first.
+    pub(crate) fn write_snapshot(&mut self, epoch: u32, bytes_by_site: HashMap<u32, f64>) -> Result<(), Error> {
+        let mut rows: Vec<(u32, f64)> = bytes_by_site.into_iter().collect();
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let path = self.dir.join(SITE_ROWS_FILE);
+        for (site, bytes) in rows {
+            let row = SiteRow { epoch, site, bytes: bytes.round() as u64 };
+            self.rows.serialize(row).map_err(|e| out_err(&path, e))?;
+        }
+        self.rows.flush().map_err(|e| out_err(&path, e))
+    }
+}
+
+pub(crate) fn out_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Output { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) }
 }
 
@@ -119,19 +167,7 @@ impl HeapAttribution {
         for folder in &folders {
             fs::create_dir_all(folder).map_err(|e| out_err(folder, e))?;
         }
-        let open = |name: &str| {
-            let p = dir.join(name);
-            csv::Writer::from_path(&p).map_err(|e| out_err(&p, e))
-        };
-        Ok(HeapAttribution {
-            source,
-            dir: dir.to_path_buf(),
-            symbols: Symbolizer::new(),
-            site_ids: HashMap::new(),
-            sites: open(SITES_FILE)?,
-            rows: open(SITE_ROWS_FILE)?,
-            snapshots: Vec::new(),
-        })
+        Ok(HeapAttribution { source, dir: dir.to_path_buf(), symbols: Symbolizer::new(), table: SiteTable::create(dir)?, snapshots: Vec::new() })
     }
 
     /// Take the live heap at the end of `epoch` and append its per-site bytes.
@@ -168,13 +204,7 @@ impl HeapAttribution {
             let site = self.site_of(&frames)?;
             *bytes_by_site.entry(site).or_default() += stack.bytes;
         }
-        let mut rows: Vec<(u32, f64)> = bytes_by_site.into_iter().collect();
-        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
-        for (site, bytes) in rows {
-            let row = SiteRow { epoch, site, bytes: bytes.round() as u64 };
-            self.rows.serialize(row).map_err(|e| out_err(&self.dir.join(SITE_ROWS_FILE), e))?;
-        }
-        self.rows.flush().map_err(|e| out_err(&self.dir.join(SITE_ROWS_FILE), e))?;
+        self.table.write_snapshot(epoch, bytes_by_site)?;
         self.snapshots.push((epoch, path.to_path_buf()));
         Ok(())
     }
@@ -214,19 +244,8 @@ impl HeapAttribution {
             }
             None => ("<no frame in the program's source>".to_string(), String::new()),
         };
-        let key = (function.clone(), location.clone(), via.clone());
-        if let Some(&id) = self.site_ids.get(&key) {
-            return Ok(id);
-        }
-        let id = self.site_ids.len() as u32;
         // The allocator's own frames open every stack and say nothing: start after them.
-        let stack = describe_stack(frames.iter().skip_while(|f| is_allocator(f)));
-        let info = SiteInfo { site: id, function, location, via, stack };
-        let path = self.dir.join(SITES_FILE);
-        self.sites.serialize(&info).map_err(|e| out_err(&path, e))?;
-        self.sites.flush().map_err(|e| out_err(&path, e))?;
-        self.site_ids.insert(key, id);
-        Ok(id)
+        self.table.id_of(function, location, via, || describe_stack(frames.iter().skip_while(|f| is_allocator(f))))
     }
 
     /// Stop sampling and write the growth from the first post-warm-up snapshot to the
@@ -278,14 +297,23 @@ impl HeapAttribution {
     }
 }
 
-fn read_err(path: &Path, e: impl std::fmt::Display) -> Error {
+pub(crate) fn read_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::HeapProfile(format!("{}: {e}", path.display()))
 }
 
 /// A jemalloc heap dump's stacks, from the allocation outwards.
-fn load_jemalloc(path: &Path) -> Result<Vec<LiveStack>, Error> {
+pub(crate) fn load_jemalloc(path: &Path) -> Result<Vec<LiveStack>, Error> {
     let file = File::open(path).map_err(|e| read_err(path, e))?;
-    let profile = pprof_util::parse_jeheap(BufReader::new(file), None).map_err(|e| read_err(path, e))?;
+    stacks_of(path, pprof_util::parse_jeheap(BufReader::new(file), None))
+}
+
+/// The same, from a dump's text already read (`path` names it in errors).
+pub(crate) fn load_jemalloc_text(path: &Path, text: &str) -> Result<Vec<LiveStack>, Error> {
+    stacks_of(path, pprof_util::parse_jeheap(text.as_bytes(), None))
+}
+
+fn stacks_of(path: &Path, profile: anyhow::Result<pprof_util::StackProfile>) -> Result<Vec<LiveStack>, Error> {
+    let profile = profile.map_err(|e| read_err(path, e))?;
     // parse_jeheap stores stacks outermost first.
     Ok(profile.iter().map(|(s, _)| LiveStack { addrs: s.addrs.iter().rev().copied().collect(), bytes: s.weight }).collect())
 }
@@ -323,7 +351,7 @@ fn load_live(path: &Path) -> Result<Vec<LiveStack>, Error> {
 
 /// Frames joined by " <- ", with each run of frames inside one shared library folded
 /// into one entry ("libtorch_cpu.so (x23)"): libtorch alone can be dozens deep.
-fn describe_stack<'a>(frames: impl Iterator<Item = &'a Frame>) -> String {
+pub(crate) fn describe_stack<'a>(frames: impl Iterator<Item = &'a Frame>) -> String {
     let mut parts: Vec<(String, usize)> = Vec::new();
     for f in frames {
         let library = f.file.is_none().then(|| f.function.split_once('+').map(|(lib, _)| lib.to_string())).flatten();

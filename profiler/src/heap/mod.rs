@@ -14,6 +14,7 @@
 
 mod attribution;
 mod jeprof;
+pub mod native;
 mod symbols;
 
 pub use attribution::{

@@ -125,17 +125,34 @@ impl Symbolizer {
 
 /// Executable mappings (with a path) from the text of `/proc/self/maps`.
 fn parse_exec_maps(text: &str) -> Vec<(usize, usize, String)> {
+    parse_maps(text).into_iter().filter(|m| m.executable).map(|m| (m.start, m.end, m.path)).collect()
+}
+
+/// One file-backed mapping of a `/proc/<pid>/maps` text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Mapping {
+    pub start: usize,
+    pub end: usize,
+    /// Offset in the file of `start`.
+    pub offset: u64,
+    pub executable: bool,
+    pub path: String,
+}
+
+/// The mappings of a `/proc/<pid>/maps` text that have a file path.
+pub(crate) fn parse_maps(text: &str) -> Vec<Mapping> {
     text.lines()
         .filter_map(|line| {
             let mut parts = line.split_whitespace();
             let range = parts.next()?;
             let perms = parts.next()?;
-            let path = parts.nth(3)?;
-            if !perms.contains('x') || !path.starts_with('/') {
+            let offset = u64::from_str_radix(parts.next()?, 16).ok()?;
+            let path = parts.nth(2)?;
+            if !path.starts_with('/') {
                 return None;
             }
             let (s, e) = range.split_once('-')?;
-            Some((usize::from_str_radix(s, 16).ok()?, usize::from_str_radix(e, 16).ok()?, path.to_string()))
+            Some(Mapping { start: usize::from_str_radix(s, 16).ok()?, end: usize::from_str_radix(e, 16).ok()?, offset, executable: perms.contains('x'), path: path.to_string() })
         })
         .collect()
 }

@@ -37,15 +37,20 @@ pub fn write_phases(a: &Analysis, path: &Path) -> Result<(), Error> {
 /// location, via, class, slope_bytes_per_epoch, slope_low, slope_high, one `bytes_epoch_<e>`
 /// per snapshot, stack.
 pub fn write_sites(a: &Analysis, path: &Path) -> Result<(), Error> {
+    write_site_verdicts(&a.sites, path)
+}
+
+/// Write site verdicts in `callsites.csv`'s columns (also `native_sites.csv`).
+pub fn write_site_verdicts(sites: &[crate::analysis::SiteVerdict], path: &Path) -> Result<(), Error> {
     let err = |e: ::csv::Error| Error::Output { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) };
     let mut w = ::csv::Writer::from_path(path).map_err(err)?;
-    let epochs: Vec<u32> = a.sites.first().map(|s| s.bytes_by_epoch.iter().map(|b| b.0).collect()).unwrap_or_default();
+    let epochs: Vec<u32> = sites.first().map(|s| s.bytes_by_epoch.iter().map(|b| b.0).collect()).unwrap_or_default();
     let mut header: Vec<String> = ["site", "function", "location", "via", "class", "slope_bytes_per_epoch", "slope_low", "slope_high"].map(String::from).to_vec();
     header.extend(epochs.iter().map(|e| format!("bytes_epoch_{e}")));
     header.push("stack".into());
     w.write_record(&header).map_err(err)?;
     let num = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_default();
-    for s in &a.sites {
+    for s in sites {
         let mut r = vec![s.site.to_string(), s.function.clone(), s.location.clone(), s.via.clone(), s.class.as_str().to_string(),
             num(s.slope_bytes_per_epoch), num(s.slope_interval.map(|i| i.0)), num(s.slope_interval.map(|i| i.1))];
         r.extend(s.bytes_by_epoch.iter().map(|b| b.1.to_string()));

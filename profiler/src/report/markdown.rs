@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::{human_bytes, human_seconds, signed_bytes};
-use crate::analysis::{Analysis, SeriesVerdict, PHASE_SERIES};
+use crate::analysis::{Analysis, SeriesVerdict, SiteVerdict, PHASE_SERIES};
 
 /// "+2.1 MiB/epoch [+1.9 MiB, +2.3 MiB]"; a slope through two epochs has no interval;
 /// a dash without a fit.
@@ -87,17 +87,16 @@ pub fn summary(a: &Analysis) -> String {
     if !a.sites.is_empty() {
         let source = a.sites_source.map_or("live heap", |s| s.describe());
         let _ = writeln!(s, "\n## Call sites ({source} at epoch ends, growing first)\n");
-        let _ = writeln!(s, "| site | class | slope (90 % interval) | live at last epoch end |");
-        let _ = writeln!(s, "|---|---|---|---|");
-        for v in a.sites.iter().take(10) {
-            let slope = slope_cell(v.slope_bytes_per_epoch, v.slope_interval);
-            let last = v.bytes_by_epoch.last().map_or(0, |b| b.1);
-            let _ = writeln!(s, "| `{}` | {} | {} | {} |", v.name().replace('|', "\\|"), v.class.as_str(), slope, human_bytes(last as f64));
-        }
+        site_table(&mut s, "site", &a.sites, SiteVerdict::name);
         let _ = writeln!(s, "\nFull stacks in callsites.csv; the growth between the first post-warm-up snapshot and the last in growth.pb.gz (pprof) and growth.svg (flamegraph).");
         if a.sites_source == Some(crate::heap::StackSource::DhatExact) {
             let _ = writeln!(s, "DHAT's own profile of the live heap at each epoch end: dhat/epoch-N.json (open it in DHAT's viewer, dh_view.html); of the whole run: dhat-heap.json.");
         }
+    }
+    if !a.native_sites.is_empty() {
+        let _ = writeln!(s, "\n## Native call sites (the main Python process's C/C++ allocations, jemalloc samples at epoch ends, growing first)\n");
+        site_table(&mut s, "function", &a.native_sites, SiteVerdict::short_name);
+        let _ = writeln!(s, "\nFull names and stacks in native_sites.csv.");
     }
     if !a.ranks.is_empty() {
         let _ = writeln!(s, "\n## Ranks (PSS of each rank's processes at epoch ends)\n");
@@ -160,4 +159,16 @@ pub fn text_summary(a: &Analysis) -> String {
         let _ = writeln!(s, "  - {line}");
     }
     s
+}
+
+/// The top 10 sites as a table: name (by `name_of`), class, slope, live bytes at the last
+/// epoch end.
+fn site_table(s: &mut String, heading: &str, sites: &[SiteVerdict], name_of: fn(&SiteVerdict) -> String) {
+    let _ = writeln!(s, "| {heading} | class | slope (90 % interval) | live at last epoch end |");
+    let _ = writeln!(s, "|---|---|---|---|");
+    for v in sites.iter().take(10) {
+        let slope = slope_cell(v.slope_bytes_per_epoch, v.slope_interval);
+        let last = v.bytes_by_epoch.last().map_or(0, |b| b.1);
+        let _ = writeln!(s, "| `{}` | {} | {} | {} |", name_of(v).replace('|', "\\|"), v.class.as_str(), slope, human_bytes(last as f64));
+    }
 }

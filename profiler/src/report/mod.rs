@@ -51,6 +51,11 @@ pub fn write_all(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Error>
             paths.push(sites);
         }
     }
+    if !analysis.native_sites.is_empty() {
+        let path = dir.join(crate::heap::native::NATIVE_SITES_FILE);
+        csv::write_site_verdicts(&analysis.native_sites, &path)?;
+        paths.push(path);
+    }
     if analysis.censuses.is_some() {
         let path = dir.join("objects.csv");
         csv::write_objects(analysis, &path)?;
@@ -85,6 +90,9 @@ pub fn rebuild(dir: &Path) -> Result<Analysis, Error> {
             crate::heap::StackSource::JemallocSampled
         };
         analysis = analysis.with_sites(crate::analysis::classify_sites(&sites, &rows, source), source);
+    }
+    if let Some((sites, rows)) = crate::heap::read_sites(&dir.join(crate::heap::native::NATIVE_DIR))? {
+        analysis = analysis.with_native_sites(crate::analysis::classify_sites(&sites, &rows, crate::heap::StackSource::JemallocSampled));
     }
     if let Some(ranks) = crate::analysis::read_ranks(dir, &ends)? {
         analysis = analysis.with_ranks(ranks);

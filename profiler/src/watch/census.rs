@@ -20,6 +20,8 @@ const GPU: &str = include_str!("../../../python/diagnose_gpu.py");
 
 /// Where the CUDA allocator's figures go, under a run folder (`gpu/epoch-N.json`).
 pub const GPU_DIR: &str = "gpu";
+/// Heap dumps of the preloaded jemalloc (--native-sites).
+const NATIVE: &str = include_str!("../../../python/diagnose_native.py");
 
 /// Where censuses are written, under a run folder.
 pub const OBJECTS_DIR: &str = "objects";
@@ -37,6 +39,7 @@ impl CensusHelper {
         std::fs::write(dir.join("sitecustomize.py"), SITECUSTOMIZE)?;
         std::fs::write(dir.join("diagnose_census.py"), CENSUS)?;
         std::fs::write(dir.join("diagnose_gpu.py"), GPU)?;
+        std::fs::write(dir.join("diagnose_native.py"), NATIVE)?;
         let sender = UnixDatagram::unbound()?;
         sender.set_nonblocking(true)?;
         Ok(CensusHelper { dir: dir.to_path_buf(), sender })

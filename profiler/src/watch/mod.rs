@@ -91,6 +91,10 @@ pub struct WatchOptions {
     /// Record PyTorch's CUDA allocation history in the Python main process and write the
     /// live CUDA bytes per allocating line at each epoch end (`gpu/epoch-N.json`).
     pub gpu_sites: bool,
+    /// Preload our sampling jemalloc into the command's processes and, at each epoch
+    /// end, reduce the Python main process's heap dump to the C and C++ functions that
+    /// hold its native memory (`native/`, then `native_sites.csv` in the report).
+    pub native_sites: bool,
     /// Called with each recorded row (e.g. to print a status line at epoch ends, or to
     /// update metrics).
     /// With the row, each rank's processes summed at that sample (empty without ranks).
@@ -119,6 +123,7 @@ impl Default for WatchOptions {
             auto_window: Some(DEFAULT_AUTO_WINDOW),
             python_tracemalloc: false,
             gpu_sites: false,
+            native_sites: false,
             on_row: None,
             on_verdict: None,
             stop_on_leak: false,
@@ -300,10 +305,15 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         (_, true, Target::Command(_)) => Some(census::CensusHelper::install(&socket.dir().join("py")).map_err(|e| Error::Config(format!("cannot write the census helper: {e}")))?),
         _ => None,
     };
+    let native = match (opts.native_sites, &helper) {
+        (false, _) => None,
+        (true, None) => return Err(Error::Config("--native-sites needs a command to start with the helper injected (not --pid, not --no-inject)".into())),
+        (true, Some(_)) => Some(NativeReducer::start(crate::heap::native::find_native_library()?, out_dir)?),
+    };
     let started = Instant::now();
     let (root, mut child, pumps) = match target {
         Target::Command(argv) => {
-            let (child, pumps) = spawn(argv, &socket, &opts, helper.as_ref(), out_dir, tx.clone())?;
+            let (child, pumps) = spawn(argv, &socket, &opts, helper.as_ref(), native.as_ref(), out_dir, tx.clone())?;
             (child.id(), Some(child), pumps)
         }
         Target::Pid(pid) => (*pid, None, Vec::new()),
@@ -383,7 +393,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
                     None
                 };
                 // The main process's census is then taken by its waiting training loop.
-                census_in_loop = ack.is_some() && row.is_some() && (opts.python_objects || opts.gpu_sites);
+                census_in_loop = ack.is_some() && row.is_some() && (opts.python_objects || opts.gpu_sites || opts.native_sites);
                 if let (Some(h), Some(epoch)) = (&helper, ack) {
                     h.ack(&rec.pids, epoch, census_in_loop);
                 }
@@ -440,7 +450,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             }
         };
         last_rss = row.tree_rss_bytes.unwrap_or(0);
-        if let (Some(h), "epoch_end", Some(epoch), true) = (&helper, row.phase.as_str(), row.epoch, opts.python_objects || opts.gpu_sites) {
+        if let (Some(h), "epoch_end", Some(epoch), true) = (&helper, row.phase.as_str(), row.epoch, opts.python_objects || opts.gpu_sites || opts.native_sites) {
             // The main process (first) takes its own when its loop was told to.
             let skip = usize::from(std::mem::take(&mut census_in_loop) && rec.main_first);
             h.request(&rec.pids[skip.min(rec.pids.len())..], epoch);
@@ -513,6 +523,9 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         label.push_str(&format!(" oom_kill={}->{}", oom_before.unwrap_or(0), oom_after.unwrap_or(0)));
     }
     rec.record(Boundary::new(Phase::Finish).label(label))?;
+    if let Some(n) = native {
+        n.finish();
+    }
     Ok(Watched {
         own_cpu_s: own_cpu() - cpu_before,
         own_peak_rss_bytes: own_peak_rss(),
@@ -651,7 +664,7 @@ fn exit_of(status: ExitStatus) -> Exit {
 
 /// Start the command with its output piped through us (so log lines can be matched),
 /// stdin inherited, and the marker socket's path in its environment.
-fn spawn(argv: &[OsString], socket: &MarkerSocket, opts: &WatchOptions, census: Option<&census::CensusHelper>, out_dir: &Path, tx: Sender<Event>) -> Result<(Child, Vec<std::thread::JoinHandle<()>>), Error> {
+fn spawn(argv: &[OsString], socket: &MarkerSocket, opts: &WatchOptions, census: Option<&census::CensusHelper>, native: Option<&NativeReducer>, out_dir: &Path, tx: Sender<Event>) -> Result<(Child, Vec<std::thread::JoinHandle<()>>), Error> {
     let program = find_program(&argv[0])?;
     let mut cmd = Command::new(&program);
     cmd.args(&argv[1..]).stdin(Stdio::inherit()).stdout(Stdio::piped()).stderr(Stdio::piped()).env(MARKER_ENV, socket.path());
@@ -670,6 +683,15 @@ fn spawn(argv: &[OsString], socket: &MarkerSocket, opts: &WatchOptions, census: 
         if opts.python_objects || opts.gpu_sites {
             cmd.env("DIAGNOSE_GPU", if opts.gpu_sites { "sites" } else { "stats" }).env("DIAGNOSE_GPU_OUT", out_dir.join(census::GPU_DIR));
         }
+    }
+    if let Some(n) = native {
+        // The user's own preloads stay, after ours (a malloc preloaded first wins).
+        let mut preload = n.library.as_os_str().to_owned();
+        if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|o| !o.is_empty()) {
+            preload.push(":");
+            preload.push(old);
+        }
+        cmd.env("LD_PRELOAD", preload).env("DIAGNOSE_NATIVE_DUMPS", &n.dumps);
     }
     // Python block-buffers a piped stdout, which would hold back its epoch lines.
     if std::env::var_os("PYTHONUNBUFFERED").is_none() {
@@ -690,6 +712,46 @@ fn spawn(argv: &[OsString], socket: &MarkerSocket, opts: &WatchOptions, census: 
         std::thread::spawn(move || logscan::pump(err, std::io::stderr(), m2, d2)),
     ];
     Ok((child, pumps))
+}
+
+/// `--native-sites`: the library to preload, and a thread that reduces the helper's heap
+/// dumps as they appear (symbolizing takes a while the first time a library is seen; the
+/// event loop must not wait for it).
+struct NativeReducer {
+    library: PathBuf,
+    dumps: PathBuf,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl NativeReducer {
+    fn start(library: PathBuf, out_dir: &Path) -> Result<Self, Error> {
+        let mut sites = crate::heap::native::NativeSites::create(out_dir)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut failed = false;
+            loop {
+                let last = flag.load(std::sync::atomic::Ordering::Acquire);
+                if let Err(e) = sites.reduce_ready() {
+                    if !std::mem::replace(&mut failed, true) {
+                        eprintln!("diagnose: native sites: {e}");
+                    }
+                }
+                if last {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        });
+        Ok(NativeReducer { library, dumps: out_dir.join(crate::heap::native::DUMPS_DIR), stop, thread })
+    }
+
+    /// Reduce what is left, then stop.
+    fn finish(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        let _ = self.thread.join();
+    }
 }
 
 fn wait_in_background(mut child: Child, tx: Sender<Event>) {

@@ -163,48 +163,6 @@ def start_history(torch_cuda):
     torch_cuda._lazy_call(enable)
 
 
-def when_imported(name, fn):
-    """Call fn(module) right after the program imports module `name` (an import hook:
-    nothing is imported early), or now if it already has."""
-    if name in sys.modules:
-        fn(sys.modules[name])
-        return
-
-    class Hook:
-        def find_spec(self, fullname, path=None, target=None):
-            if fullname != name:
-                return None
-            for finder in sys.meta_path:
-                find = getattr(finder, "find_spec", None)
-                if finder is self or find is None:
-                    continue
-                spec = find(fullname, path, target)
-                if spec is not None:
-                    break
-            else:
-                return None
-            loader = spec.loader
-            original_exec = loader.exec_module
-
-            def exec_module(module):
-                original_exec(module)
-                try:
-                    fn(module)
-                except Exception as e:
-                    sys.stderr.write("diagnose: %s: %s\n" % (name, e))
-                finally:
-                    loader.exec_module = original_exec
-
-            loader.exec_module = exec_module
-            try:
-                sys.meta_path.remove(self)
-            except ValueError:
-                pass
-            return spec
-
-    sys.meta_path.insert(0, Hook())
-
-
 def take(epoch, sites):
     """This epoch's counters (and, with `sites`, the live bytes per site) as a dict, or
     None where CUDA was never initialised in this process."""

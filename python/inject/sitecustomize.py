@@ -192,7 +192,7 @@ def _gpu_recorder(diagnose_gpu, owner):
     if mode not in ("stats", "sites") or not out:
         return lambda epoch: None
     if mode == "sites":
-        diagnose_gpu.when_imported("torch.cuda", diagnose_gpu.start_history)
+        _when_imported("torch.cuda", diagnose_gpu.start_history, "--gpu-sites: allocation history not started")
 
     def gpu_at(epoch):
         if os.getpid() == owner:  # not in forked workers: their CUDA is not theirs
@@ -324,18 +324,35 @@ def _install_loader_hook(send):
             backward.__wrapped__ = original_backward
             autograd.backward = backward
 
-    class Hook:
-        """Finds torch.utils.data.dataloader with the other finders, and patches it right
-        after it has run."""
+    _when_imported("torch.utils.data.dataloader", patch, "epochs will not be found from DataLoader passes")
 
-        def find_spec(self, name, path=None, target=None):
-            if name != "torch.utils.data.dataloader":
+
+def _when_imported(name, fn, failure):
+    """Call fn(module) right after the program imports module `name`, or now if it
+    already has: an import hook that finds the module with the other finders and wraps
+    its loader's exec_module once, so nothing is imported early. A failure of fn is
+    written to stderr after `failure`, never raised into the program."""
+    import sys
+
+    def call(module):
+        try:
+            fn(module)
+        except Exception as e:
+            sys.stderr.write("diagnose: %s: %s\n" % (failure, e))
+
+    if name in sys.modules:
+        call(sys.modules[name])
+        return
+
+    class Hook:
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname != name:
                 return None
             for finder in sys.meta_path:
                 find = getattr(finder, "find_spec", None)
                 if finder is self or find is None:
                     continue
-                spec = find(name, path, target)
+                spec = find(fullname, path, target)
                 if spec is not None:
                     break
             else:
@@ -346,9 +363,7 @@ def _install_loader_hook(send):
             def exec_module(module):
                 original_exec(module)
                 try:
-                    patch(module)
-                except Exception as e:
-                    sys.stderr.write("diagnose: epochs will not be found from DataLoader passes: %s\n" % e)
+                    call(module)
                 finally:
                     loader.exec_module = original_exec
 
@@ -359,10 +374,7 @@ def _install_loader_hook(send):
                 pass
             return spec
 
-    if "torch.utils.data.dataloader" in sys.modules:
-        patch(sys.modules["torch.utils.data.dataloader"])
-    else:
-        sys.meta_path.insert(0, Hook())
+    sys.meta_path.insert(0, Hook())
 
 
 _diagnose_start()

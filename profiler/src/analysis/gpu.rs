@@ -124,17 +124,7 @@ impl GpuAllocator {
 
 /// Read `dir/gpu/epoch-*.json`; `None` when there are none.
 pub fn read_gpu(dir: &Path) -> Result<Option<GpuAllocator>, Error> {
-    let folder = dir.join(crate::watch::census::GPU_DIR);
-    let Ok(entries) = std::fs::read_dir(&folder) else { return Ok(None) };
-    let mut files = Vec::new();
-    for e in entries.flatten() {
-        let path = e.path();
-        if path.extension().is_some_and(|x| x == "json") {
-            let text = std::fs::read_to_string(&path).map_err(|source| Error::Output { path: path.clone(), source })?;
-            let f: GpuFile = serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: not a GPU allocator file: {e}", path.display())))?;
-            files.push(f);
-        }
-    }
+    let mut files: Vec<GpuFile> = super::objects::read_json_files(&dir.join(crate::watch::census::GPU_DIR), "a GPU allocator file")?;
     if files.is_empty() {
         return Ok(None);
     }

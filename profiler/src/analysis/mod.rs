@@ -169,6 +169,8 @@ pub struct Analysis {
     /// The CUDA caching allocator's counters and call sites (watch --python-objects,
     /// --gpu-sites).
     pub gpu_allocator: Option<GpuAllocator>,
+    /// `watch --gpu-sites` ran (its folder exists) but no epoch end was recorded.
+    pub gpu_unrecorded: bool,
     /// Per-rank verdicts of a distributed run (watch).
     pub ranks: Vec<RankVerdict>,
     /// With `watch --window`: the window length standing in for an epoch.
@@ -439,6 +441,7 @@ impl Analyzer {
             recorder: meta.recorder.clone().unwrap_or_else(|| "run".into()),
             censuses: None,
             gpu_allocator: None,
+            gpu_unrecorded: false,
             ranks: Vec::new(),
             window_s: meta.window_s,
             windows_after_s: meta.windows_after_s,
@@ -608,6 +611,13 @@ impl Analysis {
         self
     }
 
+    /// Say that `watch --gpu-sites` recorded nothing (CUDA never initialised).
+    pub fn with_gpu_unrecorded(mut self) -> Self {
+        self.gpu_unrecorded = true;
+        self.ledger = explain(&self);
+        self
+    }
+
     /// Add the native call sites' verdicts (`watch --native-sites`) and re-read the ledger.
     pub fn with_native_sites(mut self, sites: Vec<SiteVerdict>) -> Self {
         self.native_sites = sites;
@@ -708,6 +718,9 @@ fn explain(a: &Analysis) -> Vec<String> {
     } else if a.class_of("gpu_reserved_bytes") == Some(Class::Growing) && !grows("gpu_allocated_bytes") {
         lines.push("GPU reserved grows while GPU allocated is flat: libtorch's caching allocator keeps freed blocks for reuse. That is caching, not a leak (emptying the cache returns them).".into());
     }
+    if a.gpu_unrecorded && a.gpu_allocator.is_none() {
+        lines.push("--gpu-sites: nothing was recorded. CUDA was never initialised in the command's first Python process (no torch.cuda use there), so there is no allocator to read.".into());
+    }
     if grows("gpu_allocated_bytes") && a.gpu_allocator.is_none() {
         lines.push("GPU allocated grows: tensors accumulate on the device across epochs.".into());
     }
@@ -754,7 +767,9 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
     let grows = |c: &str| a.series(c).is_some_and(|s| s.class == Class::Growing && s.cause.is_none());
     if let Some(s) = a.series("main_uss_bytes").filter(|_| grows("main_uss_bytes")) {
         // What holds it is the census's to say; without one, no guess.
-        let next = if a.censuses.is_some() { String::new() } else { " To see which Python objects hold it, and whether they do at all, rerun with a census: diagnose watch --python-objects -- <the same command>.".into() };
+        // Native call sites that hold most of it have said what holds it.
+        let named = a.native_sites_asked && native_growth(a) >= 0.75 * s.slope_bytes_per_epoch.unwrap_or(0.0);
+        let next = if a.censuses.is_some() || named { String::new() } else { " To see which Python objects hold it, and whether they do at all, rerun with a census: diagnose watch --python-objects -- <the same command>.".into() };
         lines.push(format!("The main process grows: its private memory (USS) {}/epoch.{next}", slope(s)));
     }
     // With ranks, the workers are the ranks: the ranks' line names which one grows.
@@ -828,6 +843,7 @@ fn explain_native_sites(a: &Analysis, lines: &mut Vec<String>) {
         return;
     }
     let growing: Vec<&SiteVerdict> = a.native_sites.iter().filter(|s| s.class == Class::Growing).collect();
+    let native = native_growth(a);
     for s in growing.iter().take(3) {
         // C++ names run to hundreds of characters: shortened here, whole in the CSV.
         lines.push(format!(
@@ -839,6 +855,30 @@ fn explain_native_sites(a: &Analysis, lines: &mut Vec<String>) {
     if growing.is_empty() {
         lines.push("No native call site grows (the main process's C/C++ allocations, jemalloc samples; native_sites.csv).".into());
     }
+    // How much of the main process's growth went through the preloaded jemalloc: what a
+    // library allocates past it is not sampled, and must not read as "native is clean".
+    let Some(uss) = a.series("main_uss_bytes").filter(|s| s.class == Class::Growing) else { return };
+    let process = uss.slope_bytes_per_epoch.unwrap_or(0.0);
+    let low = uss.slope_interval.map_or(process, |i| i.0.min(process));
+    let signed = crate::format::signed_bytes;
+    if native >= process {
+        lines.push(format!("Native call sites account for all of the main process's growth ({} of {}/epoch, USS).", signed(native), signed(process)));
+    } else if native >= 0.75 * low {
+        lines.push(format!("Native call sites account for {} of the main process's {}/epoch (USS).", signed(native), signed(process)));
+    } else if process - native >= f64::from(1u32 << 20) {
+        lines.push(format!(
+            "Native call sites account for {} of the main process's {}/epoch (USS). The other {}/epoch did not go through the preloaded jemalloc's sampled allocations: a library that binds glibc's malloc directly (ctypes.CDLL(\"libc.so.6\").malloc), its own mmap, thread stacks, or pages jemalloc holds free.",
+            signed(native), signed(process), signed(process - native)
+        ));
+    }
+    if a.censuses.as_ref().is_some_and(|c| c.objects.iter().any(|o| o.kind != "type" && o.class == Class::Growing)) && native > 0.0 {
+        lines.push("The native and Python views overlap: a numpy array's or a tensor's storage is native memory (PyDataMem_*, libtorch's allocations) that a Python container holds, so the same bytes can be named in both.".into());
+    }
+}
+
+/// Bytes per epoch by which the growing native call sites grow, together.
+fn native_growth(a: &Analysis) -> f64 {
+    a.native_sites.iter().filter(|s| s.class == Class::Growing).filter_map(|s| s.slope_bytes_per_epoch).sum()
 }
 
 /// The Python objects that grow, named by what keeps them alive; how much of the main
@@ -1265,5 +1305,46 @@ mod tests {
         assert!(l.contains("no container that the censuses could inspect grows") && l.contains("could not inspect 3 object(s)") && l.contains("Hostile"), "{l}");
         let clean = Censuses { count: 5, ..Censuses::default() };
         assert!(base().with_censuses(clean).ledger.join("\n").contains("no container of the main process or its persistent workers grows"));
+    }
+
+    /// A watched main process whose USS grows by `uss_per_epoch` MiB, with native call
+    /// sites growing by `native` MiB/epoch each.
+    fn watched_with_native(uss_per_epoch: u64, native: &[u64]) -> Analysis {
+        let mut a = Analyzer::new(Tolerance::default());
+        for e in 0..8u32 {
+            let uss = Some(300 * MB + e as u64 * uss_per_epoch * MB);
+            a.add(&Row { t_s: e as f64 * 10.0 + 3.0, phase: "epoch_end".into(), epoch: Some(e), main_uss_bytes: uss, tree_pss_bytes: uss, ..Row::default() });
+        }
+        let a = a.finish(&TimelineMeta::default(), false);
+        let site = |i: usize, per_epoch: u64| SiteVerdict {
+            site: i as u32,
+            function: format!("keep{i}"),
+            location: "libkeep.so".into(),
+            via: String::new(),
+            stack: String::new(),
+            bytes_by_epoch: (0..8).map(|e| (e, e as u64 * per_epoch * MB)).collect(),
+            class: if per_epoch > 0 { Class::Growing } else { Class::Flat },
+            slope_bytes_per_epoch: Some((per_epoch * MB) as f64),
+            slope_interval: Some(((per_epoch * MB) as f64, (per_epoch * MB) as f64)),
+        };
+        a.with_native_sites(native.iter().enumerate().map(|(i, n)| site(i, *n)).collect())
+    }
+
+    #[test]
+    fn native_sites_say_how_much_of_the_growth_they_hold_and_what_they_cannot_see() {
+        let l = watched_with_native(8, &[8]).ledger.join("\n");
+        assert!(l.contains("Native call sites account for all of the main process's growth"), "{l}");
+        assert!(!l.contains("rerun with a census"), "the native site named what holds it: {l}");
+        let l = watched_with_native(8, &[0]).ledger.join("\n");
+        assert!(l.contains("No native call site grows") && l.contains("The other +8.0 MiB/epoch did not go through the preloaded jemalloc"), "{l}");
+        assert!(l.contains("rerun with a census"), "{l}");
+        let l = watched_with_native(8, &[2]).ledger.join("\n");
+        assert!(l.contains("account for +2.0 MiB of the main process's +8.0 MiB/epoch") && l.contains("The other +6.0 MiB/epoch"), "{l}");
+    }
+
+    #[test]
+    fn gpu_sites_that_recorded_nothing_say_so() {
+        let l = run(5, |_| 400 * MB, |_| 200 * MB).with_gpu_unrecorded().ledger.join("\n");
+        assert!(l.contains("--gpu-sites: nothing was recorded. CUDA was never initialised"), "{l}");
     }
 }

@@ -176,19 +176,24 @@ pub struct Censuses {
 /// Errors kept for the report; the rest are counted.
 const MAX_ERRORS: usize = 3;
 
-/// Read `dir/objects/epoch-*.json`; `None` when there are none.
-pub fn read_censuses(dir: &Path) -> Result<Option<Censuses>, Error> {
-    let folder = dir.join("objects");
-    let Ok(entries) = std::fs::read_dir(&folder) else { return Ok(None) };
+/// Every `*.json` file in `folder` (none when it does not exist), each parsed as a `T`;
+/// one that is not is an error naming it as not `what`.
+pub(crate) fn read_json_files<T: serde::de::DeserializeOwned>(folder: &Path, what: &str) -> Result<Vec<T>, Error> {
+    let Ok(entries) = std::fs::read_dir(folder) else { return Ok(Vec::new()) };
     let mut files = Vec::new();
     for e in entries.flatten() {
         let path = e.path();
         if path.extension().is_some_and(|x| x == "json") {
             let text = std::fs::read_to_string(&path).map_err(|source| Error::Output { path: path.clone(), source })?;
-            let f: CensusFile = serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: not a census file: {e}", path.display())))?;
-            files.push(f);
+            files.push(serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: not {what}: {e}", path.display())))?);
         }
     }
+    Ok(files)
+}
+
+/// Read `dir/objects/epoch-*.json`; `None` when there are none.
+pub fn read_censuses(dir: &Path) -> Result<Option<Censuses>, Error> {
+    let mut files: Vec<CensusFile> = read_json_files(&dir.join("objects"), "a census file")?;
     if files.is_empty() {
         return Ok(None);
     }

@@ -100,8 +100,11 @@ pub fn rebuild(dir: &Path) -> Result<Analysis, Error> {
     if let Some(censuses) = crate::analysis::read_censuses(dir)? {
         analysis = analysis.with_censuses(censuses);
     }
-    if let Some(gpu) = crate::analysis::read_gpu(dir)? {
-        analysis = analysis.with_gpu(gpu);
+    match crate::analysis::read_gpu(dir)? {
+        Some(gpu) => analysis = analysis.with_gpu(gpu),
+        // watch --gpu-sites makes the folder; the helper fills it once CUDA is up.
+        None if dir.join(crate::watch::census::GPU_DIR).is_dir() => analysis = analysis.with_gpu_unrecorded(),
+        None => {}
     }
     write_all(&analysis, dir)?;
     Ok(analysis)

@@ -680,6 +680,10 @@ fn spawn(argv: &[OsString], socket: &MarkerSocket, opts: &WatchOptions, census: 
             cmd.env("DIAGNOSE_TRACEMALLOC", "1");
         }
         // The CUDA allocator's counters with a census; with --gpu-sites, its call sites too.
+        if opts.gpu_sites {
+            // Made here, so that a report can tell "recorded nothing" from "not asked".
+            let _ = std::fs::create_dir_all(out_dir.join(census::GPU_DIR));
+        }
         if opts.python_objects || opts.gpu_sites {
             cmd.env("DIAGNOSE_GPU", if opts.gpu_sites { "sites" } else { "stats" }).env("DIAGNOSE_GPU_OUT", out_dir.join(census::GPU_DIR));
         }

@@ -245,11 +245,13 @@ struct BoundaryFilter {
     epochs_from: Option<Origin>,
     /// The program sent markers of its own.
     explicit: bool,
+    /// The last epoch ended.
+    last_epoch: Option<u32>,
 }
 
 impl BoundaryFilter {
     fn new(windows: bool) -> Self {
-        BoundaryFilter { windows, epochs_from: None, explicit: false }
+        BoundaryFilter { windows, epochs_from: None, explicit: false, last_epoch: None }
     }
 
     fn accepts(&mut self, boundary: &Boundary, source: Origin) -> bool {
@@ -269,7 +271,14 @@ impl BoundaryFilter {
         if self.windows || self.epochs_from.is_some_and(|best| source < best) {
             return false;
         }
+        // A more trusted source that takes over at an epoch a lesser one already ended (a
+        // log line, then the DataLoader's next pass) takes over from the next epoch on.
+        let takes_over = self.epochs_from.is_some_and(|best| source > best);
         self.epochs_from = Some(source);
+        if takes_over && boundary.epoch.is_some() && boundary.epoch == self.last_epoch {
+            return false;
+        }
+        self.last_epoch = boundary.epoch;
         true
     }
 }
@@ -808,7 +817,8 @@ mod tests {
         let epoch = |e| Boundary::new(Phase::EpochEnd).epoch(e);
         let mut f = BoundaryFilter::new(false);
         assert!(f.accepts(&epoch(0), Origin::Log), "log epochs count until a marker comes");
-        assert!(f.accepts(&epoch(0), Origin::Marker));
+        assert!(!f.accepts(&epoch(0), Origin::Marker), "an epoch already ended is not ended twice");
+        assert!(f.accepts(&epoch(1), Origin::Marker), "markers take over from the next epoch");
         assert!(!f.accepts(&epoch(1), Origin::Log), "then log epochs are dropped");
         assert!(f.accepts(&Boundary::new(Phase::ValidationStart).epoch(1), Origin::Log), "other log phases stay");
         assert!(!f.accepts(&Boundary::new(Phase::EpisodeEnd).epoch(1).episode(3), Origin::Marker), "steps are not sampled");
@@ -823,11 +833,12 @@ mod tests {
         let mut f = BoundaryFilter::new(false);
         assert!(f.accepts(&epoch(0), Origin::Log));
         assert!(f.accepts(&val(0), Origin::Loader), "the helper's validation passes count");
-        assert!(f.accepts(&epoch(0), Origin::Loader));
+        assert!(!f.accepts(&epoch(0), Origin::Loader), "epoch 0 ended by its log line is not ended again by the loader");
         assert!(!f.accepts(&epoch(1), Origin::Log), "log epochs dropped once a loader pass marked one");
         assert!(f.accepts(&epoch(1), Origin::Loader));
-        assert!(f.accepts(&epoch(1), Origin::Marker));
-        assert!(!f.accepts(&epoch(2), Origin::Loader), "loader epochs dropped once the program marks its own");
+        assert!(!f.accepts(&epoch(1), Origin::Marker), "nor by a marker");
+        assert!(f.accepts(&epoch(2), Origin::Marker));
+        assert!(!f.accepts(&epoch(3), Origin::Loader), "loader epochs dropped once the program marks its own");
         assert!(!f.accepts(&val(2), Origin::Loader), "and the helper's validation too");
         assert!(f.accepts(&Boundary::new(Phase::Custom("census".into())).epoch(2), Origin::Loader), "the census's GPU figures always");
         assert_eq!(fallback_window(DEFAULT_AUTO_WINDOW), Duration::from_secs(60));

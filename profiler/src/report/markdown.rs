@@ -15,7 +15,10 @@ fn slope_cell(slope: Option<f64>, interval: Option<(f64, f64)>) -> String {
     }
 }
 
-/// The one out-of-memory headline: "out of memory in about 12 epochs (9–17), 1.3 h: ...".
+/// The one out-of-memory headline: "out of memory in about 12 more epochs (9–17), about
+/// 1.3 h, at epoch 20: 7.1 GiB of the 8.0 GiB cgroup limit (...), +70 MiB/epoch ...". The
+/// level comes before what it is of: a label such as "machine memory used, rising as the
+/// run's tree PSS" would otherwise read as the tree's PSS.
 pub(crate) fn oom_headline(a: &Analysis) -> Option<String> {
     let p = a.oom.as_ref()?;
     let range = match p.epochs_range {
@@ -28,8 +31,8 @@ pub(crate) fn oom_headline(a: &Analysis) -> Option<String> {
         _ => "recent epochs".into(),
     };
     Some(format!(
-        "out of memory in about {:.0} epochs{range}{when} (at epoch {:.0}): {} {} of the {} {} limit, {}/epoch over {fitted}",
-        p.epochs_to_limit, p.at_epoch, p.name, human_bytes(p.last_bytes as f64), human_bytes(p.limit_bytes as f64), p.limit_source, signed_bytes(p.slope_bytes_per_epoch)
+        "out of memory in about {:.0} more epochs{range}{when}, at epoch {:.0}: {} of the {} {} limit ({}), {}/epoch over {fitted}",
+        p.epochs_to_limit, p.at_epoch, human_bytes(p.last_bytes as f64), human_bytes(p.limit_bytes as f64), p.limit_source, p.name, signed_bytes(p.slope_bytes_per_epoch)
     ))
 }
 

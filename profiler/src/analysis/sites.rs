@@ -99,7 +99,7 @@ pub fn classify_sites(sites: &[SiteInfo], rows: &[SiteRow], source: StackSource)
 }
 
 /// Classify every site with `rule` over its (snapshot, bytes) points; growing first,
-/// then by slope.
+/// then by slope, then by live bytes at the last snapshot.
 pub fn classify_sites_with(sites: &[SiteInfo], rows: &[SiteRow], rule: impl Fn(&[(f64, f64)]) -> Classified) -> Vec<SiteVerdict> {
     let epochs: Vec<u32> = rows.iter().map(|r| r.epoch).collect::<BTreeSet<_>>().into_iter().collect();
     let mut out: Vec<SiteVerdict> = sites
@@ -124,7 +124,9 @@ pub fn classify_sites_with(sites: &[SiteInfo], rows: &[SiteRow], rule: impl Fn(&
             }
         })
         .collect();
-    let rank = |s: &SiteVerdict| (s.class != Class::Growing, -s.slope_bytes_per_epoch.unwrap_or(0.0));
+    // Among sites alike in class and slope (the many flat ones), the largest first.
+    let last = |s: &SiteVerdict| s.bytes_by_epoch.last().map_or(0.0, |p| p.1 as f64);
+    let rank = |s: &SiteVerdict| (s.class != Class::Growing, -s.slope_bytes_per_epoch.unwrap_or(0.0), -last(s));
     out.sort_by(|a, b| rank(a).partial_cmp(&rank(b)).unwrap_or(std::cmp::Ordering::Equal));
     out
 }
@@ -141,10 +143,11 @@ mod tests {
 
     #[test]
     fn growing_site_ranks_first_and_churn_is_not_blamed() {
-        let sites = [info(0, "weights"), info(1, "leaky"), info(2, "cache")];
+        let sites = [info(0, "weights"), info(1, "leaky"), info(2, "cache"), info(3, "embeddings")];
         let mut rows = Vec::new();
         for e in 0..6u32 {
             rows.push(SiteRow { epoch: e, site: 0, bytes: 50 * MB });
+            rows.push(SiteRow { epoch: e, site: 3, bytes: 80 * MB });
             rows.push(SiteRow { epoch: e, site: 1, bytes: 10 * MB * (e as u64 + 1) });
             rows.push(SiteRow { epoch: e, site: 2, bytes: 6 * MB.min(MB * 3 * (e as u64 + 1)) });
         }
@@ -154,6 +157,9 @@ mod tests {
         assert!((v[0].slope_bytes_per_epoch.unwrap() - 10.0 * MB as f64).abs() < 1.0);
         assert!(v[1..].iter().all(|s| s.class != Class::Growing), "{v:?}");
         assert_eq!(v[0].name(), "leaky (src/leaky.rs:1)");
+        // Flat sites, the larger first (not in the order they were first seen).
+        let rest: Vec<&str> = v[1..].iter().map(|s| s.function.as_str()).collect();
+        assert_eq!(rest, ["embeddings", "weights", "cache"], "{v:?}");
     }
 
     #[test]

@@ -88,8 +88,11 @@ fn hugging_face_trainer_clean_is_flat_and_its_epochs_are_found() {
 
 #[test]
 fn hugging_face_trainer_leaks_are_named() {
-    let s = watch_framework("hf_trainer.py", "train-graph", &[]);
-    assert_leak(&s, 5, "KeepingTrainer.kept_logits");
-    let s = watch_framework("hf_trainer.py", "val-outputs", &[]);
-    assert_leak(&s, 5, "KeepingTrainer.val_outputs");
+    // 8 epochs (7 ends, 6 fitted): the Trainer's process memory jitters by half an epoch's
+    // growth at an epoch end (+48 then -1 MiB against +25 MiB/epoch), and with 4 fitted
+    // points one low last point read as levelling off (bounded) in CI.
+    let s = watch_framework("hf_trainer.py", "train-graph", &["--epochs", "8"]);
+    assert_leak(&s, 7, "KeepingTrainer.kept_logits");
+    let s = watch_framework("hf_trainer.py", "val-outputs", &["--epochs", "8"]);
+    assert_leak(&s, 7, "KeepingTrainer.val_outputs");
 }

@@ -748,7 +748,7 @@ impl NativeReducer {
                 let last = flag.load(std::sync::atomic::Ordering::Acquire);
                 if let Err(e) = sites.reduce_ready() {
                     if !std::mem::replace(&mut failed, true) {
-                        eprintln!("diagnose: native sites: {e}");
+                        console::status_line(&format!("diagnose: native sites: {e}"));
                     }
                 }
                 if last {

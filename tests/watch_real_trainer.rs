@@ -85,7 +85,10 @@ fn native_growth_is_native_and_no_python_container_is_blamed() {
     let s = watch_mode(&dir, "native", &["--lib", &lib, "--train-batches", "40"]);
     assert_eq!(s["verdict"], "growing", "{}", ledger(&s));
     let per_epoch = slope_of(series(&s, "main_uss_bytes")) / MIB;
-    assert!((per_epoch - 10.0).abs() < 2.5, "main USS +{per_epoch:.1} MiB/epoch, C keeps 10");
+    // The kept blocks come from glibc's heap between the batches' freed memory, which it
+    // then cannot return: the trainer alone (no watcher) measured +9 to +16 MiB from one
+    // epoch to the next, +11 to +12.5 MiB/epoch over a run.
+    assert!((9.0..14.0).contains(&per_epoch), "main USS +{per_epoch:.1} MiB/epoch, C keeps 10");
     assert!(growing_objects(&s).is_empty(), "{:?}", growing_objects(&s));
     let l = ledger(&s);
     assert!(l.contains("Python objects account for") && l.contains("Native code uses it"), "{l}");

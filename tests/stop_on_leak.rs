@@ -98,7 +98,10 @@ fn watch_under_fixed_windows_never_stops_a_clean_job_and_stops_a_leak() {
     let _turn = serial();
     let dir = tempfile::tempdir().unwrap();
     let trainer = |mode: &str| -> Vec<String> {
-        [python().to_string_lossy().as_ref(), &py_script("loader_trainer.py"), "--mode", mode, "--epochs", "30", "--workers", "2", "--leak-mib", "24", "--sleep", "0.5"].iter().map(|s| s.to_string()).collect()
+        // Persistent workers: they start once, in start-up. (Workers forked anew at each
+        // pass live for part of a second: a 1-s window that catches them reads +16 MiB,
+        // and in CI enough late windows did so to stop the clean job.)
+        [python().to_string_lossy().as_ref(), &py_script("loader_trainer.py"), "--mode", mode, "--epochs", "30", "--workers", "2", "--persistent", "--leak-mib", "24", "--sleep", "0.5"].iter().map(|s| s.to_string()).collect()
     };
     let flags = ["--window", "1s", "--stop-on-leak", "--epoch-pattern", "^NEVER$"];
     let cmd = trainer("clean");

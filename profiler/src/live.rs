@@ -70,10 +70,16 @@ fn headline(a: &Analysis) -> Option<&SeriesVerdict> {
     })
 }
 
-/// Growth that a fit with an interval confirms, in a series the verdict reads (or a rank).
+/// Fitted epochs before growth may stop a job. Over three, the interval's low end is the
+/// least of three pairwise slopes: above zero for any rising jitter, e.g. two equal
+/// windows and then one that caught short-lived DataLoader workers (seen in CI).
+pub const STOP_MIN_FITTED: usize = 4;
+
+/// Growth that a fit with an interval over at least [`STOP_MIN_FITTED`] epochs confirms,
+/// in a series the verdict reads (or a rank).
 fn confirmed_growth(a: &Analysis) -> bool {
     let primary = PRIMARY_SERIES.iter().filter_map(|c| a.series(c)).chain(a.series("rss_bytes").filter(|_| a.series("rss_in_use_bytes").is_none()));
-    a.verdict == "growing" && primary.into_iter().any(|s| s.class == Class::Growing && s.slope_interval.is_some())
+    a.verdict == "growing" && primary.into_iter().any(|s| s.class == Class::Growing && s.slope_interval.is_some() && s.fitted_epochs.len() >= STOP_MIN_FITTED)
 }
 
 /// "epoch 5: heap allocated +13.3 MiB/epoch, growing since epoch 3; out of memory in about 40 epochs".
@@ -141,7 +147,10 @@ mod tests {
         let mut live = LiveVerdict::new(TimelineMeta::default(), None);
         let s = (0..3).map(|e| live.observe(&epoch_row(e, 500 * MB + e as u64 * 200 * MB)).unwrap()).last().unwrap();
         assert!(s.line.contains("growing so far") && !s.growing, "{}", s.line);
+        // Three fitted epochs confirm the growth, but do not stop a job yet; four do.
         let s = live.observe(&epoch_row(3, 1100 * MB)).unwrap();
+        assert!(s.line.contains("growing since") && !s.growing, "{}", s.line);
+        let s = live.observe(&epoch_row(4, 1300 * MB)).unwrap();
         assert!(s.growing, "{}", s.line);
     }
 

@@ -393,7 +393,8 @@ fn list_words(items: &[&str]) -> String {
 fn explain_evidence(a: &Analysis, lines: &mut Vec<String>) {
     use crate::format::signed_bytes;
     let primary = || PRIMARY_SERIES.iter().chain(["rss_bytes"].iter()).filter_map(|c| a.series(c));
-    if let Some((s, p)) = primary().filter_map(|s| Some((s, s.paired?))).max_by_key(|(s, _)| (s.class == Class::Growing) as u8) {
+    let paired = || primary().filter_map(|s| Some((s, s.paired?)));
+    if let Some((s, p)) = paired().find(|(s, _)| s.class == Class::Growing).or_else(|| paired().next()) {
         let (lo, hi) = p.interval;
         lines.push(format!(
             "Judged from the first epochs: {} pairs of boundaries at the same point of consecutive epochs (epochs {}→{}, {} step{}), since {} epoch end(s) are too few for a trend. {}: {}/epoch [{}, {}] ({}).",

@@ -779,7 +779,7 @@ mod tests {
     fn too_few_epochs_are_insufficient_not_flat() {
         let a = run(2, |_| 400 * MB, |_| 200 * MB);
         assert_eq!(a.verdict, "insufficient");
-        assert!(a.ledger.iter().any(|l| l.contains("Too few epoch ends to judge (2;")), "{:?}", a.ledger);
+        assert!(a.ledger.iter().any(|l| l.contains("Too few epoch ends to judge (2):")), "{:?}", a.ledger);
         // Ctrl-C at epoch 2: two points after warm-up say nothing, whatever their slope.
         let a = run(3, |e| 1000 * MB + e as u64 * 20 * MB, |_| 200 * MB);
         assert_eq!(a.verdict, "insufficient", "{:?}", a.series);

@@ -82,9 +82,10 @@ impl ProcessVerdict {
         }
     }
 
-    /// Grows, and not by copy-on-write: what makes the verdict growing.
+    /// Grows, confirmed by a fit with an interval, and not by copy-on-write: what makes
+    /// the verdict growing. Two rising epoch ends ("growing so far") are not enough.
     pub fn leaks(&self) -> bool {
-        self.class == Class::Growing && self.cause.is_none()
+        self.class == Class::Growing && self.cause.is_none() && self.slope_interval.is_some()
     }
 }
 
@@ -120,9 +121,11 @@ pub fn read_processes(dir: &Path, rows: &[Row]) -> Result<Option<Vec<ProcessVerd
         }
         let at_end = if p.phase == "epoch_end" { epoch_at.get(&p.t_s.to_bits()).copied() } else { None };
         if at_end.is_some() && p.t_s > last_end_t {
-            // A new epoch end: forget processes too short-lived to judge that it missed.
+            // A new epoch end: forget the processes too short-lived to judge that were
+            // not seen since the one before.
+            let before = last_end_t;
             last_end_t = p.t_s;
-            procs.retain(|_, f| f.points.len() >= MIN_PROCESS_EPOCHS || f.last_seen >= p.t_s - 0.5 * epoch_s.min(60.0));
+            procs.retain(|_, f| f.points.len() >= MIN_PROCESS_EPOCHS || f.last_seen >= before);
         }
         if !procs.contains_key(&p.pid) && procs.len() >= MAX_PROCESSES {
             continue;

@@ -38,8 +38,12 @@ use crate::timeline::{Row, TimelineMeta, TimelineWriter};
 use markers::{MarkerSocket, MARKER_ENV};
 use tree::Detail;
 
-/// Samples wanted in each of the first epochs (see `analysis::paired`).
-const PAIRED_SAMPLES_PER_EPOCH: u32 = 24;
+/// Samples wanted in each of the first epochs (see `analysis::paired`), at the length
+/// of the epoch before.
+const PAIRED_SAMPLES_PER_EPOCH: u32 = 40;
+
+/// The interval over the first epoch's first minute, whose length is not known yet.
+const FIRST_EPOCH_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The shortest interval between samples, however short the epochs.
 const MIN_PAIRED_INTERVAL: Duration = Duration::from_millis(100);
@@ -379,7 +383,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     // Over the first epochs, samples come often enough that each epoch holds a few dozen:
     // the points paired with the same point of the next epoch (analysis::paired). RSS
     // alone, read from statm: cheap. Later epochs are sampled at --interval.
-    let mut sample_every = opts.interval;
+    let mut sample_every = if opts.window.is_some() { opts.interval } else { opts.interval.min(FIRST_EPOCH_INTERVAL) };
     let mut epoch_ends_seen: (u32, Option<Instant>) = (0, Some(started));
     // Fixed windows: asked for, or fallen back to.
     let mut window = opts.window;
@@ -456,6 +460,9 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
                     window_index += 1;
                     rec.record(Boundary::new(Phase::EpochEnd).epoch(window_index - 1).label("window"))?
                 } else {
+                    if epoch_ends_seen.0 == 0 && now - started > Duration::from_secs(60) {
+                        sample_every = opts.interval;
+                    }
                     next_sample = now + sample_every;
                     // PSS costs a page-table walk per process: in full only now and then,
                     // or when summed RSS (PSS's upper bound) is past --max-memory.

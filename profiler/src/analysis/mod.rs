@@ -805,7 +805,7 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
             window(after), window(w)
         )),
         (Some(w), None) => lines.push(format!("Boundaries are fixed windows of {} (--window): the verdict is per window, not per epoch, and windows cut across epochs and validation. {per_epoch}", window(w))),
-        (None, _) if a.recorder == "watch" && a.epochs == 0 && a.attached => lines.push("No epoch boundary was seen: a process watched with --pid can send neither log lines nor markers to diagnose. Pass --window 60s for a verdict per window.".into()),
+        (None, _) if a.recorder == "watch" && a.epochs == 0 && a.attached => lines.push("No epoch boundary was seen: a process watched with --pid sends no log lines, and markers only to a --marker-socket it was told of (diagnose_memory.watching() does that). Pass --window 60s for a verdict per window.".into()),
         (None, _) if a.recorder == "watch" && a.epochs == 0 => lines.push("No epoch boundary was seen: no DataLoader was iterated twice, no marker arrived and no output line matched --epoch-pattern. Call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), print \"Epoch N\" lines, or pass --window 60s.".into()),
         _ => {}
     }

@@ -349,7 +349,7 @@ class Watching:
             rows.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s &rarr; %s</td></tr>" % (
                 esc(v.get("name", v.get("column", ""))), esc(v.get("class", "")), esc(slope_s), esc(human_bytes(v.get("first_bytes"))), esc(human_bytes(v.get("last_bytes")))))
         if rows:
-            parts.append("<table><tr><th>series</th><th>class</th><th>slope (90 % interval)</th><th>first &rarr; last</th></tr>%s</table>" % "".join(rows))
+            parts.append("<table><tr><th>series</th><th>class</th><th>slope (90 %% interval)</th><th>first &rarr; last</th></tr>%s</table>" % "".join(rows))
         ledger = s.get("ledger") or []
         if ledger:
             parts.append("<ul>%s</ul>" % "".join("<li>%s</li>" % esc(l) for l in ledger))

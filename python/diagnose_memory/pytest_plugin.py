@@ -89,7 +89,11 @@ def _marker_options(marker):
 
 
 def _slug(nodeid):
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150] or "test"
+    """test_file.py_test_name[param] from a node id: its file's name, not its folders
+    (another folder's test of the same name gets -2)."""
+    path, _, rest = nodeid.partition("::")
+    name = os.path.basename(path) + ("_" + rest if rest else "")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:150] or "test"
 
 
 def _out_dir(config, nodeid, tmp_factory, suffix=""):
@@ -142,6 +146,11 @@ _JUDGED = ("main_uss_bytes", "tree_pss_bytes", "workers_uss_bytes", "gpu_allocat
 _SHOWN = _JUDGED + ("main_rss_bytes",)
 
 
+# Ledger lines about the watch itself, true of every test: left out of the message (the
+# report keeps them).
+_NOT_FOR_TESTS = ("The watch was stopped at", "GPU columns are empty")
+
+
 def _message(summary, repeats, out):
     series = {v.get("column"): v for v in summary.get("series", [])}
     verdict = summary.get("verdict")
@@ -167,7 +176,10 @@ def _message(summary, repeats, out):
     warm = next((v.get("warmup_epochs") for v in judged if v.get("warmup_epochs") is not None), None)
     fitted = next((v.get("fitted_epochs") for v in judged if v.get("fitted_epochs")), None)
     if fitted:
-        lines.append("repeats %s are warm-up; fitted over repeats %d-%d" % (",".join(str(w) for w in warm or []) or "none", fitted[0], fitted[-1]))
+        warm = list(warm or [])
+        lines.append("%s; fitted over repeats %d-%d" % (
+            "no warm-up" if not warm else "repeat %d is warm-up" % warm[0] if len(warm) == 1 else "repeats %d-%d are warm-up" % (warm[0], warm[-1]),
+            fitted[0], fitted[-1]))
     shown = [series[c] for c in _SHOWN if c in series]
     if shown:
         lines.append("per series (growth per repeat, 90 % interval; first -> last repeat end):")
@@ -180,7 +192,12 @@ def _message(summary, repeats, out):
             items = o.get("items_per_epoch")
             more = ", %+.0f items/repeat" % items if isinstance(items, (int, float)) else ""
             lines.append("  %s (%s): %s/repeat%s" % (o.get("name"), o.get("type_name", "?"), human_bytes(o.get("slope_bytes_per_epoch"), sign=True), more))
-    ledger = summary.get("ledger") or []
+    ledger = [l for l in summary.get("ledger") or [] if not l.startswith(_NOT_FOR_TESTS)]
+    if verdict == "growing" and not objects:
+        # The binary's advice names its own flag; here the census is the marker's.
+        ledger = [l.split(" To see which Python objects hold it")[0] for l in ledger]
+        ledger.append("To name the Python container that holds it: flat_memory(repeats=%d, python_objects=True) "
+                      "(or flat_memory_check(step, python_objects=True))." % repeats)
     if ledger and verdict in ("growing", "insufficient"):
         lines.append("diagnose says:")
         lines += ["  - " + l for l in ledger]
@@ -220,7 +237,8 @@ def run_repeats(step, repeats, python_objects, out, interval="100ms"):
 def _record(item, result):
     line = "%s: %s" % (item.nodeid, result.message.splitlines()[0])
     item.user_properties.append((_RESULTS_KEY, line))
-    item.add_report_section("call", "flat memory", result.message)
+    if not result.failed:  # a failure's message says it all already
+        item.add_report_section("call", "flat memory", result.message)
 
 
 @pytest.hookimpl(tryfirst=True)

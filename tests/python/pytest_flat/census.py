@@ -12,7 +12,8 @@ class Recorder:
         self.history = []
 
     def record(self):
-        self.history.append([b"\x01" * (64 << 10) for _ in range(96)])  # 6 MiB in 96 items
+        # One call's outputs, kept: 3072 records of 2 KiB (6 MiB).
+        self.history.extend(b"%06d" % i + b"\x01" * 2042 for i in range(3072))
 
 
 RECORDER = Recorder()
@@ -27,11 +28,14 @@ CACHE = collections.OrderedDict()
 CALL = [0]
 
 
-@pytest.mark.flat_memory(repeats=10)
+CAPACITY = int(__import__("os").environ.get("FLAT_TEST_CACHE", "5"))
+
+
+@pytest.mark.flat_memory(repeats=int(__import__("os").environ.get("FLAT_TEST_CACHE_REPEATS", "12")))
 def test_cache_fills_then_holds():
-    # An LRU cache of 3 entries of 6 MiB: full after the third call, then each new
-    # entry evicts the oldest.
+    # An LRU cache of CAPACITY entries of 4 MiB: full after that many calls, then each
+    # new entry evicts the oldest.
     CALL[0] += 1
-    CACHE[CALL[0]] = b"\x01" * (6 * MIB)
-    while len(CACHE) > 3:
+    CACHE[CALL[0]] = b"\x01" * (4 * MIB)
+    while len(CACHE) > CAPACITY:
         CACHE.popitem(last=False)

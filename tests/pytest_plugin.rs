@@ -237,6 +237,8 @@ fn watching_a_loop_from_inside_leaking_and_clean() {
     for (phase, n) in [(",train,", 6), (",validation_start,", 6), (",validation_end,", 6), (",epoch_end,", 6)] {
         assert_eq!(timeline.matches(phase).count(), n, "{phase}");
     }
+    // The binary's advice for a census is the one that works from inside.
+    assert!(ledger(&summary(&dir.join("leak"))).contains("rerun with a census: diagnose_memory.watching(python_objects=True)"), "{}", ledger(&summary(&dir.join("leak"))));
     let clean = run("clean");
     assert_eq!(clean["verdict"], "flat", "{clean}\n{}", ledger(&summary(&dir.join("clean"))));
 

@@ -194,7 +194,7 @@ def _message(summary, repeats, out):
             lines.append("  %s (%s): %s/repeat%s" % (o.get("name"), o.get("type_name", "?"), human_bytes(o.get("slope_bytes_per_epoch"), sign=True), more))
     ledger = [l for l in summary.get("ledger") or [] if not l.startswith(_NOT_FOR_TESTS)]
     if verdict == "growing" and not objects:
-        # The binary's advice names its own flag; here the census is the marker's.
+        # The binary's advice names the notebook API too; here the census is the marker's.
         ledger = [l.split(" To see which Python objects hold it")[0] for l in ledger]
         ledger.append("To name the Python container that holds it: flat_memory(repeats=%d, python_objects=True) "
                       "(or flat_memory_check(step, python_objects=True))." % repeats)

@@ -769,7 +769,10 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
         // What holds it is the census's to say; without one, no guess.
         // Native call sites that hold most of it have said what holds it.
         let named = a.native_sites_asked && native_growth(a) >= 0.75 * s.slope_bytes_per_epoch.unwrap_or(0.0);
-        let next = if a.censuses.is_some() || named { String::new() } else { " To see which Python objects hold it, and whether they do at all, rerun with a census: diagnose watch --python-objects -- <the same command>.".into() };
+        // A process watched by pid gets no injected census; one that started its own
+        // watcher (diagnose_memory.watching(), the pytest plugin) takes it in-process.
+        let how = if a.attached { "diagnose_memory.watching(python_objects=True), or @pytest.mark.flat_memory(python_objects=True)" } else { "diagnose watch --python-objects -- <the same command>" };
+        let next = if a.censuses.is_some() || named { String::new() } else { format!(" To see which Python objects hold it, and whether they do at all, rerun with a census: {how}.") };
         lines.push(format!("The main process grows: its private memory (USS) {}/epoch.{next}", slope(s)));
     }
     // With ranks, the workers are the ranks: the ranks' line names which one grows.

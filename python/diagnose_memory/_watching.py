@@ -112,7 +112,14 @@ class Watching:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        self.stop()
+        if exc_type is None:
+            self.stop()
+            return False
+        # The block's own error is the one to see; the report is written all the same.
+        try:
+            self.stop()
+        except WatchError as e:
+            sys.stderr.write("diagnose_memory: %s\n" % e)
         return False
 
     @property

@@ -75,11 +75,14 @@ fn headline(a: &Analysis) -> Option<&SeriesVerdict> {
 /// windows and then one that caught short-lived DataLoader workers (seen in CI).
 pub const STOP_MIN_FITTED: usize = 4;
 
-/// Growth that a fit with an interval over at least [`STOP_MIN_FITTED`] epochs confirms,
-/// in a series the verdict reads (or a rank).
+/// Growth that a fit with an interval over at least [`STOP_MIN_FITTED`] epoch ends
+/// confirms, in a series the verdict reads, and that goes on in the latest epochs
+/// ([`SeriesVerdict::rising_now`]): a cache that filled and stopped is never stopped.
+/// Paired evidence from the first epochs names growth early but never stops a job.
 fn confirmed_growth(a: &Analysis) -> bool {
     let primary = PRIMARY_SERIES.iter().filter_map(|c| a.series(c)).chain(a.series("rss_bytes").filter(|_| a.series("rss_in_use_bytes").is_none()));
-    a.verdict == "growing" && primary.into_iter().any(|s| s.class == Class::Growing && s.slope_interval.is_some() && s.fitted_epochs.len() >= STOP_MIN_FITTED)
+    a.verdict == "growing"
+        && primary.into_iter().any(|s| s.class == Class::Growing && s.paired.is_none() && s.slope_interval.is_some() && s.fitted_epochs.len() >= STOP_MIN_FITTED && s.rising_now)
 }
 
 /// "epoch 5: heap allocated +13.3 MiB/epoch, growing since epoch 3; out of memory in about 40 epochs".
@@ -90,8 +93,19 @@ pub fn status_line(epoch: u32, a: &Analysis) -> String {
         (Class::Insufficient, _) | (_, None) => line.push_str(&format!("{} (too few epochs to judge)", human_bytes(s.last_bytes as f64))),
         // Two points after warm-up, both rising far: no interval yet.
         (Class::Growing, Some(slope)) if s.slope_interval.is_none() => line.push_str(&format!("{}/epoch, growing so far (too few epochs to confirm)", signed_bytes(slope))),
+        (Class::Growing, Some(slope)) if s.paired.is_some() => {
+            let p = s.paired.unwrap();
+            line.push_str(&format!("{}/epoch, growing (from {} pairs of points in epochs {} and {})", signed_bytes(slope), p.pairs, p.epochs.0, p.epochs.1));
+        }
+        (Class::Growing, Some(slope)) if !s.rising_now && s.fitted_epochs.len() >= STOP_MIN_FITTED => {
+            line.push_str(&format!("{}/epoch since epoch {}, but no higher in the latest epochs (levelling off?)", signed_bytes(slope), s.growing_since.unwrap_or(epoch)));
+        }
         (Class::Growing, Some(slope)) => {
             line.push_str(&format!("{}/epoch, growing since epoch {}", signed_bytes(slope), s.growing_since.unwrap_or(epoch)));
+        }
+        (class, Some(_)) if s.paired.is_some() => {
+            let p = s.paired.unwrap();
+            line.push_str(&format!("{}/epoch, {} so far (from {} pairs of points in epochs {} and {})", signed_bytes(p.bytes_per_epoch), class.as_str(), p.pairs, p.epochs.0, p.epochs.1));
         }
         (class, Some(slope)) => line.push_str(&format!("{}/epoch, {} so far", signed_bytes(slope), class.as_str())),
     }

@@ -3,9 +3,12 @@
 //! points, running phase totals and a thinned copy of each series for the plots.
 
 mod gpu;
+mod ledger;
 mod objects;
 mod oom;
+pub mod paired;
 mod phases;
+mod processes;
 mod ranks;
 mod sites;
 mod tree;
@@ -15,16 +18,19 @@ mod verdict;
 pub use gpu::{read_gpu, site_name as gpu_site_name, GpuAllocator, GpuCause, GpuSeries, GPU_STATS, GPU_TOLERANCE};
 pub use objects::{read_censuses, Accounting, Censuses, ObjectVerdict, OBJECT_TOLERANCE};
 pub use oom::{project, OomInput, OomProjection, RECENT_EPOCHS};
+pub use paired::{EpochProfiles, Paired, MIN_PAIRS, PAIRED_UNTIL_FITTED};
+pub use processes::{read_processes, ProcessVerdict, MIN_PROCESS_EPOCHS};
 pub use ranks::{read_ranks, RankVerdict};
 pub use tree::{decelerating, mark_copy_on_write, parse_end, CommandEnd, COPY_ON_WRITE};
 pub use phases::{phase_group, PhaseStats, Stat, PHASE_SERIES};
 pub use sites::{classify_sites, classify_sites_with, SiteVerdict, SITE_TOLERANCE};
 pub use trend::{theil_sen, Trend};
-pub use verdict::{classify, classify_after, classify_measured, thin, warmup_epochs, warmup_timed, Class, Classified, Tolerance, MAX_FIT_POINTS, MAX_WARMUP_EPOCHS, MIN_FIT_POINTS, STARTUP_SECONDS};
+pub use verdict::{classify, classify_after, classify_measured, plateau_holds, still_rising, thin, warmup_epochs, warmup_timed, Class, Classified, Tolerance, MAX_FIT_POINTS, MAX_WARMUP_EPOCHS, MIN_FIT_POINTS, STARTUP_SECONDS};
 
 use serde::Serialize;
 
 use crate::timeline::{Row, Timeline, TimelineMeta, MEMORY_SERIES};
+use ledger::explain;
 use phases::PhaseTable;
 
 /// Series whose growth makes the overall verdict "growing". RSS counts as "RSS in use"
@@ -90,6 +96,14 @@ pub struct SeriesVerdict {
     /// With class growing: the first epoch that grew (later than the first fitted one
     /// when growth started late: then only the epochs from the change on are fitted).
     pub growing_since: Option<u32>,
+    /// Where the class came from pairs of boundaries at the same point of consecutive
+    /// epochs (the epoch ends alone were too few after warm-up): that evidence. The
+    /// slope and interval above are then its own.
+    pub paired: Option<Paired>,
+    /// Whether the latest epoch end stands above every one up to two before it by more
+    /// than the tolerance (growth goes on now): what a live "growing" and
+    /// `--stop-on-leak` need, so a cache that filled and stopped is never stopped.
+    pub rising_now: bool,
 }
 
 /// A thinned series for plotting: (seconds, bytes).
@@ -173,6 +187,9 @@ pub struct Analysis {
     pub gpu_unrecorded: bool,
     /// Per-rank verdicts of a distributed run (watch).
     pub ranks: Vec<RankVerdict>,
+    /// Per-process verdicts of a watched tree: each process that lived across at least
+    /// [`MIN_PROCESS_EPOCHS`] epoch ends, on its own USS.
+    pub processes: Vec<ProcessVerdict>,
     /// With `watch --window`: the window length standing in for an epoch.
     pub window_s: Option<f64>,
     /// Windows that were not asked for: no epoch boundary came in this many seconds.
@@ -211,6 +228,8 @@ pub struct Analyzer {
     epoch_points: Vec<(u32, f64, Vec<Option<u64>>, Option<u64>)>,
     /// Per epoch point: the epoch's high points of what the kernel charges.
     epoch_peaks: Vec<EpochPeak>,
+    /// Every boundary of the first epochs, keyed by its place in its epoch.
+    profiles: EpochProfiles,
     /// The high points seen since the last epoch end.
     open_peak: EpochPeak,
     phases: PhaseTable,
@@ -240,6 +259,7 @@ impl Analyzer {
             saw_finish: false,
             epoch_points: Vec::new(),
             epoch_peaks: Vec::new(),
+            profiles: EpochProfiles::default(),
             open_peak: EpochPeak::default(),
             phases: PhaseTable::default(),
             plot,
@@ -255,6 +275,7 @@ impl Analyzer {
     /// Take one row.
     pub fn add(&mut self, row: &Row) {
         self.phases.add(row);
+        self.profiles.add(row);
         self.last_t = row.t_s;
         self.open_peak.see(row);
         match row.phase.as_str() {
@@ -379,8 +400,11 @@ impl Analyzer {
                 continue;
             }
             let xy: Vec<(f64, f64)> = pts.iter().map(|&(e, v)| (e as f64, v)).collect();
-            let c = classify_after(&xy, self.warmup_of(i, meta), self.tolerance);
+            let mut c = classify_after(&xy, self.warmup_of(i, meta), self.tolerance);
+            let fitted_epochs: Vec<u32> = c.fitted(&pts, |p| p.0 as f64).iter().map(|p| p.0).collect();
+            let paired = self.paired_verdict(column, &mut c, &xy, fitted_epochs.len(), meta);
             let last_bytes = pts[pts.len() - 1].1 as u64;
+            let rising_now = still_rising(&xy[c.warmup.min(xy.len())..], c.tolerance_bytes);
             series.push(SeriesVerdict {
                 column: column.to_string(),
                 name: name.to_string(),
@@ -390,13 +414,15 @@ impl Analyzer {
                 intercept_bytes: c.trend.map(|t| t.intercept),
                 tolerance_bytes_per_epoch: c.tolerance_bytes,
                 warmup_epochs: pts[..c.warmup].iter().map(|p| p.0).collect(),
-                fitted_epochs: c.fitted(&pts, |p| p.0 as f64).iter().map(|p| p.0).collect(),
+                fitted_epochs,
                 first_bytes: pts[0].1 as u64,
                 last_bytes,
                 cause: None,
                 ceiling_bytes: None,
                 levelling_off: None,
                 growing_since: c.growing_since.map(|e| e as u32),
+                paired,
+                rising_now,
             });
         }
         let warmups: Vec<(String, usize)> = series.iter().map(|s| (s.column.clone(), s.warmup_epochs.len())).collect();
@@ -443,6 +469,7 @@ impl Analyzer {
             gpu_allocator: None,
             gpu_unrecorded: false,
             ranks: Vec::new(),
+            processes: Vec::new(),
             window_s: meta.window_s,
             windows_after_s: meta.windows_after_s,
             attached: meta.attached == Some(true),
@@ -468,6 +495,33 @@ impl Analyzer {
 }
 
 impl Analyzer {
+    /// While the epoch ends after warm-up are fewer than [`PAIRED_UNTIL_FITTED`], the
+    /// pairs of boundaries at the same point of consecutive epochs decide the class of
+    /// `column` (see [`paired`]): `c` takes their class, slope and interval. Not with
+    /// fixed windows, whose "epochs" have no repeating inside.
+    fn paired_verdict(&self, column: &str, c: &mut Classified, xy: &[(f64, f64)], fitted: usize, meta: &TimelineMeta) -> Option<Paired> {
+        if fitted >= PAIRED_UNTIL_FITTED || meta.window_s.is_some() {
+            return None;
+        }
+        let p = self.profiles.judge(column, c.warmup.max(1))?;
+        let level = verdict::median_level(&xy[c.warmup.min(xy.len())..]);
+        let tolerance = self.tolerance.per_epoch(level, p.steps as f64);
+        c.tolerance_bytes = tolerance;
+        c.class = if p.interval.0 > 0.0 && p.bytes_per_epoch > tolerance {
+            Class::Growing
+        } else if p.bytes_per_epoch <= tolerance && p.interval.1 <= 2.0 * tolerance.max(p.bytes_per_epoch.abs()) {
+            Class::Flat
+        } else {
+            // Rising, or scattered too widely to tell yet.
+            Class::Insufficient
+        };
+        c.growing_since = (c.class == Class::Growing).then_some(p.epochs.0 as f64);
+        c.late_fit_from = None;
+        let intercept = xy.last().map_or(0.0, |l| l.1 - p.bytes_per_epoch * l.0);
+        c.trend = Some(Trend { slope: p.bytes_per_epoch, low: p.interval.0, high: p.interval.1, intercept, points: p.pairs });
+        Some(p)
+    }
+
     /// (epoch, seconds, bytes) of a memory series at each epoch end where it has a value.
     fn epoch_values(&self, column: &str) -> Vec<(u32, f64, f64)> {
         let Some(i) = MEMORY_SERIES.iter().position(|(c, _)| *c == column) else { return vec![] };
@@ -593,6 +647,17 @@ impl Analysis {
         self
     }
 
+    /// Add the per-process verdicts and re-read the ledger with them; a process that
+    /// grows (not by copy-on-write) makes the verdict growing, whatever the sums say.
+    pub fn with_processes(mut self, processes: Vec<ProcessVerdict>) -> Self {
+        if processes.iter().any(ProcessVerdict::leaks) {
+            self.verdict = "growing";
+        }
+        self.processes = processes;
+        self.ledger = explain(&self);
+        self
+    }
+
     /// Add the Python objects' verdicts and re-read the ledger with them.
     pub fn with_censuses(mut self, censuses: Censuses) -> Self {
         self.censuses = Some(censuses);
@@ -668,379 +733,6 @@ pub fn gpu_empty_reason(token: &str) -> Option<String> {
         Some(format!("the run did not use a GPU (--device cpu); {}", words(probe)))
     } else {
         Some(words(token))
-    }
-}
-
-/// Read the ledger (RSS vs allocator vs live heap vs GPU) in plain words.
-fn explain(a: &Analysis) -> Vec<String> {
-    let grows = |c: &str| a.class_of(c) == Some(Class::Growing);
-    let mut lines = Vec::new();
-    if a.epochs < 4 && a.verdict != "insufficient" {
-        lines.push(format!(
-            "Only {} epoch end(s) recorded: a verdict needs 3 after warm-up (the first is warm-up), so at least 4.",
-            a.epochs
-        ));
-    }
-    if grows("je_allocated_bytes") || grows("heap_exact_bytes") {
-        let hint = if a.sites.is_empty() { " Run with --attribute to see which call site holds them." } else { "" };
-        lines.push(format!("Live heap allocations grow: objects (Rust values or libtorch CPU tensors) are kept alive across epochs.{hint}"));
-    }
-    for s in a.sites.iter().filter(|s| s.class == Class::Growing).take(3) {
-        let slope = s.slope_bytes_per_epoch.unwrap_or(0.0);
-        lines.push(format!("{} retains {}/epoch, growing.", s.name(), crate::format::signed_bytes(slope)));
-    }
-    if !a.sites.is_empty() && !a.sites.iter().any(|s| s.class == Class::Growing) {
-        lines.push("No call site's live heap grows.".into());
-    }
-    if let (Some(crate::heap::StackSource::DhatExact), Some(heap)) = (a.sites_source, a.series("je_allocated_bytes")) {
-        // dhat sees Rust allocations only; say so when jemalloc's count grows beyond them.
-        let explained: f64 = a.sites.iter().filter(|s| s.class == Class::Growing).filter_map(|s| s.slope_bytes_per_epoch).sum();
-        let total = heap.slope_bytes_per_epoch.unwrap_or(0.0);
-        if heap.class == Class::Growing && explained < 0.5 * total {
-            lines.push(format!(
-                "dhat's growing call sites hold {}/epoch of the {}/epoch by which live allocations grow: the rest is outside the Rust heap that dhat sees (C++ allocations: libtorch tensors, autograd graphs). Run with --attribute (jemalloc sampling sees both) to name its call site.",
-                crate::format::signed_bytes(explained), crate::format::signed_bytes(total)
-            ));
-        }
-    }
-    let in_use_measured = a.series("rss_in_use_bytes").is_some();
-    if grows("rss_bytes") && in_use_measured && !grows("rss_in_use_bytes") {
-        lines.push("RSS grows but RSS in use does not: the growth is pages the allocator holds free and returns on its own schedule (jemalloc decay). Not a leak.".into());
-    } else if grows("rss_bytes") && !grows("je_allocated_bytes") {
-        if grows("je_active_bytes") {
-            lines.push("RSS grows while live allocations are flat: the allocator holds more pages (fragmentation, or freed pages not yet returned to the OS). Not a leak of objects.".into());
-        } else {
-            lines.push("RSS grows outside the heap allocator: thread stacks, memory-mapped files, GPU driver host memory, or a library with its own allocator.".into());
-        }
-    }
-    if let Some(g) = &a.gpu_allocator {
-        gpu::explain(g, a.censuses.as_ref(), &mut lines);
-    } else if a.class_of("gpu_reserved_bytes") == Some(Class::Growing) && !grows("gpu_allocated_bytes") {
-        lines.push("GPU reserved grows while GPU allocated is flat: libtorch's caching allocator keeps freed blocks for reuse. That is caching, not a leak (emptying the cache returns them).".into());
-    }
-    if a.gpu_unrecorded && a.gpu_allocator.is_none() {
-        lines.push("--gpu-sites: nothing was recorded. CUDA was never initialised in the command's first Python process (no torch.cuda use there), so there is no allocator to read.".into());
-    }
-    if grows("gpu_allocated_bytes") && a.gpu_allocator.is_none() {
-        lines.push("GPU allocated grows: tensors accumulate on the device across epochs.".into());
-    }
-    explain_tree(a, &mut lines);
-    explain_native_sites(a, &mut lines);
-    explain_objects(a, &mut lines);
-    explain_ranks(a, &mut lines);
-    // Retained and mapped memory is virtual, not resident: its saturation is not news;
-    // nor is the whole machine's (other processes come and go).
-    let told = |s: &SeriesVerdict| s.cause.is_some() || matches!(s.column.as_str(), "je_retained_bytes" | "je_mapped_bytes" | "system_used_bytes");
-    for s in a.series.iter().filter(|s| !told(s)) {
-        if s.class == Class::Bounded {
-            lines.push(format!("{} rose and levelled off (bounded): a cache filling to capacity, not a leak.", s.name));
-        }
-    }
-    if a.verdict == "flat" && lines.is_empty() {
-        lines.push("Memory is flat after warm-up: no series grows beyond its noise tolerance.".into());
-    }
-    if a.verdict == "insufficient" {
-        lines.push(format!("Too few epoch ends to judge ({}; a verdict needs 3 after warm-up): the verdict is insufficient, neither flat nor growing.", a.epochs));
-    }
-    if let Some(why) = gpu_empty_reason(&a.gpu) {
-        lines.push(format!("GPU columns are empty: {why}."));
-    }
-    if a.incomplete {
-        lines.push("The run did not finish (killed or crashed): this report covers the rows written before it stopped.".into());
-    }
-    explain_end(a, &mut lines);
-    lines
-}
-
-/// The ledger of a watched process tree: who grows, and whether it is copy-on-write.
-fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
-    use crate::format::{human_bytes, signed_bytes};
-    let slope = |s: &SeriesVerdict| signed_bytes(s.slope_bytes_per_epoch.unwrap_or(0.0));
-    if let (Some(rss), Some(pss)) = (a.series("tree_rss_bytes"), a.series("tree_pss_bytes")) {
-        if rss.last_bytes as f64 > 1.2 * pss.last_bytes as f64 {
-            lines.push(format!(
-                "Summed RSS of the tree ({}) is {:.1}x its PSS ({}): RSS counts a page shared between its processes once per process, and the libraries' code and files read, which PSS here leaves out (other processes map them too). PSS splits what the processes own among its sharers: the verdict reads PSS.",
-                human_bytes(rss.last_bytes as f64), rss.last_bytes as f64 / pss.last_bytes.max(1) as f64, human_bytes(pss.last_bytes as f64)
-            ));
-        }
-    }
-    let grows = |c: &str| a.series(c).is_some_and(|s| s.class == Class::Growing && s.cause.is_none());
-    if let Some(s) = a.series("main_uss_bytes").filter(|_| grows("main_uss_bytes")) {
-        // What holds it is the census's to say; without one, no guess.
-        // Native call sites that hold most of it have said what holds it.
-        let named = a.native_sites_asked && native_growth(a) >= 0.75 * s.slope_bytes_per_epoch.unwrap_or(0.0);
-        // A process watched by pid gets no injected census; one that started its own
-        // watcher (diagnose_memory.watching(), the pytest plugin) takes it in-process.
-        let how = if a.attached { "diagnose_memory.watching(python_objects=True), or @pytest.mark.flat_memory(python_objects=True)" } else { "diagnose watch --python-objects -- <the same command>" };
-        let next = if a.censuses.is_some() || named { String::new() } else { format!(" To see which Python objects hold it, and whether they do at all, rerun with a census: {how}.") };
-        lines.push(format!("The main process grows: its private memory (USS) {}/epoch.{next}", slope(s)));
-    }
-    // With ranks, the workers are the ranks: the ranks' line names which one grows.
-    if let Some(s) = a.series("workers_uss_bytes").filter(|_| grows("workers_uss_bytes") && a.ranks.is_empty()) {
-        let main = if grows("main_uss_bytes") { "" } else { " The main process does not grow." };
-        lines.push(format!("The workers grow: their private memory (USS) {}/epoch in all, and their RSS with it. Memory is kept inside the DataLoader workers (e.g. a per-worker cache in persistent workers).{main}", slope(s)));
-    }
-    let cow: Vec<&SeriesVerdict> = a.series.iter().filter(|s| s.cause.as_deref() == Some(COPY_ON_WRITE)).collect();
-    if !cow.is_empty() {
-        let what = cow.iter().map(|s| format!("{} {}/epoch", s.name, slope(s))).collect::<Vec<_>>().join(", ");
-        let slowing = if cow.iter().any(|s| s.levelling_off == Some(true)) {
-            "It slows down epoch after epoch as fewer shared pages are left to copy: bounded."
-        } else {
-            "It has not slowed down yet, but it is bounded all the same: pages can turn private only once."
-        };
-        let ceiling = cow.iter().find(|s| s.column == "tree_pss_bytes").or(cow.first()).and_then(|s| Some((s.name.clone(), s.ceiling_bytes?)));
-        let ceiling = ceiling.map_or(String::new(), |(name, c)| format!(" Ceiling: {name} reaches at most {} if every process copies all it shares.", human_bytes(c as f64)));
-        lines.push(format!(
-            "Copy-on-write, not a leak: {what}, while RSS stays. Pages shared with the main process turn private as the workers write to them (Python's reference counts write to every object read, pytorch/pytorch#13246). {slowing}{ceiling} The usual cure: hold the dataset's items in numpy arrays or one serialized buffer (bytes, Arrow) instead of lists of Python objects."
-        ));
-    }
-    let per_epoch = if a.attached {
-        // Under --pid neither log lines nor markers reach us.
-        "For a per-epoch verdict, watch the command from its start (diagnose watch -- CMD): its DataLoader passes, markers and log lines then mark epochs."
-    } else {
-        "For a per-epoch verdict, call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), or print \"Epoch N\" lines (matched by --epoch-pattern)."
-    };
-    // "0.5 s", "60 s": windows are short and exact.
-    let window = |w: f64| if w < 120.0 { format!("{} s", (w * 10.0).round() / 10.0) } else { crate::format::human_seconds(w) };
-    match (a.window_s, a.windows_after_s) {
-        (Some(w), Some(after)) => lines.push(format!(
-            "No epoch boundary came in the first {}: from then on fixed windows of {} stood in for epochs (the verdict is per window, and windows cut across epochs and validation). {per_epoch}",
-            window(after), window(w)
-        )),
-        (Some(w), None) => lines.push(format!("Boundaries are fixed windows of {} (--window): the verdict is per window, not per epoch, and windows cut across epochs and validation. {per_epoch}", window(w))),
-        (None, _) if a.recorder == "watch" && a.epochs == 0 && a.attached => lines.push("No epoch boundary was seen: a process watched with --pid sends no log lines, and markers only to a --marker-socket it was told of (diagnose_memory.watching() does that). Pass --window 60s for a verdict per window.".into()),
-        (None, _) if a.recorder == "watch" && a.epochs == 0 => lines.push("No epoch boundary was seen: no DataLoader was iterated twice, no marker arrived and no output line matched --epoch-pattern. Call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), print \"Epoch N\" lines, or pass --window 60s.".into()),
-        _ => {}
-    }
-}
-
-/// Which ranks grow.
-fn explain_ranks(a: &Analysis, lines: &mut Vec<String>) {
-    if a.ranks.is_empty() {
-        return;
-    }
-    let growing: Vec<String> = a
-        .ranks
-        .iter()
-        .filter(|r| r.class == Class::Growing)
-        .map(|r| {
-            let since = r.growing_since.map(|e| format!(" since epoch {e}")).unwrap_or_default();
-            format!("rank {} ({}/epoch{since})", r.rank, crate::format::signed_bytes(r.slope_bytes_per_epoch.unwrap_or(0.0)))
-        })
-        .collect();
-    let rest: Vec<String> = a.ranks.iter().filter(|r| r.class != Class::Growing).map(|r| format!("rank {} {}", r.rank, r.class.as_str())).collect();
-    if growing.is_empty() {
-        lines.push(format!("Ranks: no rank grows ({}).", rest.join(", ")));
-    } else {
-        let others = if rest.is_empty() { String::new() } else { format!("; {}", rest.join(", ")) };
-        lines.push(format!("Ranks: {} grow{} (PSS of each rank's processes at epoch ends){others}.", growing.join(", "), if growing.len() == 1 { "s" } else { "" }));
-    }
-}
-
-/// The C and C++ functions whose native memory grows (`watch --native-sites`).
-fn explain_native_sites(a: &Analysis, lines: &mut Vec<String>) {
-    if a.native_sites.is_empty() {
-        if a.native_sites_asked {
-            lines.push("--native-sites: no heap dump came. Dumps are taken by the helper in the command's first Python process, at epoch ends (none here, or it is not Python, or it was started without our LD_PRELOAD).".into());
-        }
-        return;
-    }
-    let growing: Vec<&SiteVerdict> = a.native_sites.iter().filter(|s| s.class == Class::Growing).collect();
-    let native = native_growth(a);
-    for s in growing.iter().take(3) {
-        // C++ names run to hundreds of characters: shortened here, whole in the CSV.
-        lines.push(format!(
-            "{} {}/epoch of native memory kept (the main process's C/C++ allocations, jemalloc samples; native_sites.csv).",
-            s.short_name(),
-            crate::format::signed_bytes(s.slope_bytes_per_epoch.unwrap_or(0.0))
-        ));
-    }
-    if growing.is_empty() {
-        lines.push("No native call site grows (the main process's C/C++ allocations, jemalloc samples; native_sites.csv).".into());
-    }
-    // How much of the main process's growth went through the preloaded jemalloc: what a
-    // library allocates past it is not sampled, and must not read as "native is clean".
-    let Some(uss) = a.series("main_uss_bytes").filter(|s| s.class == Class::Growing) else { return };
-    let process = uss.slope_bytes_per_epoch.unwrap_or(0.0);
-    let low = uss.slope_interval.map_or(process, |i| i.0.min(process));
-    let signed = crate::format::signed_bytes;
-    if native >= process {
-        lines.push(format!("Native call sites account for all of the main process's growth ({} of {}/epoch, USS).", signed(native), signed(process)));
-    } else if native >= 0.75 * low {
-        lines.push(format!("Native call sites account for {} of the main process's {}/epoch (USS).", signed(native), signed(process)));
-    } else if process - native >= f64::from(1u32 << 20) {
-        lines.push(format!(
-            "Native call sites account for {} of the main process's {}/epoch (USS). The other {}/epoch did not go through the preloaded jemalloc's sampled allocations: a library that binds glibc's malloc directly (ctypes.CDLL(\"libc.so.6\").malloc), its own mmap, thread stacks, or pages jemalloc holds free.",
-            signed(native), signed(process), signed(process - native)
-        ));
-    }
-    if a.censuses.as_ref().is_some_and(|c| c.objects.iter().any(|o| o.kind != "type" && o.class == Class::Growing)) && native > 0.0 {
-        lines.push("The native and Python views overlap: a numpy array's or a tensor's storage is native memory (PyDataMem_*, libtorch's allocations) that a Python container holds, so the same bytes can be named in both.".into());
-    }
-}
-
-/// Bytes per epoch by which the growing native call sites grow, together.
-fn native_growth(a: &Analysis) -> f64 {
-    a.native_sites.iter().filter(|s| s.class == Class::Growing).filter_map(|s| s.slope_bytes_per_epoch).sum()
-}
-
-/// The Python objects that grow, named by what keeps them alive; how much of the main
-/// process's growth they account for, and, for the rest, whether native code uses it or
-/// the C allocator holds it free. What a failed or partial census could not see is said,
-/// never read as "nothing grows".
-fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
-    use crate::format::{human_bytes, signed_bytes};
-    let Some(c) = &a.censuses else { return };
-    let per_epoch = |b: Option<f64>| format!("{}/epoch", signed_bytes(b.unwrap_or(0.0)));
-    let growing: Vec<&ObjectVerdict> = c.objects.iter().filter(|o| o.kind != "type" && o.class == Class::Growing).collect();
-    for o in growing.iter().take(3) {
-        let last = o.by_epoch.last().map_or(0, |p| p.1);
-        let at = match o.allocated_at.as_deref().map(|a| a.split_once(' ').unwrap_or(("", a))) {
-            Some(("item", at)) => format!(" Its newest item was allocated at {at}."),
-            Some((_, at)) => format!(" It was made at {at} (its items are not traced: made in C++)."),
-            None => String::new(),
-        };
-        let slope = o.slope_bytes_per_epoch.unwrap_or(0.0);
-        let graph = o.graph_bytes_per_epoch.filter(|g| *g > 0.25 * slope && slope > 0.0);
-        if o.kind == "tensor" {
-            lines.push(format!(
-                "Python: {} is one tensor whose autograd graph grows: {:+.0} graph nodes/epoch keeping {} of tensors saved for backward ({} at the last census). A loss or output was accumulated with its graph (`total += loss`): accumulate `loss.item()` or `loss.detach()` instead.",
-                o.name, o.graph_nodes_per_epoch.unwrap_or(0.0), per_epoch(o.graph_bytes_per_epoch), human_bytes(last as f64)
-            ));
-        } else if let Some(g) = graph {
-            lines.push(format!(
-                "Python: {} ({}, {:+.0} items/epoch, {}) keeps growing, and its tensors keep their autograd graphs alive: {} of it are tensors saved for backward ({:+.0} graph nodes/epoch), {} the tensors themselves; it holds {} at the last census. Keep `.detach()`ed tensors (or `.item()` for a number), or run validation under `torch.no_grad()` / `torch.inference_mode()`.{at}",
-                o.name, o.type_name, o.items_per_epoch.unwrap_or(0.0), per_epoch(Some(slope)), per_epoch(Some(g)), o.graph_nodes_per_epoch.unwrap_or(0.0), per_epoch(Some(slope - g)), human_bytes(last as f64)
-            ));
-        } else {
-            // Graphs whose saved tensors backward has freed still hold their nodes.
-            let nodes = match o.graph_nodes_per_epoch.filter(|n| *n >= 1.0) {
-                Some(n) => format!(" Its tensors keep their autograd graphs too ({n:+.0} graph nodes/epoch; backward has freed their saved tensors): keep `.detach()`ed tensors, or `.item()` for a number."),
-                None => String::new(),
-            };
-            lines.push(format!(
-                "Python: {} ({}, {:+.0} items/epoch, {}) keeps growing; it holds {} at the last census.{nodes}{at}",
-                o.name, o.type_name, o.items_per_epoch.unwrap_or(0.0), per_epoch(Some(slope)), human_bytes(last as f64)
-            ));
-        }
-    }
-    let all_failed = c.count > 0 && c.failed == c.count;
-    let partial = c.failed > 0 || c.worker_failed > 0 || c.skipped_objects > 0;
-    // Objects of a type that grow though no container found holds them.
-    let types: Vec<String> = c
-        .objects
-        .iter()
-        .filter(|o| o.kind == "type" && o.class == Class::Growing && o.slope_bytes_per_epoch.unwrap_or(0.0) >= 64.0 * 1024.0)
-        .take(3)
-        .map(|o| format!("{} {}", o.name, per_epoch(o.slope_bytes_per_epoch)))
-        .collect();
-    if all_failed {
-        lines.push(format!("Python: every census of the main process failed ({} of {}): nothing is known of its objects, growing or not.", c.failed, c.count));
-    } else if growing.is_empty() && !types.is_empty() {
-        lines.push(format!(
-            "Python: objects grow though no container the census follows holds them: {}. Something keeps them where it cannot name (a closure, a C extension's reference, a container it has not named yet).",
-            types.join(", ")
-        ));
-    } else if growing.is_empty() && !partial {
-        lines.push("Python: no container of the main process or its persistent workers grows from census to census.".into());
-    } else if growing.is_empty() {
-        lines.push("Python: no container that the censuses could inspect grows; what they could not see is below.".into());
-    }
-    if !all_failed {
-        explain_accounting(a, c, lines);
-    }
-    let workers = match (c.worker_count, c.light_worker_count) {
-        (0, _) => String::new(),
-        (n, l) if l == n => format!(" (and {n} light ones in forked DataLoader workers: their datasets' containers only)"),
-        (n, l) => format!(" (and {} full ones in forked DataLoader workers, --python-objects-workers: each worker copies the pages it shares with the trainer at its first, its USS stepping up once{})", n - l, if l > 0 { format!("; {l} light ones") } else { String::new() }),
-    };
-    lines.push(format!(
-        "Python object census: {} censuses{workers}, the longest {:.2} s with {} live gc-tracked objects (objects.csv).",
-        c.count, c.max_seconds, c.max_objects
-    ));
-    if c.failed > 0 || c.worker_failed > 0 {
-        let workers = if c.worker_failed > 0 { format!(" and {} of {} in workers", c.worker_failed, c.worker_count) } else { String::new() };
-        lines.push(format!("Censuses failed: {} of {} of the main process{workers}; the first: {}.", c.failed, c.count, c.errors.join("; ")));
-    }
-    if c.skipped_objects > 0 {
-        lines.push(format!(
-            "A census could not inspect {} object(s) (their class raised when asked; types: {}): they are not counted.",
-            c.skipped_objects,
-            if c.skipped_types.is_empty() { "unknown".to_string() } else { c.skipped_types.join(", ") }
-        ));
-    }
-}
-
-/// How much of the main process's growth the censuses account for, and the rest by
-/// glibc's malloc counters: native code using it, or the allocator holding it free.
-fn explain_accounting(a: &Analysis, c: &Censuses, lines: &mut Vec<String>) {
-    use crate::format::signed_bytes;
-    let Some(uss) = a.series("main_uss_bytes").filter(|s| s.class == Class::Growing) else { return };
-    let (Some(acc), Some(process)) = (c.accounting, uss.slope_bytes_per_epoch) else { return };
-    let python = acc.python_bytes_per_epoch.max(0.0);
-    if python >= process {
-        lines.push(format!("Python objects account for all of the main process's growth ({} of {}/epoch, USS).", signed_bytes(python), signed_bytes(process)));
-        return;
-    }
-    lines.push(format!(
-        "Python objects account for {} of the main process's {}/epoch (USS).",
-        signed_bytes(python), signed_bytes(process)
-    ));
-    let rest = process - python;
-    // Against the lowest growth the interval allows, so that a noisy slope is not read as
-    // unexplained growth; a rest under a quarter of it, or under 1 MiB, is not told.
-    let low = uss.slope_interval.map_or(process, |i| i.0.min(process));
-    if python >= 0.75 * low || rest < f64::from(1u32 << 20) {
-        return;
-    }
-    let free = acc.malloc_free_bytes_per_epoch.unwrap_or(0.0);
-    let objects_grow = c.objects.iter().any(|o| o.class == Class::Growing && o.slope_bytes_per_epoch.unwrap_or(0.0) >= 64.0 * 1024.0);
-    // Tensors' and arrays' storage is in malloc too, and already counted as Python's.
-    let native = acc.malloc_in_use_bytes_per_epoch.map(|u| u - acc.array_bytes_per_epoch);
-    match native {
-        None => lines.push(format!(
-            "The other {}/epoch is native memory; glibc's malloc counters could not be read (another allocator, or glibc before 2.33), so whether native code uses it or the allocator holds it free is unknown.",
-            signed_bytes(rest)
-        )),
-        // Kept objects pin the freed blocks between them: then the leak above is the cause.
-        Some(_) if free >= 0.5 * rest && objects_grow => lines.push(format!(
-            "Of the {}/epoch no Python object explains, glibc's malloc holds {}/epoch free in its arenas: fragmentation, the freed blocks pinned between what the growing objects above keep. A leak of objects all the same: stop keeping them and this goes too.",
-            signed_bytes(rest), signed_bytes(free)
-        )),
-        Some(_) if free >= 0.5 * rest => lines.push(format!(
-            "The C allocator holds it free: glibc's malloc keeps {}/epoch of freed memory in its arenas (fragmentation), of the {}/epoch no Python object explains. Not a leak of objects. Cures: MALLOC_ARENA_MAX=2, calling malloc_trim(0) (ctypes) after each epoch, or jemalloc/tcmalloc through LD_PRELOAD.",
-            signed_bytes(free), signed_bytes(rest)
-        )),
-        Some(n) if n >= 0.5 * rest => lines.push(format!(
-            "Native code uses it: glibc's malloc has {}/epoch more in use that no Python object holds (a C extension's buffers, or libtorch memory no tensor reaches), of the {}/epoch no Python object explains. A census cannot name native code.",
-            signed_bytes(n), signed_bytes(rest)
-        )),
-        Some(_) => lines.push(format!(
-            "The other {}/epoch is outside glibc's malloc: memory-mapped files, thread stacks, or a library with an allocator of its own.",
-            signed_bytes(rest)
-        )),
-    }
-}
-
-/// How a watched command ended, and whether it passed --max-memory.
-fn explain_end(a: &Analysis, lines: &mut Vec<String>) {
-    let after = |e: Option<u32>| e.map_or("before the first epoch ended".to_string(), |e| format!("after epoch {e}"));
-    if let Some(m) = &a.max_memory {
-        lines.push(format!("The tree's memory passed --max-memory ({}) at {:.1} s, {}.", m.label, m.t_s, after(m.epoch)));
-    }
-    let Some(end) = &a.end else { return };
-    let projected = a.oom.as_ref().map_or(String::new(), |p| format!(" The projection from the epochs before it said epoch {:.1}.", p.at_epoch));
-    if end.oom_killed {
-        lines.push(format!("The command was killed by the OOM killer (SIGKILL while its cgroup's OOM-kill counter rose) {}, at {:.1} s.{projected}", after(end.last_epoch), end.t_s));
-    } else if let Some(sig) = end.signal.filter(|s| a.stopped_by.is_some() && matches!(s, 9 | 15)) {
-        let how = if sig == 15 { "SIGTERM" } else { "SIGKILL" };
-        lines.push(format!("diagnose stopped the command ({}; {how}) {}, at {:.1} s.", a.stopped_by.as_deref().unwrap_or(""), after(end.last_epoch), end.t_s));
-    } else if let Some(sig) = end.signal {
-        lines.push(format!("The command was killed by signal {sig} {}, at {:.1} s.", after(end.last_epoch), end.t_s));
-    } else if let Some(code) = end.code.filter(|c| *c != 0) {
-        lines.push(format!("The command exited with code {code} {}, at {:.1} s.", after(end.last_epoch), end.t_s));
-    } else if end.detached {
-        lines.push(format!("The watch was stopped at {:.1} s while the process ran on: this report covers what was seen until then.", end.t_s));
     }
 }
 

@@ -31,11 +31,7 @@ pub fn mark_copy_on_write(series: &mut [SeriesVerdict], points: impl Fn(&str) ->
         let rss_last = series.iter().find(|s| s.column == *rss).map(|s| s.last_bytes);
         let Some(v) = series.iter_mut().find(|s| s.column == *private) else { continue };
         let (Some(slope), Some(rss_slope)) = (v.slope_bytes_per_epoch, rss_slope) else { continue };
-        if !matches!(v.class, Class::Growing | Class::Bounded) || slope <= 0.0 || rss_slope > COW_RSS_SHARE * slope {
-            continue;
-        }
-        // Growth within the tolerance is noise: no cause, and no cure, for noise.
-        if slope - rss_slope.max(0.0) <= v.tolerance_bytes_per_epoch {
+        if !matches!(v.class, Class::Growing | Class::Bounded) || !is_copy_on_write(slope, rss_slope, v.tolerance_bytes_per_epoch) {
             continue;
         }
         v.cause = Some(COPY_ON_WRITE.into());
@@ -43,6 +39,13 @@ pub fn mark_copy_on_write(series: &mut [SeriesVerdict], points: impl Fn(&str) ->
         v.class = Class::Bounded;
         v.levelling_off = Some(decelerating(&points(private)));
     }
+}
+
+/// Whether private memory rising `slope` a epoch while the RSS of the same processes
+/// rises `rss_slope` is pages turning private: RSS rises by at most [`COW_RSS_SHARE`] of
+/// it, and what turned private exceeds the noise tolerance (no cause for noise).
+pub fn is_copy_on_write(slope: f64, rss_slope: f64, tolerance_bytes: f64) -> bool {
+    slope > 0.0 && rss_slope <= COW_RSS_SHARE * slope && slope - rss_slope.max(0.0) > tolerance_bytes
 }
 
 /// Whether the second half of the points rises at most [`DECELERATION`] times as fast

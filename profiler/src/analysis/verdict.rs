@@ -286,11 +286,39 @@ pub fn late_growth(kept: &[(f64, f64)], tol: Tolerance) -> Option<(f64, f64, Tre
     })
 }
 
+/// Epoch ends a plateau needs after its knee before a rise counts as levelled off.
+pub const PLATEAU_POINTS: usize = 3;
+
+/// Whether the last [`PLATEAU_POINTS`] points stand at a plateau already reached before
+/// them: none above the highest earlier point by more than the tolerance. One low last
+/// point after a rise is not a plateau; three epoch ends that rose no further are.
+pub fn plateau_holds(kept: &[(f64, f64)], tolerance_bytes: f64) -> bool {
+    let n = kept.len();
+    if n <= PLATEAU_POINTS {
+        return false;
+    }
+    let reached = kept[..n - PLATEAU_POINTS].iter().map(|p| p.1).fold(f64::MIN, f64::max);
+    kept[n - PLATEAU_POINTS..].iter().all(|p| p.1 <= reached + tolerance_bytes)
+}
+
+/// Whether growth goes on in the latest epochs: the last point above every point up to
+/// two epoch ends before it by more than the tolerance. A cache that filled and stopped
+/// fails this from the second epoch end after it filled; a leak passes it at every one.
+pub fn still_rising(kept: &[(f64, f64)], tolerance_bytes: f64) -> bool {
+    let n = kept.len();
+    if n < 3 {
+        return false;
+    }
+    let before = kept[..n - 2].iter().map(|p| p.1).fold(f64::MIN, f64::max);
+    kept[n - 1].1 > before + tolerance_bytes
+}
+
 /// A last half that levels off after a first half that rose: its slope within the
-/// tolerance, and at most half the first half's. A straight line never does, however
-/// its slope compares with the tolerance.
+/// tolerance, and at most half the first half's, with a plateau of at least
+/// [`PLATEAU_POINTS`] epoch ends after the knee ([`plateau_holds`]). A straight line
+/// never does, however its slope compares with the tolerance.
 fn levels_off(kept: &[(f64, f64)], tolerance_bytes: f64) -> bool {
-    if kept.len() < 4 {
+    if kept.len() < 4 || !plateau_holds(kept, tolerance_bytes) {
         return false;
     }
     let half = kept.len() / 2;
@@ -304,6 +332,12 @@ fn levels_off(kept: &[(f64, f64)], tolerance_bytes: f64) -> bool {
 /// Classify points that are all past warm-up (the caller chose which). Long series are
 /// thinned to [`MAX_FIT_POINTS`] first.
 pub fn classify_measured(kept: &[(f64, f64)], tol: Tolerance) -> Classified {
+    classify_fit(kept, tol, true)
+}
+
+/// [`classify_measured`]; with `drop_ok`, a trend the points before a low last one
+/// confirm stands (one level deep: two low points are a change, not a drop).
+fn classify_fit(kept: &[(f64, f64)], tol: Tolerance, drop_ok: bool) -> Classified {
     let thinned;
     let kept = if kept.len() > MAX_FIT_POINTS {
         thinned = thin(kept, MAX_FIT_POINTS);
@@ -338,6 +372,14 @@ pub fn classify_measured(kept: &[(f64, f64)], tol: Tolerance) -> Classified {
     } else {
         Class::Flat
     };
+    // One low last epoch end does not overturn a trend the others confirm: a plateau
+    // takes three (see `plateau_holds`), a drop one more point than it can judge.
+    if drop_ok && class != Class::Growing && kept.len() > MIN_FIT_POINTS + 1 {
+        let before = classify_fit(&kept[..kept.len() - 1], tol, false);
+        if before.class == Class::Growing && kept[kept.len() - 1].1 < kept[kept.len() - 2].1 {
+            return before;
+        }
+    }
     let growing_since = (class == Class::Growing).then(|| kept[0].0);
     Classified { class, trend: Some(trend), tolerance_bytes, warmup, growing_since, late_fit_from: None }
 }
@@ -382,6 +424,29 @@ mod tests {
         // Warm-up, then a cache that fills over 4 epochs and stays full.
         let pts = series(12, |i| 300.0 * MB + 20.0 * MB * (i.min(5) as f64));
         assert_eq!(classify(&pts, Tolerance::default()).class, Class::Bounded);
+    }
+
+    #[test]
+    fn one_low_last_point_is_not_a_plateau_and_three_at_the_top_are() {
+        // A leak of 25 MiB/epoch whose last epoch end was read low (the HF test's shape).
+        let low_last = series(6, |i| if i == 5 { 500.0 * MB + 60.0 * MB } else { 500.0 * MB + 25.0 * MB * i as f64 });
+        assert_eq!(classify(&low_last, Tolerance::default()).class, Class::Growing);
+        // A cache filling over 3 epochs, then 2 epoch ends at the top: not yet bounded.
+        let two_at_top = series(6, |i| 500.0 * MB + 40.0 * MB * (i.min(3) as f64));
+        assert_ne!(classify(&two_at_top, Tolerance::default()).class, Class::Bounded);
+        // The same with 3 epoch ends after the knee: bounded.
+        let three_at_top = series(7, |i| 500.0 * MB + 40.0 * MB * (i.min(3) as f64));
+        assert_eq!(classify(&three_at_top, Tolerance::default()).class, Class::Bounded);
+        assert!(plateau_holds(&three_at_top[1..], 2.0 * MB) && !plateau_holds(&two_at_top[1..], 2.0 * MB));
+    }
+
+    #[test]
+    fn still_rising_tells_a_filled_cache_from_a_leak() {
+        let tol = 2.0 * MB;
+        let cache = series(5, |i| 300.0 * MB + 14.5 * MB * (i.min(2) as f64));
+        assert!(!still_rising(&cache[1..], tol), "filled at epoch 2, no higher since");
+        let leak = series(5, |i| 300.0 * MB + 7.0 * MB * i as f64);
+        assert!(still_rising(&leak[1..], tol));
     }
 
     #[test]

@@ -16,9 +16,9 @@ fn slope_cell(slope: Option<f64>, interval: Option<(f64, f64)>) -> String {
 }
 
 /// The one out-of-memory headline: "out of memory in about 12 more epochs (9–17), about
-/// 1.3 h, at epoch 20: 7.1 GiB of the 8.0 GiB cgroup limit (...), +70 MiB/epoch ...". The
-/// level comes before what it is of: a label such as "machine memory used, rising as the
-/// run's tree PSS" would otherwise read as the tree's PSS.
+/// 1.3 h: reaches the 8.0 GiB limit of its memory cgroup at epoch 20; now 7.1 GiB (...),
+/// +70 MiB/epoch ...". The limit and the level now are said apart, so neither reads as
+/// the level at the epoch of the kill.
 pub(crate) fn oom_headline(a: &Analysis) -> Option<String> {
     let p = a.oom.as_ref()?;
     let range = match p.epochs_range {
@@ -30,9 +30,14 @@ pub(crate) fn oom_headline(a: &Analysis) -> Option<String> {
         (Some(a), Some(b)) => format!("epochs {a}–{b}"),
         _ => "recent epochs".into(),
     };
+    let limit = match p.limit_source.as_str() {
+        "meminfo" => format!("the {} of the machine's memory", human_bytes(p.limit_bytes as f64)),
+        "cgroup" | "cgroup-v1" | "cgroup-v2" => format!("the {} limit of its memory cgroup", human_bytes(p.limit_bytes as f64)),
+        other => format!("the {} {other} limit", human_bytes(p.limit_bytes as f64)),
+    };
     Some(format!(
-        "out of memory in about {:.0} more epochs{range}{when}, at epoch {:.0}: {} of the {} {} limit ({}), {}/epoch over {fitted}",
-        p.epochs_to_limit, p.at_epoch, human_bytes(p.last_bytes as f64), human_bytes(p.limit_bytes as f64), p.limit_source, p.name, signed_bytes(p.slope_bytes_per_epoch)
+        "out of memory in about {:.0} more epochs{range}{when}: reaches {limit} at epoch {:.0}; now {} ({}), {}/epoch over {fitted}",
+        p.epochs_to_limit, p.at_epoch, human_bytes(p.last_bytes as f64), p.name, signed_bytes(p.slope_bytes_per_epoch)
     ))
 }
 
@@ -108,6 +113,19 @@ pub fn summary(a: &Analysis) -> String {
         for r in &a.ranks {
             let (first, last) = (r.by_epoch.first().map_or(0, |b| b.1), r.by_epoch.last().map_or(0, |b| b.1));
             let _ = writeln!(s, "| {} | {} | {} | {} → {} |", r.rank, r.growing_since.map_or(r.class.as_str().to_string(), |e| format!("growing since epoch {e}")), slope_cell(r.slope_bytes_per_epoch, r.slope_interval), human_bytes(first as f64), human_bytes(last as f64));
+        }
+    }
+    if !a.processes.is_empty() {
+        let _ = writeln!(s, "\n## Processes (USS of each process at epoch ends, each judged on its own)\n");
+        let _ = writeln!(s, "| process | class | slope (90 % interval) | first → last | epoch ends |");
+        let _ = writeln!(s, "|---|---|---|---|---|");
+        for p in &a.processes {
+            let class = match (p.growing_since, &p.cause) {
+                (_, Some(cause)) => format!("{} ({cause})", p.class.as_str()),
+                (Some(e), None) if p.class == crate::analysis::Class::Growing => format!("growing since epoch {e}"),
+                _ => p.class.as_str().to_string(),
+            };
+            let _ = writeln!(s, "| {} | {} | {} | {} → {} | {} |", p.who(), class, slope_cell(p.slope_bytes_per_epoch, p.slope_interval), human_bytes(p.first_uss_bytes as f64), human_bytes(p.last_uss_bytes as f64), p.epochs);
         }
     }
     if let Some(c) = &a.censuses {

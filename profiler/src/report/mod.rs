@@ -97,6 +97,9 @@ pub fn rebuild(dir: &Path) -> Result<Analysis, Error> {
     if let Some(ranks) = crate::analysis::read_ranks(dir, &ends)? {
         analysis = analysis.with_ranks(ranks);
     }
+    if let Some(processes) = crate::analysis::read_processes(dir, &ends)? {
+        analysis = analysis.with_processes(processes);
+    }
     if let Some(censuses) = crate::analysis::read_censuses(dir)? {
         analysis = analysis.with_censuses(censuses);
     }

@@ -38,6 +38,12 @@ use crate::timeline::{Row, TimelineMeta, TimelineWriter};
 use markers::{MarkerSocket, MARKER_ENV};
 use tree::Detail;
 
+/// Samples wanted in each of the first epochs (see `analysis::paired`).
+const PAIRED_SAMPLES_PER_EPOCH: u32 = 24;
+
+/// The shortest interval between samples, however short the epochs.
+const MIN_PAIRED_INTERVAL: Duration = Duration::from_millis(100);
+
 /// With no epoch boundary for this long, a watch falls back to fixed windows.
 pub const DEFAULT_AUTO_WINDOW: Duration = Duration::from_secs(600);
 
@@ -374,6 +380,11 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     // none of the command's own before --pss-interval passed.
     rec.last_full = started.checked_sub(opts.full_interval).unwrap_or(started);
     let mut next_sample = started + opts.interval;
+    // Over the first epochs, samples come often enough that each epoch holds a few dozen:
+    // the points paired with the same point of the next epoch (analysis::paired). RSS
+    // alone, read from statm: cheap. Later epochs are sampled at --interval.
+    let mut sample_every = opts.interval;
+    let mut epoch_ends_seen: (u32, Option<Instant>) = (0, Some(started));
     // Fixed windows: asked for, or fallen back to.
     let mut window = opts.window;
     let mut next_window = window.map(|w| started + w);
@@ -449,7 +460,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
                     window_index += 1;
                     rec.record(Boundary::new(Phase::EpochEnd).epoch(window_index - 1).label("window"))?
                 } else {
-                    next_sample = now + opts.interval;
+                    next_sample = now + sample_every;
                     // PSS costs a page-table walk per process: in full only now and then,
                     // or when summed RSS (PSS's upper bound) is past --max-memory.
                     let over = opts.max_memory.is_some_and(|m| last_rss > m) && passed_at.is_none();
@@ -463,6 +474,16 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             }
         };
         last_rss = row.tree_rss_bytes.unwrap_or(0);
+        if row.phase == "epoch_end" && window.is_none() {
+            let now = Instant::now();
+            let (count, last) = epoch_ends_seen;
+            sample_every = match last {
+                Some(last) if (count as usize) < crate::analysis::paired::MAX_PROFILED_EPOCHS => ((now - last) / PAIRED_SAMPLES_PER_EPOCH).clamp(MIN_PAIRED_INTERVAL, opts.interval),
+                _ => opts.interval,
+            };
+            epoch_ends_seen = (count + 1, Some(now));
+            next_sample = next_sample.min(now + sample_every);
+        }
         if let (Some(h), "epoch_end", Some(epoch), true) = (&helper, row.phase.as_str(), row.epoch, opts.python_objects || opts.gpu_sites || opts.native_sites) {
             // The main process (first) takes its own when its loop was told to.
             let skip = usize::from(std::mem::take(&mut census_in_loop) && rec.main_first);
@@ -490,6 +511,12 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
                 let mut b = Boundary::new(Phase::Custom("max_memory".into())).label(format!("tree PSS {} > {}", human(pss as f64), human(max as f64)));
                 b.epoch = row.epoch;
                 rec.record(b)?;
+                // Said as it happens, not only in the report at the end.
+                if let Some(f) = &mut opts.on_verdict {
+                    let then = if opts.kill_at_limit { "stopping the command (--kill-at-limit)" } else { "the command runs on (--kill-at-limit would stop it)" };
+                    let line = format!("tree PSS {} passed --max-memory {} at {:.1} s; {then}", human(pss as f64), human(max as f64), row.t_s);
+                    f(&LiveStatus { epoch: row.epoch.unwrap_or(0), line, growing: false });
+                }
                 if opts.kill_at_limit {
                     let mut b = Boundary::new(Phase::Custom("kill_at_limit".into())).label("stopping the command (--kill-at-limit)");
                     b.epoch = row.epoch;

@@ -166,7 +166,7 @@ def _message(summary, repeats, out):
             human_bytes(g.get("slope_bytes_per_epoch"), sign=True), within, g.get("name"),
             human_bytes(g.get("first_bytes")), human_bytes(g.get("last_bytes")), repeats))
     elif verdict == "insufficient":
-        lines.append("diagnose could not judge growth from %d repeats (verdict: insufficient)" % repeats)
+        lines.append("diagnose could not judge growth from %d repeats (verdict: insufficient): pass more repeats (%d by default)" % (repeats, DEFAULT_REPEATS))
     elif bounded:
         b = bounded[0]
         lines.append("memory rose and levelled off (bounded, like a cache that fills: passes): %s %s -> %s" % (

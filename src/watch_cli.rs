@@ -94,6 +94,12 @@ pub struct WatchArgs {
     /// each epoch end.
     #[arg(long, conflicts_with_all = ["pid", "no_inject"])]
     pub native_sites: bool,
+    /// Receive markers on a socket bound at PATH (in a folder of yours that no one else
+    /// can write to), not in a private folder: for a process watched with --pid, which
+    /// learns the path from whoever starts the watch (diagnose_memory.watching() and the
+    /// pytest plugin do).
+    #[arg(long, value_name = "PATH")]
+    pub marker_socket: Option<PathBuf>,
     #[command(flatten)]
     pub metrics: MetricsArgs,
     /// The command and its arguments, after `--`.
@@ -170,7 +176,8 @@ Boundaries, so epochs are compared with epochs:
   log lines   --epoch-pattern (default: 'Epoch 3', 'epoch 3/50', '[Epoch 3]' ...) and --phase NAME=REGEX
   markers     the command finds a socket path in $DIAGNOSE_MARKER_SOCKET; python/diagnose_markers.py
               (epoch_end(3), validation_start(3), ...) and profiler_api::SocketMarker send to it.
-              Once a marker epoch arrives, log-line epochs are ignored.
+              Once a marker epoch arrives, log-line epochs are ignored. With --pid, --marker-socket PATH
+              binds it where the watched process can be told (diagnose_memory.watching() does).
   windows     --window 60s: fixed windows stand in for epochs (the verdict is then per window)";
 
 /// One status line per epoch on stderr, between the command's own lines.
@@ -215,6 +222,7 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
         gpu_sites: args.gpu_sites,
         native_sites: args.native_sites,
         stop_on_leak: args.stop_on_leak,
+        marker_socket: args.marker_socket.clone(),
         on_verdict: Some(Box::new(move |status: &profiler::live::LiveStatus| {
             let stop = if stop_on_leak && status.growing { " — stopping the command (--stop-on-leak)" } else { "" };
             profiler::watch::console::status_line(&format!("diagnose: {}{stop}", status.line));

@@ -71,7 +71,7 @@ fn a_pid_watched_without_epochs_is_told_to_use_windows() {
     target.wait().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let l = ledger(&summary(&out));
-    assert!(l.contains("watched with --pid can send neither log lines nor markers") && l.contains("--window 60s"), "{l}");
+    assert!(l.contains("watched with --pid sends no log lines, and markers only to a --marker-socket") && l.contains("--window 60s"), "{l}");
     assert!(!l.contains("print \"Epoch N\""), "{l}");
 }
 

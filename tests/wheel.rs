@@ -6,50 +6,10 @@
 //! `python -m diagnose_memory watch ...` and `import diagnose_markers` work.
 
 mod common;
+use common::wheel::*;
 use common::*;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-/// A site-packages folder of `python`.
-fn purelib(python: &Path) -> PathBuf {
-    let o = Command::new(python).args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).output().unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
-}
-
-/// Build the wheel with the repository's one command; returns its path.
-fn build_wheel() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut cmd = Command::new(root.join("scripts/build-wheel"));
-    // scripts/test installs maturin into the project venv; without it the script
-    // installs its own.
-    let maturin = root.join(".venv/bin/maturin");
-    if maturin.exists() {
-        cmd.env("MATURIN", &maturin);
-    }
-    let o = cmd.output().expect("scripts/build-wheel starts");
-    assert!(o.status.success(), "scripts/build-wheel failed: {}", stderr(&o));
-    let path = PathBuf::from(String::from_utf8(o.stdout).unwrap().lines().last().expect("a wheel path printed").trim());
-    assert!(path.exists(), "{} not written", path.display());
-    path
-}
-
-/// A command in `venv`'s world alone: its bin folder, then the system's. No cargo, no
-/// `target/`, no project venv; the folder is the user's.
-fn in_venv(venv: &Path, cwd: &Path, program: &str) -> Command {
-    let mut c = Command::new(program);
-    c.env_clear()
-        .env("PATH", format!("{}:/usr/bin:/bin", venv.join("bin").display()))
-        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-        .env("VIRTUAL_ENV", venv)
-        .current_dir(cwd);
-    c
-}
-
-fn ok(o: &Output, what: &str) {
-    assert_eq!(o.status.code(), Some(0), "{what} failed:\n{}\n{}", String::from_utf8_lossy(&o.stdout), stderr(o));
-}
+use std::process::Command;
 
 #[test]
 fn the_wheel_alone_watches_a_pytorch_trainer_and_names_its_leak() {
@@ -64,16 +24,11 @@ fn the_wheel_alone_watches_a_pytorch_trainer_and_names_its_leak() {
     // for it), seeing the project venv's site-packages as the user's own torch.
     let dir = tempfile::tempdir().unwrap();
     let venv = dir.path().join("venv");
-    let base = Command::new(python()).args(["-c", "import sys; print(sys._base_executable)"]).output().unwrap();
-    let base = String::from_utf8(base.stdout).unwrap().trim().to_string();
-    ok(&Command::new(&base).args(["-m", "venv"]).arg(&venv).output().unwrap(), "python -m venv");
-    let venv_python = venv.join("bin/python");
-    std::fs::write(purelib(&venv_python).join("users-torch.pth"), format!("{}\n", purelib(&python()).display())).unwrap();
+    fresh_venv(&venv);
     let work = dir.path().join("project");
     std::fs::create_dir(&work).unwrap();
     let started = std::time::Instant::now();
-    let o = in_venv(&venv, &work, "pip").args(["install", "--quiet", "--disable-pip-version-check", "--no-index"]).arg(&wheel).output().unwrap();
-    ok(&o, "pip install the wheel");
+    pip_install_wheel(&venv, &work, &wheel);
     eprintln!("wheel {name}: {:.1} MB, installed in {:.1} s", size as f64 / 1e6, started.elapsed().as_secs_f64());
     assert!(venv.join("bin/diagnose").exists(), "pip put no diagnose into the venv's bin");
     assert!(venv.join("bin/libdiagnose_jemalloc.so").exists(), "pip put no libdiagnose_jemalloc.so next to diagnose");

@@ -5,13 +5,18 @@ Python and no torch) into the environment's scripts folder, next to `python`. Th
 only finds it, for `python -m diagnose_memory ...` and for programs that want its path.
 The boundary markers are the top-level module `diagnose_markers`, installed by the same
 wheel.
+
+`diagnose_memory.watching(out=DIR)` runs that binary on this very process (notebooks,
+scripts): see diagnose_memory._watching. The pytest plugin (`@pytest.mark.flat_memory`,
+the `flat_memory_check` fixture) is diagnose_memory.pytest_plugin, registered through the
+`pytest11` entry point.
 """
 
 import os
 import sys
 import sysconfig
 
-__all__ = ["find_diagnose_bin"]
+__all__ = ["find_diagnose_bin", "watching", "Watching", "WatchError"]
 
 
 def find_diagnose_bin():
@@ -33,3 +38,6 @@ def find_diagnose_bin():
         if os.path.isfile(path):
             return path
     raise FileNotFoundError("diagnose binary not found in " + ", ".join(candidates))
+
+
+from diagnose_memory._watching import Watching, WatchError, watching  # noqa: E402

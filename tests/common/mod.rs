@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: run the `diagnose` binary, read its outputs.
 #![allow(dead_code)]
 
+pub mod wheel;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -101,7 +101,10 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
         // What holds it is the census's to say; without one, no guess.
         // Native call sites that hold most of it have said what holds it.
         let named = a.native_sites_asked && native_growth(a) >= 0.75 * s.slope_bytes_per_epoch.unwrap_or(0.0);
-        let next = if a.censuses.is_some() || named { String::new() } else { " To see which Python objects hold it, and whether they do at all, rerun with a census: diagnose watch --python-objects -- <the same command>.".into() };
+        // A process watched by pid gets no injected census; one that started its own
+        // watcher (diagnose_memory.watching(), the pytest plugin) takes it in-process.
+        let how = if a.attached { "diagnose_memory.watching(python_objects=True), or @pytest.mark.flat_memory(python_objects=True)" } else { "diagnose watch --python-objects -- <the same command>" };
+        let next = if a.censuses.is_some() || named { String::new() } else { format!(" To see which Python objects hold it, and whether they do at all, rerun with a census: {how}.") };
         lines.push(format!("The main process grows: its private memory (USS) {}/epoch.{next}", slope(s)));
     }
     // With ranks, the workers are the ranks: the ranks' line names which one grows.
@@ -137,7 +140,7 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
             window(after), window(w)
         )),
         (Some(w), None) => lines.push(format!("Boundaries are fixed windows of {} (--window): the verdict is per window, not per epoch, and windows cut across epochs and validation. {per_epoch}", window(w))),
-        (None, _) if a.recorder == "watch" && a.epochs == 0 && a.attached => lines.push("No epoch boundary was seen: a process watched with --pid can send neither log lines nor markers to diagnose. Pass --window 60s for a verdict per window.".into()),
+        (None, _) if a.recorder == "watch" && a.epochs == 0 && a.attached => lines.push("No epoch boundary was seen: a process watched with --pid sends no log lines, and markers only to a --marker-socket it was told of (diagnose_memory.watching() does that). Pass --window 60s for a verdict per window.".into()),
         (None, _) if a.recorder == "watch" && a.epochs == 0 => lines.push("No epoch boundary was seen: no DataLoader was iterated twice, no marker arrived and no output line matched --epoch-pattern. Call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), print \"Epoch N\" lines, or pass --window 60s.".into()),
         _ => {}
     }

@@ -116,6 +116,10 @@ pub fn parse_marker(bytes: &[u8]) -> Result<MarkerMsg, String> {
 /// The bound socket and the private folder holding it (removed when dropped).
 pub struct MarkerSocket {
     dir: tempfile::TempDir,
+    /// Where the socket is bound: in `dir`, or at a path the caller gave.
+    path: PathBuf,
+    /// The path was given: the socket file is removed when dropped.
+    given: bool,
     socket: UnixDatagram,
     rejected: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
@@ -124,18 +128,41 @@ pub struct MarkerSocket {
 impl MarkerSocket {
     /// Bind a socket in a new 0700 folder under the temporary directory.
     pub fn bind() -> std::io::Result<MarkerSocket> {
+        Self::bind_at(None)
+    }
+
+    /// Bind a socket at `at`, or, with `None`, in the private folder. A given path must
+    /// not exist yet and lie in a folder owned by this user that no one else may write
+    /// to (else another user could put a socket of theirs there first): a process watched
+    /// with `--pid` learns it from whoever started the watch (`diagnose_memory.watching()`).
+    pub fn bind_at(at: Option<&Path>) -> std::io::Result<MarkerSocket> {
+        use std::os::unix::fs::MetadataExt;
         let dir = tempfile::Builder::new().prefix("diagnose-").tempdir()?;
         // tempfile makes the folder 0700; say so explicitly rather than rely on it.
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-        let socket = UnixDatagram::bind(dir.path().join("markers.sock"))?;
+        let path = match at {
+            None => dir.path().join("markers.sock"),
+            Some(p) => {
+                let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                let meta = std::fs::metadata(parent).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", parent.display())))?;
+                if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        format!("{} must be a folder of yours that no one else can write to (mode 0700)", parent.display()),
+                    ));
+                }
+                p.to_path_buf()
+            }
+        };
+        let socket = UnixDatagram::bind(&path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         setsockopt(&socket, PassCred, &true).map_err(std::io::Error::from)?;
         socket.set_read_timeout(Some(Duration::from_millis(200)))?;
-        Ok(MarkerSocket { dir, socket, rejected: Arc::new(AtomicU64::new(0)), stop: Arc::new(AtomicBool::new(false)) })
+        Ok(MarkerSocket { dir, given: at.is_some(), path, socket, rejected: Arc::new(AtomicU64::new(0)), stop: Arc::new(AtomicBool::new(false)) })
     }
 
     /// The path to give the child in [`MARKER_ENV`].
     pub fn path(&self) -> PathBuf {
-        self.dir.path().join("markers.sock")
+        self.path.clone()
     }
 
     /// The folder holding it.
@@ -185,6 +212,9 @@ impl MarkerSocket {
 impl Drop for MarkerSocket {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if self.given {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -251,5 +281,24 @@ mod tests {
         assert_eq!(m.boundary.epoch, Some(7));
         assert_eq!(m.pid, Some(std::process::id()));
         assert_eq!(sock.rejected(), 2);
+    }
+
+    #[test]
+    fn a_given_path_must_be_in_a_private_folder_and_is_removed_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sock");
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let err = MarkerSocket::bind_at(Some(&path)).err().expect("a world-writable folder is refused");
+        assert!(err.to_string().contains("no one else can write"), "{err}");
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let sock = MarkerSocket::bind_at(Some(&path)).unwrap();
+        assert_eq!(sock.path(), path);
+        let (tx, rx) = mpsc::channel();
+        sock.listen(move |m| tx.send(m).unwrap()).unwrap();
+        UnixDatagram::unbound().unwrap().send_to(b"epoch_end 4", &path).unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap().boundary.epoch, Some(4));
+        assert!(MarkerSocket::bind_at(Some(&path)).is_err(), "a second bind at a taken path");
+        drop(sock);
+        assert!(!path.exists());
     }
 }

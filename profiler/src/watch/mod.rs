@@ -114,6 +114,9 @@ pub struct WatchOptions {
     /// Once growth is confirmed: write the report, then stop the child (SIGTERM, then
     /// SIGKILL after `kill_grace`).
     pub stop_on_leak: bool,
+    /// Bind the marker socket here instead of in a private folder (a process watched by
+    /// pid learns the path from whoever started the watch).
+    pub marker_socket: Option<PathBuf>,
 }
 
 impl Default for WatchOptions {
@@ -137,6 +140,7 @@ impl Default for WatchOptions {
             on_row: None,
             on_verdict: None,
             stop_on_leak: false,
+            marker_socket: None,
         }
     }
 }
@@ -301,7 +305,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     reset_own_peak();
     let cpu_before = own_cpu();
     let (tx, rx) = mpsc::channel::<Event>();
-    let socket = MarkerSocket::bind().map_err(|e| Error::Config(format!("cannot create the marker socket: {e}")))?;
+    let socket = MarkerSocket::bind_at(opts.marker_socket.as_deref()).map_err(|e| Error::Config(format!("cannot create the marker socket: {e}")))?;
     let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
     {
         let (tx, received) = (tx.clone(), received.clone());

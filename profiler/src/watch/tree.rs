@@ -151,8 +151,11 @@ fn all_parents() -> Vec<(u32, u32)> {
         .collect()
 }
 
-/// The root and its descendants as (pid, ppid), parents before children.
+/// The root and its descendants as (pid, ppid), parents before children. The watcher
+/// itself, and whatever it starts, is never one of them: `diagnose watch --pid` started
+/// by the watched process (`diagnose_memory.watching()`, the pytest plugin) is its child.
 pub fn members(root: u32) -> Vec<(u32, u32)> {
+    let own = std::process::id();
     let root_ppid = fs::read_to_string(format!("/proc/{root}/stat")).ok().and_then(|t| parse_stat(&t)).map_or(0, |s| s.0);
     let mut out = vec![(root, root_ppid)];
     let mut i = 0;
@@ -166,7 +169,7 @@ pub fn members(root: u32) -> Vec<(u32, u32)> {
                 all.iter().filter(|(_, pp)| *pp == pid).map(|(p, _)| *p).collect()
             }
         };
-        out.extend(kids.into_iter().filter(|k| !out.iter().any(|(p, _)| p == k)).map(|k| (k, pid)).collect::<Vec<_>>());
+        out.extend(kids.into_iter().filter(|k| *k != own && !out.iter().any(|(p, _)| p == k)).map(|k| (k, pid)).collect::<Vec<_>>());
         i += 1;
     }
     out

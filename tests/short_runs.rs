@@ -21,6 +21,18 @@ fn three_epochs(name: &str, extra: &[&str]) -> serde_json::Value {
     s
 }
 
+/// `diagnose watch --out OUT ARGS -- CMD`, at watch's own default interval (1 s), as a
+/// user runs it.
+fn watch_as_users_do(out: &std::path::Path, args: &[&str], cmd: &[&str]) -> serde_json::Value {
+    let mut all = vec!["watch", "--out", out.to_str().unwrap()];
+    all.extend_from_slice(args);
+    all.push("--");
+    all.extend_from_slice(cmd);
+    let o = run(&all);
+    assert!(o.status.success(), "{}", stderr(&o));
+    summary(out)
+}
+
 fn paired_of(s: &serde_json::Value, column: &str) -> serde_json::Value {
     series(s, column)["paired"].clone()
 }
@@ -36,15 +48,22 @@ fn three_epochs_of_the_clean_trainer_are_flat_and_of_the_seeds_leak_growing() {
 
     let leak = three_epochs("leak", &["--leak", "validation-accumulators"]);
     assert_eq!(leak["verdict"], "growing", "{}", ledger(&leak));
-    let heap = series(&leak, "je_allocated_bytes");
-    assert_eq!(heap["class"], "growing", "{heap}");
-    // The seed's leak keeps about 13 MiB per epoch at the default 10 validation episodes;
-    // the interval is said, and above zero.
-    let slope = heap["slope_bytes_per_epoch"].as_f64().unwrap() / (1u64 << 20) as f64;
-    assert!((6.0..20.0).contains(&slope), "slope {slope:.1} MiB/epoch");
-    let low = heap["slope_interval"][0].as_f64().unwrap();
-    assert!(low > 0.0, "{heap}");
-    assert!(ledger(&leak).contains("growing"), "{}", ledger(&leak));
+    // The seed's leak keeps about 13 MiB per epoch at the default 10 validation episodes.
+    // Heap allocated and RSS in use both see it; early in epoch 1 the frame cache is
+    // still filling, so the first episodes' pairs can hide it in one of them (its
+    // interval then reaches below zero: "insufficient", never flat).
+    let grown: Vec<&serde_json::Value> = ["je_allocated_bytes", "rss_in_use_bytes"].iter().map(|c| series(&leak, c)).filter(|s| s["class"] == "growing").collect();
+    assert!(!grown.is_empty(), "{}", ledger(&leak));
+    for s in &grown {
+        let slope = s["slope_bytes_per_epoch"].as_f64().unwrap() / (1u64 << 20) as f64;
+        assert!((6.0..20.0).contains(&slope), "{}: slope {slope:.1} MiB/epoch", s["name"]);
+        assert!(s["slope_interval"][0].as_f64().unwrap() > 0.0, "{s}");
+        assert!(s["paired"]["pairs"].as_u64().unwrap() >= 30, "{s}");
+    }
+    for c in ["je_allocated_bytes", "rss_in_use_bytes"] {
+        assert_ne!(series(&leak, c)["class"], "flat", "{}", ledger(&leak));
+    }
+    assert!(ledger(&leak).contains("pairs of boundaries at the same point of consecutive epochs"), "{}", ledger(&leak));
 }
 
 #[test]
@@ -64,9 +83,7 @@ fn watched_loop(name: &str, extra: &[&str]) -> serde_json::Value {
     let script = py_script("short_loop.py");
     let mut cmd = vec![py.to_str().unwrap(), script.as_str(), "--epochs", "4", "--workers", "2"];
     cmd.extend_from_slice(extra);
-    let (o, s) = watch(&out, &["--interval", "1s"], &cmd);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let s = s.expect("summary.json");
+    let s = watch_as_users_do(&out, &[], &cmd);
     assert_eq!(s["epochs"], 3, "{s:#}");
     s
 }
@@ -91,9 +108,7 @@ fn a_spawned_rank_that_grows_is_named_and_a_rank_shutting_down_is_not_judged_on_
     let out = dir.path().join("ranks");
     let py = python();
     let script = py_script("spawn_ranks.py");
-    let (o, s) = watch(&out, &["--interval", "500ms"], &[py.to_str().unwrap(), script.as_str(), "--epochs", "7"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let s = s.expect("summary.json");
+    let s = watch_as_users_do(&out, &[], &[py.to_str().unwrap(), script.as_str(), "--epochs", "7"]);
     let procs = s["processes"].as_array().unwrap();
     let growing: Vec<&serde_json::Value> = procs.iter().filter(|p| p["class"] == "growing").collect();
     assert_eq!(growing.len(), 1, "exactly the rank that keeps 8 MiB/epoch: {procs:#?}");

@@ -494,6 +494,12 @@ impl Analyzer {
     }
 }
 
+/// Growth per epoch under this is noise to paired evidence from the first epochs.
+pub const PAIRED_FLOOR_BYTES: f64 = 1024.0 * 1024.0;
+
+/// Growth per epoch under this fraction of the level is noise to paired evidence.
+pub const PAIRED_RELATIVE: f64 = 0.01;
+
 impl Analyzer {
     /// While the epoch ends after warm-up are fewer than [`PAIRED_UNTIL_FITTED`], the
     /// pairs of boundaries at the same point of consecutive epochs decide the class of
@@ -505,7 +511,10 @@ impl Analyzer {
         }
         let p = self.profiles.judge(column, c.warmup.max(1))?;
         let level = verdict::median_level(&xy[c.warmup.min(xy.len())..]);
-        let tolerance = self.tolerance.per_epoch(level, p.steps as f64);
+        // One or two epoch steps of a young process: allocator arenas and interpreter
+        // caches still settle by a few hundred KiB an epoch. A looser budget than the
+        // trend's, still well under the 2 % of the level per epoch it must find.
+        let tolerance = self.tolerance.per_epoch(level, p.steps as f64).max(PAIRED_FLOOR_BYTES).max(PAIRED_RELATIVE * level);
         c.tolerance_bytes = tolerance;
         c.class = if p.interval.0 > 0.0 && p.bytes_per_epoch > tolerance {
             Class::Growing

@@ -77,7 +77,7 @@ pub struct WatchArgs {
     pub auto_window: Duration,
     /// With --python-objects: trace Python allocations (tracemalloc, 4 frames) to say
     /// where the growing containers' newest items were allocated. Slows Python code that
-    /// allocates much (measured in the README).
+    /// allocates much (measured in docs/what-holds-it.md).
     #[arg(long, requires = "python_objects")]
     pub python_tracemalloc: bool,
     /// PyTorch trainers on CUDA: switch on PyTorch's own allocation history (Python

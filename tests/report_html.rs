@@ -81,7 +81,7 @@ fn report_html_loads_in_a_browser_with_its_plot_and_verdict() {
             coloured += 1;
         }
     }
-    // Keep the screenshot for people (and the README) to look at.
+    // Keep the screenshot for people (and docs/output-files.md) to look at.
     let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-html.png");
     let _ = std::fs::copy(&shot, &keep);
     assert!(coloured > 2000, "the plot is not drawn: {coloured} line-coloured pixels in {}x{} ({})", info.width, info.height, keep.display());

@@ -142,7 +142,7 @@ fn bad_set_ups_fail_in_one_line() {
 
 /// The cost: the same Python workload (the trainer, clean, 64 steps an epoch) watched
 /// with and without --native-sites, 5 pairs in turn; prints the median ratio of wall
-/// times (the README's figure).
+/// times (the figure in docs/what-holds-it.md).
 #[test]
 #[ignore]
 fn cost_of_native_sites() {

@@ -157,7 +157,7 @@ impl FlatMemory {
         }
         let sites = match attribution.take() {
             Some(mut a) => {
-                let _ = a.finish();
+                let _ = a.finish(crate::analysis::warmup_epochs);
                 drop(a);
                 let sites = read_sites(&dir).ok().flatten().map(|(s, mut r)| {
                     r.retain(|row| row.epoch > 0);

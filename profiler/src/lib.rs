@@ -51,6 +51,7 @@ pub mod cgroup;
 mod error;
 mod flat;
 pub mod format;
+mod frames;
 mod limits;
 pub mod live;
 pub mod metrics;

@@ -133,7 +133,7 @@ pub fn render(row: &Row, analysis: Option<&Analysis>, boundaries: u64, meta: &Ti
     let family = |s: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(s, "# HELP diagnose_{name} {help}\n# TYPE diagnose_{name} {kind}");
     };
-    family(&mut s, "memory_bytes", "gauge", "Latest value of each memory series (see the README's timeline.csv columns).");
+    family(&mut s, "memory_bytes", "gauge", "Latest value of each memory series (see the timeline.csv columns in docs/output-files.md).");
     for (column, _) in MEMORY_SERIES {
         if let Some(v) = row.series(column) {
             let _ = writeln!(s, "diagnose_memory_bytes{{series=\"{}\"}} {v}", series_label(column));

@@ -244,7 +244,7 @@ impl Profiler {
         self.mark(Boundary::new(Phase::Finish));
         self.finished = true;
         if let Some(mut a) = self.attribution.take() {
-            if let Err(e) = a.finish() {
+            if let Err(e) = a.finish(crate::analysis::warmup_epochs) {
                 self.record_error(e);
             }
         }

@@ -12,6 +12,7 @@
 pub mod config;
 pub mod cuda;
 pub mod data;
+pub mod episode;
 pub mod metrics;
 pub mod model;
 pub mod train;

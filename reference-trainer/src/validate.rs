@@ -8,7 +8,7 @@ use crate::config::{Config, Leak};
 use crate::data::{BoxF, Episode};
 use crate::metrics::{map50, st_iou, Detection, GroundTruth};
 use crate::model::FewShotModel;
-use crate::train::{episode_losses, Forward};
+use crate::episode::{episode_losses, Forward};
 use profiler_api::Marker;
 
 /// The seed's validation lists, one entry per query sample. Like the seed's (lists of

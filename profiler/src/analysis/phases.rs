@@ -1,5 +1,11 @@
 //! The per-phase table: peak and mean of each memory series over the boundaries of each
 //! phase, the measured version of the seed's "Expected Memory Usage" table.
+//!
+//! A phase's row shows only the series measured at every one of its boundaries. PSS and
+//! USS are read at boundaries and only every `--pss-interval` between them: over a
+//! watch's samples they are a handful of readings, whose "peak" (the first minute's, say)
+//! would stand far below the memory the process held. The "peak total" row keeps every
+//! reading.
 
 use serde::Serialize;
 
@@ -51,7 +57,8 @@ pub struct PhaseStats {
     pub phase: String,
     /// How many boundaries it had.
     pub count: u64,
-    /// Per series with at least one value.
+    /// Per series measured at every boundary of the phase (the "peak total" row: with at
+    /// least one value).
     pub stats: Vec<Stat>,
 }
 
@@ -109,17 +116,18 @@ impl PhaseTable {
                 t.1 += a.1;
                 t.2 += a.2;
             }
-            out.push(PhaseStats { phase, count: n, stats: to_stats(&accs) });
+            out.push(PhaseStats { phase, count: n, stats: to_stats(&accs, n) });
         }
-        out.push(PhaseStats { phase: "peak total".into(), count, stats: to_stats(&total) });
+        out.push(PhaseStats { phase: "peak total".into(), count, stats: to_stats(&total, 1) });
         out
     }
 }
 
-fn to_stats(accs: &[(u64, f64, u64)]) -> Vec<Stat> {
+/// The stats of the series read at least `needed` times.
+fn to_stats(accs: &[(u64, f64, u64)], needed: u64) -> Vec<Stat> {
     accs.iter()
         .zip(PHASE_SERIES)
-        .filter(|(a, _)| a.2 > 0)
+        .filter(|(a, _)| a.2 >= needed.max(1))
         .map(|(a, (column, _))| Stat { column: column.to_string(), peak: a.0, mean: a.1 / a.2 as f64 })
         .collect()
 }
@@ -143,5 +151,22 @@ mod tests {
         assert_eq!(table[3].peak("rss_bytes"), Some(50));
         assert_eq!(table[3].count, 5);
         assert_eq!(table[0].peak("gpu_allocated_bytes"), None);
+    }
+
+    /// PSS read at 1 sample of 3 (every --pss-interval) gives that phase no PSS peak: the
+    /// one reading, early and low, is not the phase's height. The total keeps it.
+    #[test]
+    fn a_series_read_at_some_boundaries_of_a_phase_is_not_its_peak() {
+        let mut t = PhaseTable::default();
+        for (phase, rss, pss) in [("sample", 900, Some(202)), ("sample", 950, None), ("sample", 940, None), ("epoch_end", 930, Some(880))] {
+            t.add(&Row { phase: phase.into(), tree_rss_bytes: Some(rss), tree_pss_bytes: pss, ..Row::default() });
+        }
+        let table = t.finish();
+        assert_eq!(table[0].phase, "sample");
+        assert_eq!(table[0].peak("tree_rss_bytes"), Some(950));
+        assert_eq!(table[0].peak("tree_pss_bytes"), None, "{:?}", table[0]);
+        assert_eq!(table[1].peak("tree_pss_bytes"), Some(880));
+        assert_eq!(table[2].phase, "peak total");
+        assert_eq!(table[2].peak("tree_pss_bytes"), Some(880));
     }
 }

@@ -54,7 +54,7 @@ impl SiteVerdict {
     /// arguments) and only the nearest caller: native sites' names run to hundreds of
     /// characters.
     pub fn short_name(&self) -> String {
-        let short = crate::heap::native::short_cpp_name;
+        let short = crate::frames::short_cpp_name;
         let mut name = if self.location.is_empty() { short(&self.function) } else { format!("{} ({})", short(&self.function), self.location) };
         if let Some(caller) = self.via.split(" <- ").next().filter(|c| !c.is_empty()) {
             name = format!("{name} via {}", short(caller));

@@ -250,19 +250,22 @@ impl HeapAttribution {
 
     /// Stop sampling and write the growth from the first post-warm-up snapshot to the
     /// last as `growth.pb.gz` (pprof) and `growth.svg` (flamegraph), if there are two.
-    pub fn finish(&mut self) -> Result<(), Error> {
+    /// `warmup(n)` says how many of n snapshots are warm-up: the analysis owns that rule
+    /// (callers pass `analysis::warmup_epochs`), so the heap profiles, which
+    /// sit below it, never reach up for it.
+    pub fn finish(&mut self, warmup: impl Fn(usize) -> usize) -> Result<(), Error> {
+        let first = warmup(self.snapshots.len());
         match self.source {
             StackSource::JemallocSampled => {
                 let _ = activate_sampling(false);
-                self.write_growth()
+                self.write_growth(first)
             }
-            StackSource::DhatExact => dhat::untracked(|| self.write_growth()),
+            StackSource::DhatExact => dhat::untracked(|| self.write_growth(first)),
         }
     }
 
-    fn write_growth(&mut self) -> Result<(), Error> {
+    fn write_growth(&mut self, first: usize) -> Result<(), Error> {
         let n = self.snapshots.len();
-        let first = crate::analysis::warmup_epochs(n);
         if n < 2 || first >= n - 1 {
             return Ok(());
         }

@@ -158,6 +158,9 @@ pub fn summary(a: &Analysis) -> String {
         }
         s.push('\n');
     }
+    if a.phases.iter().any(|p| present.iter().any(|(c, _)| p.peak(c).is_none())) {
+        let _ = writeln!(s, "\n–: not measured at every boundary of that phase (PSS and USS are read at boundaries and every --pss-interval, not at every sample).");
+    }
     s
 }
 

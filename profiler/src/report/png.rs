@@ -7,6 +7,12 @@
 //! What is drawn is decided first, by [`plan_memory`], and returned by [`draw_memory`], so
 //! a test can check the legend against the data: every legend entry names a series with
 //! points, and no entry names a series the run did not record.
+//!
+//! Two series that run on each other (a single process's tree PSS and its USS) would hide
+//! the first drawn: it is drawn wide and faded beneath, so both show. The memory limit,
+//! when known, is a red line on the first panel when it is near the data and a legend
+//! entry when it is far above; the projected out-of-memory point, when there is one, is
+//! drawn where it falls within reach of the run's length, and named in the legend.
 
 use std::path::Path;
 use std::sync::Once;
@@ -62,6 +68,18 @@ const PLOTTED: &[(&str, Group, RGBColor)] = &[
 /// (a 16 MiB workers line beside a 1.4 GiB summed RSS would lie flat on the axis).
 const SMALL_SHARE: f64 = 0.2;
 
+/// Two series run on each other when at most this share of the panel's height apart at
+/// this share of the first one's points.
+const ON_EACH_OTHER: (f64, f64) = (0.025, 0.6);
+
+/// The limit is drawn as a line when it stands at most this many times the first panel's
+/// highest point (above, a line would flatten every series on the axis).
+const LIMIT_ON_SCALE: f64 = 2.0;
+
+/// The projected out-of-memory point is drawn when it falls within this many times the
+/// run's length (the time axis is lengthened to it).
+const OOM_REACH: f64 = 1.5;
+
 /// Image width, and the band at the right of each panel that holds its legend.
 pub const WIDTH: u32 = 1400;
 const LEGEND_W: u32 = 380;
@@ -79,6 +97,9 @@ pub struct DrawnSeries {
     pub points: usize,
     /// The fitted trend's label ("+2.1 MiB/epoch"), when a trend line is drawn.
     pub trend: Option<String>,
+    /// The column of a later series that runs on this one; then this one is drawn wide
+    /// and faded beneath it, so it is not hidden.
+    pub under: Option<String>,
 }
 
 /// One panel as drawn.
@@ -117,6 +138,21 @@ pub struct MemoryPlot {
     pub size: (u32, u32),
     /// Per epoch end, per panel: where it is, and its values (filled by drawing).
     pub hover: Vec<HoverBand>,
+    /// The memory limit and the projected out-of-memory point, on the first panel.
+    pub limit: Option<LimitMark>,
+}
+
+/// The memory limit as the plot shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LimitMark {
+    /// The limit.
+    pub bytes: u64,
+    /// Drawn as a line on the first panel (it stands near enough the data); otherwise
+    /// only named in the legend.
+    pub on_scale: bool,
+    /// The projected out-of-memory point drawn on the first panel: from (seconds, bytes)
+    /// at the last fitted epoch's peak to (seconds, the limit).
+    pub oom: Option<[(f64, f64); 2]>,
 }
 
 impl MemoryPlot {
@@ -206,11 +242,20 @@ pub fn plan_memory(a: &Analysis) -> MemoryPlot {
                         Some(t) => format!("{} — {class}, {t}", s.name),
                         None => format!("{} — {class}", s.name),
                     };
-                    DrawnSeries { column: s.column.clone(), label, points: s.points.len(), trend }
+                    DrawnSeries { column: s.column.clone(), label, points: s.points.len(), trend, under: None }
                 })
                 .collect(),
         })
         .collect();
+    let mut panels = panels;
+    for panel in &mut panels {
+        let series: Vec<&PlotSeries> = panel.series.iter().filter_map(|d| a.plot.series.iter().find(|s| s.column == d.column)).collect();
+        let top = series.iter().map(|s| peak(s)).max().unwrap_or(0) as f64;
+        for i in 0..series.len() {
+            panel.series[i].under = series[i + 1..].iter().find(|b| runs_on(series[i], b, top)).map(|b| b.column.clone());
+        }
+    }
+    let limit = limit_mark(a, panels.first());
     let mut extra_legend = Vec::new();
     if !a.plot.epoch_ends.is_empty() {
         extra_legend.push("epoch end (numbered above)".to_string());
@@ -219,6 +264,18 @@ pub fn plan_memory(a: &Analysis) -> MemoryPlot {
         extra_legend.push("validation".to_string());
     }
     extra_legend.extend(events(a).into_iter().map(|(_, what)| what));
+    if let Some(l) = &limit {
+        let source = a.oom.as_ref().map_or(String::new(), |o| format!(" ({})", o.limit_source));
+        extra_legend.push(if l.on_scale {
+            format!("memory limit {}{source}", human_bytes(l.bytes as f64))
+        } else {
+            format!("memory limit {}{source}, off scale", human_bytes(l.bytes as f64))
+        });
+    }
+    if let Some(o) = &a.oom {
+        let drawn = if limit.as_ref().is_some_and(|l| l.oom.is_some()) { "" } else { " (off plot)" };
+        extra_legend.push(format!("OOM projected: epoch {:.1}{drawn}", o.at_epoch));
+    }
     let height = TITLE_H + PANEL_H * panels.len().max(1) as u32;
     MemoryPlot {
         title: format!("Verdict: {}", a.verdict),
@@ -227,7 +284,33 @@ pub fn plan_memory(a: &Analysis) -> MemoryPlot {
         extra_legend,
         size: (WIDTH, height),
         hover: Vec::new(),
+        limit,
     }
+}
+
+/// Whether `b` runs on `a`: at most [`ON_EACH_OTHER`]'s share of the panel's height apart
+/// at most of `a`'s points, so that `b`, drawn after, would hide it.
+fn runs_on(a: &PlotSeries, b: &PlotSeries, top: f64) -> bool {
+    let (gap, share) = ON_EACH_OTHER;
+    let close = a.points.iter().filter(|&&(t, v)| value_at(b, t).is_some_and(|w| (v as f64 - w as f64).abs() <= gap * top)).count();
+    !a.points.is_empty() && close as f64 >= share * a.points.len() as f64
+}
+
+/// The limit (the projection's, else the one recorded with the run) as the first panel
+/// shows it, and the projected out-of-memory point when it falls within reach.
+fn limit_mark(a: &Analysis, first: Option<&DrawnPanel>) -> Option<LimitMark> {
+    let bytes = a.oom.as_ref().map(|o| o.limit_bytes).or(a.mem_limit_bytes)?;
+    let top = first
+        .map(|p| p.series.iter().filter_map(|d| a.plot.series.iter().find(|s| s.column == d.column)).map(peak).max().unwrap_or(0))
+        .unwrap_or(0);
+    let on_scale = top > 0 && bytes as f64 <= LIMIT_ON_SCALE * top as f64;
+    let oom = a.oom.as_ref().filter(|_| on_scale).and_then(|o| {
+        let last = *o.fitted_epochs.last()?;
+        let t_last = a.plot.epoch_ends.iter().find(|(e, _)| *e == last)?.1;
+        let t_oom = t_last + o.seconds_to_limit?;
+        (t_oom <= OOM_REACH * a.duration_s.max(1e-3)).then_some([(t_last, o.last_bytes as f64), (t_oom, bytes as f64)])
+    });
+    Some(LimitMark { bytes, on_scale, oom })
 }
 
 /// The fitted trend of a series over the epochs it used, as (seconds, value / unit) at the
@@ -273,7 +356,9 @@ pub(crate) fn draw_memory_on<DB: DrawingBackend>(a: &Analysis, root: &DrawingAre
     }
     title_area.draw(&Text::new(subtitle, (20, 52), ("sans-serif", 19).into_font().color(&RGBColor(60, 60, 60)))).map_err(|x| e(&x))?;
 
-    let t_max = a.duration_s.max(1e-3);
+    // The time axis reaches the projected out-of-memory point when that is drawn.
+    let oom = plan.limit.as_ref().and_then(|l| l.oom);
+    let t_max = oom.map_or(0.0, |o| o[1].0).max(a.duration_s).max(1e-3);
     let n = plan.panels.len().max(1);
     let areas = rest.split_evenly((n, 1));
     if plan.panels.is_empty() {
@@ -286,7 +371,11 @@ pub(crate) fn draw_memory_on<DB: DrawingBackend>(a: &Analysis, root: &DrawingAre
     for (i, (panel, area)) in plan.panels.iter().zip(areas.iter()).enumerate() {
         let (plot_area, legend_area) = area.split_horizontally(WIDTH - LEGEND_W);
         let series: Vec<&PlotSeries> = panel.series.iter().filter_map(|d| a.plot.series.iter().find(|s| s.column == d.column)).collect();
-        let y_max = series.iter().map(|s| peak(s)).max().unwrap_or(1).max(1) as f64;
+        let mut y_max = series.iter().map(|s| peak(s)).max().unwrap_or(1).max(1) as f64;
+        let limit = plan.limit.as_ref().filter(|l| i == 0 && l.on_scale);
+        if let Some(l) = limit {
+            y_max = y_max.max(l.bytes as f64);
+        }
         let (unit, unit_name) = axis_unit(y_max);
         let y_top = y_max / unit * 1.12;
         let x_desc = if i == last { "seconds since start" } else { "" };
@@ -353,11 +442,27 @@ pub(crate) fn draw_memory_on<DB: DrawingBackend>(a: &Analysis, root: &DrawingAre
                 root.draw(&Text::new(what, ((px(t) - w - 6).max(x0 + 4), px_bottom - 22 - 20 * k as i32), ("sans-serif", 15).into_font().color(&RGBColor(200, 0, 0)))).map_err(|x| e(&x))?;
             }
         }
+        // The memory limit, and the projection from the last fitted epoch's peak to it.
+        if let Some(l) = limit {
+            let red = RGBColor(200, 0, 0);
+            let y = l.bytes as f64 / unit;
+            chart.draw_series(DashedLineSeries::new(vec![(0.0, y), (t_max, y)], 10, 6, red.stroke_width(2))).map_err(|x| e(&x))?;
+            root.draw(&Text::new("memory limit", (x0 + 6, py(y) + 4), ("sans-serif", 15).into_font().color(&red))).map_err(|x| e(&x))?;
+            if let Some([from, to]) = l.oom {
+                let pts = vec![(from.0, from.1 / unit), (to.0, to.1 / unit)];
+                chart.draw_series(DashedLineSeries::new(pts, 3, 5, red.stroke_width(2))).map_err(|x| e(&x))?;
+                chart.draw_series(std::iter::once(Cross::new((to.0, to.1 / unit), 7, red.stroke_width(3)))).map_err(|x| e(&x))?;
+            }
+        }
         // The measured series: a line through its points, and a dot on each when they are
-        // few (PSS read every 30 s: the dots show where it was read).
-        for s in &series {
+        // few (PSS read every 30 s: the dots show where it was read). A series another
+        // runs on is drawn wide and faded first, so it shows around the one on top.
+        for (s, d) in series.iter().zip(&panel.series) {
             let colour = colour_of(&s.column);
             let pts: Vec<(f64, f64)> = s.points.iter().map(|&(t, v)| (t, v as f64 / unit)).collect();
+            if d.under.is_some() {
+                chart.draw_series(LineSeries::new(pts.clone(), colour.mix(0.45).stroke_width(9))).map_err(|x| e(&x))?;
+            }
             chart.draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2))).map_err(|x| e(&x))?;
             if pts.len() <= 120 {
                 chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled()))).map_err(|x| e(&x))?;
@@ -370,10 +475,20 @@ pub(crate) fn draw_memory_on<DB: DrawingBackend>(a: &Analysis, root: &DrawingAre
             let (Some(ends), Some(label)) = (trend_points(a, s, unit), &d.trend) else { continue };
             let colour = colour_of(&s.column);
             chart.draw_series(DashedLineSeries::new(ends.to_vec(), 12, 6, colour.stroke_width(3))).map_err(|x| e(&x))?;
-            // The slope above the line's end, on a white box, clear of the other labels.
-            let (x, mut y) = (px(ends[1].0), py(ends[1].1) - 24);
-            while label_ys.iter().any(|&u| (u - y).abs() < 20) {
-                y += 20;
+            // The slope above the line's end, on a white box, clear of the other labels:
+            // moved up past them (down would put the box on the lines it labels), or
+            // down when the top of the panel is reached.
+            let (x, start) = (px(ends[1].0), py(ends[1].1) - 24);
+            let clear = |y: i32| !label_ys.iter().any(|&u| (u - y).abs() < 20);
+            let mut y = start;
+            while !clear(y) && y - 20 >= px_top + 2 {
+                y -= 20;
+            }
+            if !clear(y) {
+                y = start;
+                while !clear(y) {
+                    y += 20;
+                }
             }
             let y = y.clamp(px_top + 2, px_bottom - 20);
             label_ys.push(y);
@@ -395,6 +510,9 @@ fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &DrawnP
     let font = ("sans-serif", 15).into_font();
     for s in &panel.series {
         let colour = colour_of(&s.column);
+        if s.under.is_some() {
+            area.draw(&PathElement::new(vec![(6, y + 8), (34, y + 8)], colour.mix(0.45).stroke_width(9)))?;
+        }
         area.draw(&PathElement::new(vec![(6, y + 8), (34, y + 8)], colour.stroke_width(3)))?;
         // Name on one line, class and slope on the next.
         let (name, rest) = s.label.split_once(" — ").unwrap_or((&s.label, ""));
@@ -407,6 +525,10 @@ fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &DrawnP
     for label in extra {
         if label == "validation" {
             area.draw(&Rectangle::new([(6, y + 2), (34, y + 14)], RGBColor(255, 200, 120).mix(0.5).filled()))?;
+        } else if label.starts_with("memory limit") {
+            area.draw(&PathElement::new(vec![(6, y + 8), (34, y + 8)], RGBColor(200, 0, 0).stroke_width(2)))?;
+        } else if label.starts_with("OOM projected") {
+            area.draw(&Cross::new((20, y + 8), 6, RGBColor(200, 0, 0).stroke_width(3)))?;
         } else if !label.starts_with("epoch end") {
             area.draw(&PathElement::new(vec![(20, y), (20, y + 16)], RGBColor(200, 0, 0).stroke_width(2)))?;
         } else {

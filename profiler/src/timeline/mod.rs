@@ -147,7 +147,7 @@ pub struct Row {
     pub heap_peak_bytes: Option<u64>,
 }
 
-/// A column's name and what it holds, in file order (the README's table is made from this).
+/// A column's name and what it holds, in file order (docs/output-files.md documents each, checked by tests/readme.rs).
 pub const COLUMNS: &[(&str, &str)] = &[
     ("t_s", "seconds since the profiler started (monotonic clock)"),
     ("phase", "boundary kind: start, episode_end, triplet_end, validation_start, validation_end, epoch_end, finish, or a custom name"),

@@ -43,7 +43,7 @@ pub struct ProcRow<'a> {
     pub gpu_bytes: Option<u64>,
 }
 
-/// `processes.csv`'s columns and what they hold (the README's table).
+/// `processes.csv`'s columns and what they hold (docs/output-files.md's table, checked by tests/readme.rs).
 pub const PROCESS_COLUMNS: &[(&str, &str)] = &[
     ("t_s", "seconds since the watch started, as in timeline.csv"),
     ("phase", "the phase of the timeline row taken at the same moment (sample, epoch_end, ...)"),

@@ -39,7 +39,7 @@ MIN_ITEMS = 16       # smaller containers are not followed
 MAX_TRACKED = 256    # containers followed from census to census
 MAX_DEPTH = 8        # referrer hops when naming
 MAX_FRONTIER = 16    # ways up followed per target and hop
-NAME_PER_CENSUS = 10 # containers newly named per census, the fastest growing first
+NAME_PER_CENSUS = 16 # containers newly named per census, the fastest growing first
 TOP_TYPES = 40       # per-type rows written
 GRAPH_MIN_NODES = 64     # a lone tensor whose autograd graph has this many nodes is followed
 GRAPH_NODE_BUDGET = 500_000  # graph nodes walked per census, at most
@@ -433,7 +433,7 @@ def _in_dict(key, obj, suffix):
 
 def _pretty(name):
     """nn.Module's registries read as attributes: `._modules['fc']` as `.fc`."""
-    return __import__("re").sub(r"\._(?:modules|parameters|buffers)\['([A-Za-z_][A-Za-z0-9_]*)'\]", r".\1", name)
+    return __import__("re").sub(r"\._(?:modules|parameters|buffers)\['([A-Za-z0-9_]+)'\]", r".\1", name)
 
 
 def _running_frames(targets, names, ignore_files=_OUR_FILES):
@@ -824,7 +824,10 @@ def _census(epoch, walk_graphs=True):
         root_ids = {id(r) for r in graph_roots}
         contained = set()
         for c in containers:
-            for it in list(c.values() if isinstance(c, dict) else c):
+            items = list(c.values() if isinstance(c, dict) else c)
+            if not _holds_arrays(items, arrays):  # no tensor or array here (a dict of a million strings)
+                continue
+            for it in items:
                 if type(it) in heavy:
                     if id(it) in root_ids:
                         contained.add(id(it))
@@ -927,16 +930,22 @@ def _reach_untracked(objs, counts, arrays, seen, types, skipped):
     del small
     dicts, values = {}, {}
     is_array = {}
+    wanted = {dict}
+    for t in set(map(type, refs)):
+        try:
+            if arrays and issubclass(t, arrays):
+                wanted.add(t)
+                is_array[t] = True
+        except Exception:
+            pass
+    refs = [r for r in refs if type(r) in wanted]  # at C speed, nearly
     for r in refs:
         t = type(r)
         if t is dict:
             if r and id(r) not in dicts and not gc.is_tracked(r):
                 dicts[id(r)] = r
             continue
-        a = is_array.get(t)
-        if a is None:
-            a = is_array[t] = _is_array(r, arrays)
-        if not a or id(r) in values:
+        if id(r) in values:
             continue
         try:
             label, size = _leaf_bytes(r, seen, arrays)
@@ -951,7 +960,14 @@ def _reach_untracked(objs, counts, arrays, seen, types, skipped):
     for d in dicts.values():
         try:
             held = 0
-            for v in list(d.values()):
+            # Only dicts holding arrays are walked item by item (a dict of a million
+            # strings is not): the types of its values are read at C speed first.
+            vals = list(d.values())
+            if not _holds_arrays(vals, arrays):
+                if len(d) >= MIN_ITEMS:
+                    out.append(d)
+                continue
+            for v in vals:
                 t = type(v)
                 a = is_array.get(t)
                 if a is None:
@@ -967,6 +983,22 @@ def _reach_untracked(objs, counts, arrays, seen, types, skipped):
             skipped["objects"] += 1
     searched["untracked"] = True
     return out, values, searched
+
+
+_PLAIN = {int, float, str, bytes, bool, type(None), tuple, complex}
+
+
+def _holds_arrays(items, arrays):
+    """Whether any of `items` is a tensor or an array: their types read at C speed."""
+    if not arrays:
+        return False
+    for t in set(map(type, items)) - _PLAIN:
+        try:
+            if issubclass(t, arrays):
+                return True
+        except Exception:
+            pass
+    return False
 
 
 def _value_rows(values, ignore):
@@ -1045,9 +1077,7 @@ def _hooks(objs, counts, skipped):
         except Exception:
             pass
     found = []  # (holder object, attr, hook dict)
-    for m in objs:
-        if type(m) not in mtypes:
-            continue
+    for m in [o for o in objs if type(o) in mtypes] if mtypes else ():
         try:
             d = object.__getattribute__(m, "__dict__")
             for attr in HOOK_ATTRS:

@@ -107,7 +107,7 @@ fn log_line_epochs_size_a_kept_graph_through_the_autograd_gate() {
     let _turn = serial();
     let dir = tempfile::tempdir().unwrap();
     let s = watch_shape(&dir, "log-epochs", &[], &[]);
-    assert_eq!(s["epochs"], 6, "epochs from `Epoch N` lines: {}", ledger(&s));
+    assert_eq!(s["epochs"], 7, "epochs from `Epoch N` lines (the last ends at the exit): {}", ledger(&s));
     let o = named(&s, "Trainer.val_logits");
     assert!(o["graph_bytes_per_epoch"].as_f64().unwrap() > 0.9 * slope_of(o), "graphs walked by the asynchronous census: {o}");
     sized_like_the_process(&s, o, 0.2);

@@ -63,7 +63,8 @@ def install_tap(module):
     store = []
 
     def on_forward(mod, inputs, output):
-        store.append(output)
+        if not mod.training:  # the validation features
+            store.append(output)
 
     module.register_forward_hook(on_forward)
 

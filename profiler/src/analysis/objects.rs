@@ -201,8 +201,9 @@ pub struct Censuses {
     /// Censuses of distributed ranks (other than the main process) read.
     pub rank_count: usize,
     /// Censuses of the main process (or ranks) that wanted to walk autograd graphs but
-    /// could not get the autograd gate, with the reasons seen: their bytes leave graphs out.
+    /// could not get the autograd gate: their bytes leave graphs out.
     pub graphs_not_walked: usize,
+    /// Why those censuses could not get the gate (`timeout`, `inside backward`, ...).
     pub gate_reasons: Vec<String>,
     /// Every census of the main process searched untracked holders (dicts of arrays,
     /// arrays held as attribute values) through instances, modules and closures.

@@ -184,7 +184,9 @@ def _diagnose_start():
                         state["waiting"] = wait_for
                         acked.wait_for(lambda: state["acked"] >= wait_for, timeout=2.0)
                         state["waiting"] = None
-                        wanted = state.get("census_for") == wait_for
+                        # A rank takes its census at its own epoch end, always: diagnose's
+                        # row for the epoch waits for the slowest rank, and this one runs on.
+                        wanted = state.get("census_for") == wait_for or not first
                         state["census_for"] = None
                     if wanted:
                         native_dump(wait_for)

@@ -754,6 +754,8 @@ def _census(epoch, walk_graphs=True):
     # Objects and types a step could not handle: counted, and the census goes on.
     skipped = {"objects": 0, "types": collections.Counter()}
     try:
+        # First, before the census's own allocations are traced too.
+        line_rows = _line_rows()
         objs = gc.get_objects()
         # Per type: counted exactly at C speed; sized exactly for tensors and arrays (by
         # their storage), from a sample of instances for everything else.
@@ -871,6 +873,7 @@ def _census(epoch, walk_graphs=True):
             rows.extend(_lone_graphs(graph_roots, graphs, (containers, by_id, graph_roots)))
         rows.extend(_value_rows(values, (containers, by_id, values, graph_roots)))
         rows.extend(hook_rows)
+        rows.extend(line_rows)
         _state["last_len"] = lengths
         result["containers"] = rows
         ordered = sorted(types.items(), key=lambda kv: -kv[1][1])
@@ -1054,6 +1057,57 @@ def _value_made_at(v):
         return "item %s" % " <- ".join("%s:%d" % (os.path.basename(f.filename), f.lineno) for f in own[:3])
     except Exception:
         return None
+
+
+LINES = 24  # lines reported per census, the largest first (and every line reported before)
+
+
+def _line_rows():
+    """With tracemalloc: the program's own lines by the bytes their allocations still
+    hold (numpy reports its buffers to tracemalloc; torch's C++ allocations are not
+    traced): rows of kind "line", so that a line whose live bytes grow from epoch end to
+    epoch end is said, as memray's leak view does. Lines in site-packages, the standard
+    library and ours are left out."""
+    try:
+        import linecache
+        import tracemalloc
+
+        if not tracemalloc.is_tracing():
+            return []
+        # The raw traces, grouped here by their innermost frame: 5x faster than
+        # Snapshot.statistics("lineno") on a process that imported torch (530 k traces).
+        get = getattr(tracemalloc, "_get_traces", None)
+        raw = get() if get is not None else tracemalloc.take_snapshot().traces._traces
+    except Exception:
+        return []
+    by = {}
+    for tr in raw:
+        try:
+            f = tr[2][0]
+        except Exception:
+            continue
+        v = by.get(f)
+        if v is None:
+            by[f] = [tr[1], 1]
+        else:
+            v[0] += tr[1]
+            v[1] += 1
+    del raw
+    own = {}
+    for (name, lineno), (size, count) in by.items():
+        if "site-packages" in name or "/lib/python" in name or name.startswith("<") or any(o in name for o in _OUR_FILES):
+            continue
+        own["%s:%d" % (os.path.basename(name), lineno)] = (size, count, name, lineno)
+    seen = _state.setdefault("lines", set())
+    ranked = sorted(own.items(), key=lambda kv: -kv[1][0])
+    rows = []
+    for i, (key, (size, count, name, lineno)) in enumerate(ranked):
+        if i >= LINES and key not in seen:
+            continue
+        seen.add(key)
+        text = linecache.getline(name, lineno).strip()
+        rows.append({"name": key, "kind": "line", "type": text[:80], "items": count, "bytes": size})
+    return rows
 
 
 HOOK_ATTRS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks", "_state_dict_hooks",

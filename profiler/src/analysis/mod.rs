@@ -889,7 +889,7 @@ fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
     use crate::format::{human_bytes, signed_bytes};
     let Some(c) = &a.censuses else { return };
     let per_epoch = |b: Option<f64>| format!("{}/epoch", signed_bytes(b.unwrap_or(0.0)));
-    let growing: Vec<&ObjectVerdict> = c.objects.iter().filter(|o| o.kind != "type" && o.class == Class::Growing).collect();
+    let growing: Vec<&ObjectVerdict> = c.objects.iter().filter(|o| o.kind != "type" && o.kind != "line" && o.class == Class::Growing).collect();
     for o in growing.iter().take(3) {
         // issue 25: arrays held as a value that grows, hooks piling up (objects.rs).
         if let Some(line) = objects::special_line(o) {

@@ -222,9 +222,26 @@ impl Censuses {
         }
     }
 
-    /// Lines for the ledger about how the censuses went (graphs not walked).
+    /// Lines for the ledger: the program's lines whose live allocations grow
+    /// (--python-tracemalloc), and how the censuses went (graphs not walked).
     pub fn notes(&self) -> Vec<String> {
         let mut out = Vec::new();
+        let lines: Vec<String> = self
+            .objects
+            .iter()
+            .filter(|o| o.kind == "line" && o.class == Class::Growing && o.slope_bytes_per_epoch.unwrap_or(0.0) >= 64.0 * 1024.0)
+            .take(3)
+            .map(|o| {
+                let code = if o.type_name.is_empty() { String::new() } else { format!("`{}` at ", o.type_name) };
+                format!("{code}{} {}/epoch", o.name, crate::format::signed_bytes(o.slope_bytes_per_epoch.unwrap_or(0.0)))
+            })
+            .collect();
+        if !lines.is_empty() {
+            out.push(format!(
+                "Python lines whose live allocations grow from epoch end to epoch end (tracemalloc; numpy's buffers included, torch's tensors not): {}.",
+                lines.join("; ")
+            ));
+        }
         if self.graphs_not_walked > 0 {
             out.push(format!(
                 "{} census(es) walked no autograd graphs ({}): the bytes they give leave out the tensors that kept tensors' graphs hold.",
@@ -364,6 +381,7 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
                 Some("tensor") => kinds.insert(key.clone(), "tensor"),
                 Some("value") => kinds.insert(key.clone(), "value"),
                 Some("hooks") => kinds.insert(key.clone(), "hooks"),
+                Some("line") => kinds.insert(key.clone(), "line"),
                 _ => None,
             };
             let g = graphs.entry(key).or_default().entry(f.epoch).or_insert((0, 0));
@@ -611,6 +629,17 @@ mod tests {
         assert_eq!(r.class, Class::Growing);
         assert_eq!((c.graphs_not_walked, c.gate_reasons.clone()), (1, vec!["timeout".to_string()]));
         assert!(c.notes()[0].contains("a backward pass ran all through"), "{:?}", c.notes());
+        // A line whose live allocations grow (tracemalloc).
+        let lines: Vec<CensusFile> = (1..6u32)
+            .map(|e| file(e, &[]))
+            .map(|mut f| {
+                let e = f.epoch as u64;
+                f.containers.push(ContainerRow { kind: Some("line".into()), type_name: Some("self.p = np.concatenate([self.p, q])".into()), ..row("train.py:41", 16_000_000 * e, 3) });
+                f
+            })
+            .collect();
+        let c = analyze_censuses(&lines);
+        assert!(c.notes()[0].contains("`self.p = np.concatenate([self.p, q])` at train.py:41 +15.3 MiB/epoch"), "{:?}", c.notes());
         assert!(c.untracked_searched && c.searched().contains("instances, modules and closures"));
     }
 

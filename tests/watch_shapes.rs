@@ -51,7 +51,7 @@ fn a_dict_of_numpy_arrays_is_named_at_its_size() {
     let dir = tempfile::tempdir().unwrap();
     let s = watch_shape(&dir, "numpy-cache", &[], &[]);
     let o = named(&s, "Images.cache");
-    assert_eq!(o["type"], "dict");
+    assert_eq!(o["type_name"], "dict");
     // 12 batches x 32 items x 48 KiB a epoch.
     let kept = 384.0 * 48.0 * 1024.0;
     assert!((slope_of(o) - kept).abs() <= 0.1 * kept, "{} B/epoch, kept {kept}", slope_of(o));
@@ -65,7 +65,7 @@ fn an_ndarray_grown_by_concatenation_is_named_as_a_value() {
     let dir = tempfile::tempdir().unwrap();
     let s = watch_shape(&dir, "concat", &[], &[]);
     let o = named(&s, "Trainer.val_probs");
-    assert_eq!((o["kind"].as_str(), o["type"].as_str()), (Some("value"), Some("ndarray")), "{o}");
+    assert_eq!((o["kind"].as_str(), o["type_name"].as_str()), (Some("value"), Some("ndarray")), "{o}");
     // 4 batches x 32 x 480 rows of 64 float32 a epoch.
     let kept = 4.0 * 32.0 * 480.0 * 64.0 * 4.0;
     assert!((slope_of(o) - kept).abs() <= 0.05 * kept, "{} B/epoch, kept {kept}", slope_of(o));

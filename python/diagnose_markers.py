@@ -98,7 +98,7 @@ def epoch_end(epoch, census=False):
         if diagnose_census is not None:
             try:
                 # Here, in the training loop's own thread: graphs can be walked safely.
-                diagnose_census.census_to(e, os.environ["DIAGNOSE_CENSUS_OUT"])
+                diagnose_census.census_to(e, os.environ["DIAGNOSE_CENSUS_OUT"], graphs="thread")
             except Exception:
                 pass
     return e is not None and _send("epoch_end %d" % e)

@@ -31,4 +31,22 @@ fn every_census_of_the_corpus_completes() {
     for n in ["__main__.RECURSIVE", "Holder.hostile"] {
         assert!(named.contains(&n), "{n} not named: {named:?}");
     }
+    // Issue 25's shapes: untracked dicts (in attributes and slots), an array grown as a
+    // value, a hook's closure, a partial's arguments, a generator's frame, a thread's
+    // target, hook dicts; the census took the autograd gate.
+    for n in [
+        "NumpyCache.cache",
+        "SlotHolder.held",
+        "NumpyCache.val_probs",
+        "Conv2d._forward_hooks: install_tap.<locals>.on_forward → store",
+        "__main__.PARTIAL: partial(holders.<locals>.<lambda>) → args[0]",
+        "__main__.GEN: gen_keeper() → kept",
+        "Thread('keeper')._target: holders.<locals>.<lambda> → thread_buf",
+        "__main__.BOUND_APPEND: list.append → __self__",
+        "Sequential.0._forward_hooks",
+    ] {
+        assert!(named.iter().any(|x| x.starts_with(n) || *x == n), "{n} not named: {named:?}");
+    }
+    assert_eq!(censuses[1]["graph_gate"], "ok", "{}", censuses[1]);
+    assert_eq!(censuses[1]["searched"]["untracked"], true, "{}", censuses[1]);
 }

@@ -107,7 +107,7 @@ fn a_spawned_rank_that_grows_is_named_and_a_rank_shutting_down_is_not_judged_on_
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ranks");
     let py = python();
-    let script = py_script("spawn_ranks.py");
+    let script = py_script("spawn_teardown.py");
     let s = watch_as_users_do(&out, &[], &[py.to_str().unwrap(), script.as_str(), "--epochs", "7"]);
     let procs = s["processes"].as_array().unwrap();
     let growing: Vec<&serde_json::Value> = procs.iter().filter(|p| p["class"] == "growing").collect();

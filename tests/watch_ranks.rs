@@ -56,3 +56,36 @@ fn a_launchers_children_are_its_ranks_without_rank_in_their_environment() {
     assert_eq!((class0.as_str(), class1.as_str()), ("flat", "growing"), "{}", s["ranks"]);
     assert!((slope - 8.0).abs() < 1.0, "rank 1 +{slope:.1} MiB/epoch, it keeps 8");
 }
+
+/// Ranks started by `torch.multiprocessing.spawn` carry no RANK: the injected helper,
+/// active in every Python process of the tree, tells diagnose each one's rank when it
+/// calls init_process_group. They are `rank N` in processes.csv, the ledger and the
+/// metrics; their epochs are their DataLoader passes, joined across ranks; with
+/// --python-objects each rank takes censuses, and the growing one's list is named.
+#[test]
+fn spawned_ranks_are_named_by_the_helper() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("spawn");
+    let py = python();
+    let textfile = dir.path().join("textfile");
+    let (o, s) = watch(&out, &["--python-objects", "--metrics-textfile", textfile.to_str().unwrap()], &[py.to_str().unwrap(), &py_script("spawn_ranks.py"), "--epochs", "7"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = s.unwrap();
+    assert_eq!(s["epochs"], 6, "epochs from the ranks' DataLoader passes: {}", ledger(&s));
+    let ranks = s["ranks"].as_array().unwrap_or_else(|| panic!("no ranks: {}", ledger(&s)));
+    assert_eq!(ranks.len(), 2, "{ranks:?}");
+    let ((class0, _), (class1, slope)) = (rank_class_and_slope(&s, 0), rank_class_and_slope(&s, 1));
+    assert_eq!((class0.as_str(), class1.as_str()), ("flat", "growing"), "{}", ledger(&s));
+    assert!((slope - 8.0).abs() < 1.5, "rank 1 +{slope:.1} MiB/epoch, it keeps 8");
+    assert!(ledger(&s).contains("Ranks: rank 1"), "{}", ledger(&s));
+    let procs = std::fs::read_to_string(out.join("processes.csv")).unwrap();
+    for r in [0, 1] {
+        assert!(procs.lines().any(|l| l.contains(&format!(",worker,{r},"))), "rank {r} in processes.csv");
+    }
+    let prom = std::fs::read_to_string(textfile.join("diagnose.prom")).unwrap();
+    assert!(prom.contains("diagnose_rank_memory_bytes{rank=\"1\",kind=\"pss\"}"), "{prom}");
+    let kept = growing_objects(&s).into_iter().find(|o| o["name"] == "rank 1: Trainer.kept").unwrap_or_else(|| panic!("{}", ledger(&s)));
+    assert!((slope_of(kept) / 1048576.0 - 8.0).abs() < 0.5, "{kept}");
+    assert!(!growing_objects(&s).iter().any(|o| o["name"].as_str().unwrap().starts_with("rank 0: ")), "{:?}", growing_objects(&s));
+}

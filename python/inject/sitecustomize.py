@@ -1,18 +1,31 @@
 """Put first on PYTHONPATH by `diagnose watch` (unless --no-inject): runs the environment's
-own sitecustomize first, then, in the first Python process of the watched tree only:
+own sitecustomize first, then:
 
+In the first Python process of the watched tree (the owner):
 - finds epochs by itself: every PyTorch training loop starts an epoch by iterating its
   training DataLoader again, whatever framework drives it (Lightning, the Hugging Face
-  Trainer, a plain loop). The training loader is the one whose passes run backward()
-  (among loaders alike in that, the one with the most batches); a new pass over it ends
-  the epoch before, passes over the other loaders are validation. These boundaries go to
-  diagnose's marker socket, marked as found by us: explicit markers win over them, and
-  they win over log lines.
+  Trainer, a plain loop). A loader is known by its family: the same DataLoader object,
+  or one made anew at the same place (the same call stack) over the same dataset, or
+  over a new one where the old one is gone (`for x, y in DataLoader(ds, ...)` inside the
+  epoch loop). The training family is the one whose passes run backward() (among
+  families alike in that, the one with the most batches); a new pass over it ends the
+  epoch before, passes over the others are validation. These boundaries go to diagnose's
+  marker socket, marked as found by us: explicit markers win over them, and they win
+  over log lines.
 - with --native-sites (diagnose preloads its sampling jemalloc), dumps the process's
   sampled native heap at each epoch end (diagnose_native.py);
 - with --python-objects, starts a small listener thread that takes a census of the
   process's live objects when diagnose asks (at each epoch end); processes it forks
-  (DataLoader workers with the fork start method) answer for themselves.
+  (DataLoader workers with the fork start method) answer for themselves. A gate around
+  autograd's entry points lets a census taken on that thread walk autograd graphs
+  safely: it waits for backward passes in flight and holds new ones while it walks.
+
+In every other Python process of the tree (light: it only reports): when the process
+calls torch.distributed.init_process_group, or has RANK/LOCAL_RANK in its environment
+and calls it or was started by torchrun, it writes its rank where diagnose reads it
+(rank-<pid> in the helper's folder), so ranks started by torch.multiprocessing.spawn,
+torchrun, accelerate or Lightning are `rank N`; from then on it finds its own epochs as
+above (marked rank=N) and, with --python-objects, answers census requests.
 
 Never raises: a failure is written to stderr once and training goes on.
 """
@@ -37,14 +50,16 @@ def _diagnose_start():
     try:
         folder = os.environ.get("DIAGNOSE_CENSUS_DIR")
         out = os.environ.get("DIAGNOSE_CENSUS_OUT")
-        if not folder or not out or os.environ.get("DIAGNOSE_CENSUS_OWNER"):
+        if not folder or not out:
             return
+        first = not os.environ.get("DIAGNOSE_CENSUS_OWNER")
         owner = os.getpid()
-        os.environ["DIAGNOSE_CENSUS_OWNER"] = str(owner)  # children inherit: they stay out
+        if first:
+            os.environ["DIAGNOSE_CENSUS_OWNER"] = str(owner)  # children inherit: they are not first
         objects = os.environ.get("DIAGNOSE_OBJECTS") == "1"
         workers = os.environ.get("DIAGNOSE_CENSUS_WORKERS", "light")  # light or full
-        native = os.environ.get("DIAGNOSE_NATIVE_DUMPS")  # --native-sites: where dumps go
-        if objects and os.environ.get("DIAGNOSE_TRACEMALLOC") == "1":
+        native = os.environ.get("DIAGNOSE_NATIVE_DUMPS") if first else None  # --native-sites: where dumps go
+        if first and objects and os.environ.get("DIAGNOSE_TRACEMALLOC") == "1":
             import tracemalloc
 
             tracemalloc.start(int(os.environ.get("DIAGNOSE_TRACEMALLOC_FRAMES", "4")))
@@ -59,17 +74,23 @@ def _diagnose_start():
         if native:
             import diagnose_native
         del sys.path[0]
-        gpu_at = _gpu_recorder(diagnose_gpu, owner)
+        gpu_at = _gpu_recorder(diagnose_gpu, owner) if first else (lambda epoch: None)
         marker = os.environ.get("DIAGNOSE_MARKER_SOCKET")
-        # The socket served, whether the program is ending, and the last boundary
-        # diagnose has sampled (it answers `ack N`).
-        state = {"exiting": False, "acked": -1}
+        # The socket served, whether the program is ending, the last boundary diagnose
+        # has sampled (it answers `ack N`), and this process's distributed rank.
+        state = {"exiting": False, "acked": -1, "rank": None, "sock": None, "active": first}
         acked = threading.Condition()
+
+        def role_here():
+            if os.getpid() != owner:
+                return "worker"
+            return "main" if first else "rank"
 
         def serve(role):
             """Bind census-<pid>.sock and answer `census N` and `ack N` on a daemon thread."""
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sock.bind(os.path.join(folder, "census-%d.sock" % os.getpid()))
+            trainer = role in ("main", "rank")
 
             def listen():
                 while True:
@@ -88,15 +109,15 @@ def _diagnose_start():
                             # if it has stopped waiting, taken here.
                             epoch = int(data[1])
                             with acked:
-                                state["acked"] = epoch
+                                state["acked"] = max(state["acked"], epoch)
                                 waiting = state.get("waiting") == epoch
                                 state["census_for"] = epoch if data[0] == "ack+census" and waiting else None
                                 acked.notify_all()
                             # (A worker takes its own on its `census N` request.)
                             if data[0] == "ack+census" and not waiting and role == "main":
                                 native_dump(epoch)
-                            if data[0] == "ack+census" and not waiting and role == "main" and objects and not state["exiting"]:
-                                take_census(epoch, role, False, graphs=False)
+                            if data[0] == "ack+census" and not waiting and trainer and objects and not state["exiting"] and diagnose_census._state.get("written") != epoch:
+                                take_census(epoch, role, False)
                             if not waiting and role == "main":
                                 gpu_at(epoch)
                         # Once the program is ending its objects are being torn down: a
@@ -104,10 +125,10 @@ def _diagnose_start():
                         elif data[0] == "census" and objects and not state["exiting"] and diagnose_census._state.get("written") != int(data[1]):
                             # (Not when the program took this epoch's census itself: census=True.)
                             light = role == "worker" and workers != "full"
-                            # Here the program runs on: its backward may be freeing the very
-                            # graphs a walk would read, so graphs are walked only where the
-                            # training loop waits (a DataLoader boundary, census=True).
-                            take_census(int(data[1]), role, light, graphs=False)
+                            # Here the program runs on: the census takes the autograd gate
+                            # (it waits for a backward in flight and holds new ones) before
+                            # it walks graphs, and says so when it could not.
+                            take_census(int(data[1]), role, light)
                     except Exception as e:
                         sys.stderr.write("diagnose: census failed: %s\n" % e)
 
@@ -124,15 +145,24 @@ def _diagnose_start():
                         state["native_failed"] = True
                         sys.stderr.write("diagnose: native heap dump failed: %s\n" % e)
 
-        def take_census(epoch, role, light, graphs):
-            r = diagnose_census.census_to(epoch, out, role, light, graphs)
+        def take_census(epoch, role, light, graphs=True):
+            # graphs: "thread" in the training loop's own thread (safe without the gate).
+            r = diagnose_census.census_to(epoch, out, role, light, graphs, rank=state["rank"])
             cuda = (r or {}).get("cuda")
             if cuda and marker and role == "main":  # torch.cuda's figures onto the GPU ledger
                 line = "phase census %d gpu_allocated=%d gpu_reserved=%d gpu_peak_allocated=%d gpu_peak_reserved=%d" % (
                     epoch, cuda["allocated"], cuda["reserved"], cuda["peak_allocated"], cuda["peak_reserved"])
                 state["sock"].sendto(line.encode("ascii"), marker)
 
-        state["sock"] = serve("main")
+        def activate():
+            """Serve census requests and acks in this process (the owner at start; a rank
+            once it is known)."""
+            if state["sock"] is None:
+                state["sock"] = serve(role_here())
+            state["active"] = True
+
+        if first:
+            activate()
         # As soon as the main module has finished: threading's exit hook runs before
         # atexit's handlers (Python 3.9+); atexit where it is missing.
         ending = getattr(threading, "_register_atexit", atexit.register)
@@ -142,37 +172,69 @@ def _diagnose_start():
             """A boundary to diagnose; with `wait_for`, wait (2 s at most) until it has
             sampled the tree, so that the sample shows this moment, not the next pass's
             workers starting; then take the census it asks for here, in the training
-            loop's own thread, between two steps: no backward runs while graphs are
-            walked."""
-            if not marker or os.getpid() != owner:
+            loop's own thread, between two steps."""
+            if not marker or os.getpid() != owner or not state["active"] or state["sock"] is None:
                 return
             try:
+                if state["rank"] is not None:
+                    line += " rank=%d" % state["rank"]
                 state["sock"].sendto(line.encode("ascii"), marker)
                 if wait_for is not None:
                     with acked:
                         state["waiting"] = wait_for
                         acked.wait_for(lambda: state["acked"] >= wait_for, timeout=2.0)
                         state["waiting"] = None
-                        wanted = state.get("census_for") == wait_for
+                        # A rank takes its census at its own epoch end, always: diagnose's
+                        # row for the epoch waits for the slowest rank, and this one runs on.
+                        wanted = state.get("census_for") == wait_for or not first
                         state["census_for"] = None
                     if wanted:
                         native_dump(wait_for)
                     if wanted and objects and not state["exiting"]:
-                        take_census(wait_for, "main", False, graphs=True)
+                        take_census(wait_for, role_here(), False, graphs="thread")
                     gpu_at(wait_for)  # here, in the training thread, between two steps
             except Exception:
                 pass
 
+        def rank_is(rank):
+            """This process is distributed rank `rank`: tell diagnose (rank-<pid> in the
+            helper's folder, which its tree sampler reads), mark its epochs with it, and,
+            outside the owner, start answering as a rank."""
+            try:
+                rank = int(rank)
+                if rank < 0 or os.getpid() != owner or state["rank"] == rank:
+                    return
+                state["rank"] = rank
+                path = os.path.join(folder, "rank-%d" % os.getpid())
+                with open(path + ".tmp", "w") as f:
+                    f.write("%d\n" % rank)
+                os.replace(path + ".tmp", path)
+                if not first:
+                    activate()
+            except Exception as e:
+                sys.stderr.write("diagnose: rank not reported: %s\n" % e)
+
+        env_rank = os.environ.get("RANK", os.environ.get("LOCAL_RANK", ""))
+        # torchrun's ranks (their environment says; not a multiprocessing child that
+        # merely inherited it) are ranks from the start; any process once it calls
+        # init_process_group.
+        spawned = any("multiprocessing" in a for a in getattr(sys, "orig_argv", []))
+        if env_rank.isdigit() and not spawned and (not first or os.environ.get("TORCHELASTIC_RUN_ID")):
+            rank_is(env_rank)
+        _when_imported("torch.distributed", lambda m: _patch_init_process_group(m, rank_is), "ranks will not be reported")
         _install_loader_hook(send)
+        _when_imported("torch.autograd", diagnose_census.install_gate, "autograd graphs are walked only at DataLoader epoch ends")
 
         def forked():
             # A process forked from the trainer (a DataLoader worker with the fork start
             # method): the parent's listener thread is not here and its socket is the
             # parent's; answer for this process from its own.
             try:
-                state["sock"].close()
-                if objects:
-                    diagnose_census.forget()
+                if state["sock"] is not None:
+                    state["sock"].close()
+                    state["sock"] = None
+                diagnose_census.forget()
+                if objects and state["active"]:
                     state["sock"] = serve("worker")
             except Exception as e:
                 sys.stderr.write("diagnose: census helper not started in a forked worker: %s\n" % e)
@@ -180,6 +242,30 @@ def _diagnose_start():
         os.register_at_fork(after_in_child=forked)
     except Exception as e:
         sys.stderr.write("diagnose: helper not started: %s\n" % e)
+
+
+def _patch_init_process_group(dist, rank_is):
+    """Wrap torch.distributed.init_process_group: once it returns, the process's rank is
+    known (torch.multiprocessing.spawn passes it as an argument, not in the environment)."""
+    c10d = getattr(dist, "distributed_c10d", None)
+    original = getattr(c10d, "init_process_group", None) or getattr(dist, "init_process_group", None)
+    if original is None or getattr(original, "_diagnose", False):
+        return
+
+    def init_process_group(*args, **kwargs):
+        result = original(*args, **kwargs)
+        try:
+            rank_is(dist.get_rank())
+        except Exception:
+            pass
+        return result
+
+    init_process_group.__wrapped__ = original
+    init_process_group.__doc__ = original.__doc__
+    init_process_group._diagnose = True
+    for m in (dist, c10d):
+        if m is not None and getattr(m, "init_process_group", None) is original:
+            m.init_process_group = init_process_group
 
 
 def _gpu_recorder(diagnose_gpu, owner):
@@ -201,21 +287,105 @@ def _gpu_recorder(diagnose_gpu, owner):
     return gpu_at
 
 
+# Frames of these files are not where a loader is made: torch's own DataLoader code
+# (a subclass's __init__ calling super() is kept), and ours.
+_NOT_A_SITE = ("torch/utils/data/", "sitecustomize.py")
+SITE_FRAMES = 4  # frames of the call stack that tell loaders apart
+
+
+def _site():
+    """Where a DataLoader is being made: (file, line) of the innermost SITE_FRAMES frames
+    outside torch.utils.data, innermost first."""
+    import sys
+
+    out = []
+    try:
+        f = sys._getframe(2)
+        while f is not None and len(out) < SITE_FRAMES:
+            name = f.f_code.co_filename
+            if not any(s in name for s in _NOT_A_SITE):
+                out.append((name, f.f_lineno))
+            f = f.f_back
+    except Exception:
+        pass
+    return tuple(out) or None
+
+
+class _Family:
+    """DataLoaders that are one loader to the epochs: the same object, or made anew at
+    the same place over the same dataset (or over a new one, the old one gone)."""
+
+    def __init__(self, key, site, dataset):
+        import weakref
+
+        self.key = key
+        self.site = site
+        self.dataset_id = id(dataset)
+        try:
+            self.dataset = weakref.ref(dataset)
+        except TypeError:  # not weak-referenceable: taken as alive
+            self.dataset = None
+
+    def dataset_alive_and_not(self, dataset):
+        """The family's dataset still lives and is not `dataset`."""
+        if self.dataset is None:
+            return self.dataset_id != id(dataset)
+        d = self.dataset()
+        return d is not None and d is not dataset
+
+    def takes(self, site, dataset):
+        if site is None or site != self.site:
+            return False
+        return not self.dataset_alive_and_not(dataset)
+
+
 class _Passes:
-    """Which DataLoader is the training loader, and the epoch a new pass over it ends."""
+    """Which DataLoader family is the training loader, and the epoch a new pass over it
+    ends."""
+
+    MAX_FAMILIES = 64  # families remembered (loaders made at many places: the oldest go)
 
     def __init__(self, send):
         self.send = send
-        self.loaders = {}  # id(loader) -> [passes, batches of its longest pass, batches of this pass]
-        self.train = None  # id of the training loader
+        self.loaders = {}  # family key -> [passes, batches of its longest pass, batches of this pass]
+        self.families = []  # _Family, newest last
+        self.train = None  # key of the training family
         self.train_size = 0
         self.epochs = 0    # epochs ended
         self.open_validation = None
-        self.started = None  # the loader whose pass started last
-        self.trained = set()  # loaders during whose passes backward() ran
+        self.started = None  # the family whose pass started last
+        self.trained = set()  # families during whose passes backward() ran
+        self.next_key = 0
 
     def backward_runs(self):
         self.trained.add(self.started)
+
+    def family_of(self, loader):
+        """The family key of `loader`: kept on the loader; for a new one, the family
+        made at the same place over the same dataset, or a new family."""
+        key = getattr(loader, "_diagnose_family", None)
+        if key is not None:
+            return key
+        site = getattr(loader, "_diagnose_site", None)
+        dataset = getattr(loader, "dataset", None)
+        for fam in reversed(self.families):
+            if fam.takes(site, dataset):
+                key = fam.key
+                break
+        else:
+            key = self.next_key
+            self.next_key += 1
+            self.families.append(_Family(key, site, dataset))
+            if len(self.families) > self.MAX_FAMILIES:
+                gone = self.families.pop(0)
+                if gone.key not in (self.train, self.started):
+                    self.loaders.pop(gone.key, None)
+                    self.trained.discard(gone.key)
+        try:
+            loader._diagnose_family = key
+        except Exception:
+            pass
+        return key
 
     def ranks_above_train(self, key, size):
         """Whether `key` is more like the training loader than the one taken so far: a
@@ -227,7 +397,7 @@ class _Passes:
         return ours > theirs or (ours == theirs and size > self.train_size)
 
     def pass_starts(self, loader):
-        key = id(loader)
+        key = self.family_of(loader)
         stats = self.loaders.setdefault(key, [0, 0, 0])
         stats[1] = max(stats[1], stats[2])
         stats[2] = 0
@@ -255,7 +425,7 @@ class _Passes:
         else:
             self.open_validation = key
             self.send("validation_start %d auto=1" % self.epochs)
-        return stats
+        return key, stats
 
     def pass_ends(self, key):
         if key is not None and key == self.open_validation:
@@ -268,8 +438,9 @@ class _Passes:
 
 
 def _install_loader_hook(send):
-    """Patch torch.utils.data's DataLoader.__iter__ and its iterators' __next__ as soon as
-    the program imports them (an import hook: nothing is imported early)."""
+    """Patch torch.utils.data's DataLoader.__init__ (where it is made), __iter__ and its
+    iterators' __next__ as soon as the program imports them (an import hook: nothing is
+    imported early)."""
     import sys
 
     passes = _Passes(send)
@@ -277,18 +448,30 @@ def _install_loader_hook(send):
     def patch(module):
         DataLoader = module.DataLoader
         BaseIter = module._BaseDataLoaderIter
+        original_init = DataLoader.__init__
         original_iter = DataLoader.__iter__
         original_next = BaseIter.__next__
 
-        def __iter__(self):
-            stats = None
+        def __init__(self, *args, **kwargs):
             try:
-                stats = passes.pass_starts(self)
+                site = _site()
+            except Exception:
+                site = None
+            original_init(self, *args, **kwargs)
+            try:
+                object.__setattr__(self, "_diagnose_site", site)
+            except Exception:
+                pass
+
+        def __iter__(self):
+            p = None
+            try:
+                p = passes.pass_starts(self)
             except Exception:
                 pass
             it = original_iter(self)
             try:
-                it._diagnose_pass = (id(self), stats)
+                it._diagnose_pass = p
             except Exception:
                 pass
             return it
@@ -297,15 +480,17 @@ def _install_loader_hook(send):
             try:
                 data = original_next(self)
             except StopIteration:
-                passes.pass_ends(getattr(self, "_diagnose_pass", (None,))[0])
+                passes.pass_ends((getattr(self, "_diagnose_pass", None) or (None,))[0])
                 raise
             p = getattr(self, "_diagnose_pass", None)
             if p is not None and p[1] is not None:
                 p[1][2] += 1
             return data
 
+        __init__.__wrapped__ = original_init
         __iter__.__wrapped__ = original_iter
         __next__.__wrapped__ = original_next
+        DataLoader.__init__ = __init__
         DataLoader.__iter__ = __iter__
         BaseIter.__next__ = __next__
         # backward() tells the training loader from validation ones (Tensor.backward calls

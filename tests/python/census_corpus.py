@@ -159,8 +159,81 @@ except ImportError as e:  # the set-up installs both; a missing one is reported
     print("frameworks missing: %s" % e, file=sys.stderr)
     sys.exit(2)
 
+# Issue 25's shapes: untracked holders, closures, hooks, partials, generators, threads.
+import functools  # noqa: E402
+import threading  # noqa: E402
+
+
+class NumpyCache:
+    def __init__(self):
+        self.cache = {}          # ints to arrays: gc does not track this dict
+        self.val_probs = np.zeros((0, 8), np.float32)
+        self.objs = np.empty(40, dtype=object)  # an array of objects
+
+
+class SlotHolder:
+    __slots__ = ("held", "arr")
+
+    def __init__(self):
+        self.held = {}
+        self.arr = np.zeros(10)
+
+
+def install_tap(module):
+    store = []
+
+    def on_forward(mod, inputs, output):
+        store.append(output)
+
+    module.register_forward_hook(on_forward)
+    return None
+
+
+def gen_keeper():
+    kept = []
+    while True:
+        kept.append(np.zeros(4))
+        yield len(kept)
+
+
+NUMPY_CACHE = NumpyCache()
+SLOT_HOLDER = SlotHolder()
+TAP = install_tap(model[0])
+
+
+def holders():
+    """A partial, a thread and a bound method whose lists nothing else names."""
+    partial_buf, thread_buf, bound_buf = [], [], []
+    partial = functools.partial(lambda buf, x: buf.append(x), partial_buf)
+    thread = threading.Thread(target=lambda: thread_buf, name="keeper", daemon=True)
+    return partial, thread, {7: bound_buf.append}, thread_buf
+
+
+PARTIAL, THREAD, BOUND_APPEND, _thread_buf = holders()
+THREAD_BUF_APPEND = _thread_buf.append
+del _thread_buf
+GEN = gen_keeper()
+next(GEN)
+HOSTILE_CELL = (lambda h: (lambda: h))(Hostile())
+HOSTILE_PARTIAL = functools.partial(print, Hostile())
+diagnose_census.install_gate(torch.autograd)
+
 out = []
 for epoch in range(2):
+    for i in range(40):
+        NUMPY_CACHE.cache[epoch * 40 + i] = np.ones(64, np.float32)
+        SLOT_HOLDER.held[epoch * 40 + i] = np.ones(16)
+    NUMPY_CACHE.val_probs = np.concatenate([NUMPY_CACHE.val_probs, np.ones((40000, 8), np.float32)])
+    model[0].register_forward_hook(lambda m, i, o: None)
+    model(torch.randn(2, 3, 16, 16))
+    for _ in range(20):
+        PARTIAL(np.zeros(3))
+        next(GEN)
+        THREAD_BUF_APPEND(epoch)
+        BOUND_APPEND[7](epoch)
+        model(torch.randn(2, 3, 16, 16))  # the tap keeps each output
+    model(torch.randn(2, 3, 16, 16)).sum().backward()  # through the gate
+
     RECURSIVE.extend([RECURSIVE] * 20)  # grows: the second census names it
     HOLDER.hostile.extend(Hostile() for _ in range(20))
     # Every warning the census causes (TypedStorage's deprecation, ...) is recorded here,
@@ -168,7 +241,7 @@ for epoch in range(2):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         r = diagnose_census.census(epoch)
-    out.append({k: r.get(k) for k in ("error", "skipped_objects", "skipped_types", "seconds", "objects")}
+    out.append({k: r.get(k) for k in ("error", "skipped_objects", "skipped_types", "seconds", "objects", "graph_gate", "searched")}
                | {"containers": [c["name"] for c in r.get("containers", [])], "types": len(r.get("types", [])),
                   "warnings": [str(w.message)[:80] for w in caught]})
 del ITER

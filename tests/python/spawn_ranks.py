@@ -1,57 +1,60 @@
-"""Ranks started by torch.multiprocessing.spawn (gloo), for tests/short_runs.rs.
-
-Rank --grow keeps --leak-mib MiB per epoch; rank --drop frees --drop-mib MiB it had
-held all along as its last epoch's work ends (a rank shutting down, read lower at the
-last epoch end), then all leave their process group. Rank 0 prints "Epoch N" after a barrier each epoch.
+"""Two ranks started by torch.multiprocessing.spawn (gloo on CPU), as many single-node
+trainers start them: the rank is an argument to the function and to init_process_group,
+never in the environment. Each rank trains over its DataLoader (reused across epochs) and
+all-reduces its gradients once per epoch; rank --leak-rank keeps --leak-mib MiB more per
+epoch on its trainer (`Trainer.kept`). No markers, no log lines.
 """
 import argparse
-import os
+import socket
 import time
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-MIB = 1 << 20
+
+class Trainer:
+    def __init__(self):
+        self.model = torch.nn.Linear(64, 8)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01)
+        self.kept = []
 
 
-def run(rank, args):
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(args.port))
-    dist.init_process_group("gloo", rank=rank, world_size=args.ranks)
+def run(rank, world, port, args):
     torch.set_num_threads(1)
-    held = torch.ones(int(args.drop_mib * MIB) // 4) if rank == args.drop else None
-    kept = []
-    model = torch.nn.Linear(256, 256)
+    dist.init_process_group("gloo", init_method="tcp://127.0.0.1:%d" % port, rank=rank, world_size=world)
+    g = torch.Generator().manual_seed(rank)
+    ds = torch.utils.data.TensorDataset(torch.randn(256, 64, generator=g), torch.randint(0, 8, (256,), generator=g))
+    loader = torch.utils.data.DataLoader(ds, batch_size=32, shuffle=True)
+    t = Trainer()
     for epoch in range(args.epochs):
-        end = time.time() + args.epoch_s
-        while time.time() < end:
-            model(torch.randn(64, 256)).sum().backward()
-            time.sleep(0.01)
-        if rank == args.grow:
-            kept.append(torch.ones(int(args.leak_mib * MIB) // 4))
-        if rank == args.drop and epoch == args.epochs - 1:
-            held = None  # its teardown begins before the last epoch end is read
-        dist.barrier()
-        if rank == 0:
-            print(f"Epoch {epoch}", flush=True)
-        time.sleep(0.3)
+        for x, y in loader:
+            loss = torch.nn.functional.cross_entropy(t.model(x), y)
+            loss.backward()
+        for prm in t.model.parameters():
+            dist.all_reduce(prm.grad)
+        t.opt.step()
+        t.opt.zero_grad()
+        if rank == args.leak_rank:
+            t.kept.append(torch.ones(args.leak_mib << 18))  # float32: leak_mib MiB
+        time.sleep(args.sleep)
     dist.barrier()
     dist.destroy_process_group()
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--ranks", type=int, default=3)
     p.add_argument("--epochs", type=int, default=7)
-    p.add_argument("--epoch-s", type=float, default=1.2)
-    p.add_argument("--grow", type=int, default=1)
-    p.add_argument("--leak-mib", type=float, default=8.0)
-    p.add_argument("--drop", type=int, default=2)
-    p.add_argument("--drop-mib", type=float, default=11.0)
-    p.add_argument("--port", type=int, default=29517)
+    p.add_argument("--leak-rank", type=int, default=1)
+    p.add_argument("--leak-mib", type=int, default=8)
+    p.add_argument("--sleep", type=float, default=0.5)
     args = p.parse_args()
-    mp.spawn(run, args=(args,), nprocs=args.ranks, join=True)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    mp.spawn(run, args=(2, port, args), nprocs=2)
+    print("done", flush=True)
 
 
 if __name__ == "__main__":

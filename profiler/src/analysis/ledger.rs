@@ -227,8 +227,13 @@ fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
     use crate::format::{human_bytes, signed_bytes};
     let Some(c) = &a.censuses else { return };
     let per_epoch = |b: Option<f64>| format!("{}/epoch", signed_bytes(b.unwrap_or(0.0)));
-    let growing: Vec<&ObjectVerdict> = c.objects.iter().filter(|o| o.kind != "type" && o.class == Class::Growing).collect();
+    let growing: Vec<&ObjectVerdict> = c.objects.iter().filter(|o| o.kind != "type" && o.kind != "line" && o.class == Class::Growing).collect();
     for o in growing.iter().take(3) {
+        // issue 25: arrays held as a value that grows, hooks piling up (objects.rs).
+        if let Some(line) = objects::special_line(o) {
+            lines.push(line);
+            continue;
+        }
         let last = o.by_epoch.last().map_or(0, |p| p.1);
         let at = match o.allocated_at.as_deref().map(|a| a.split_once(' ').unwrap_or(("", a))) {
             Some(("item", at)) => format!(" Its newest item was allocated at {at}."),
@@ -273,8 +278,8 @@ fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
         lines.push(format!("Python: every census of the main process failed ({} of {}): nothing is known of its objects, growing or not.", c.failed, c.count));
     } else if growing.is_empty() && !types.is_empty() {
         lines.push(format!(
-            "Python: objects grow though no container the census follows holds them: {}. Something keeps them where it cannot name (a closure, a C extension's reference, a container it has not named yet).",
-            types.join(", ")
+            "Python: objects grow though no container the census follows holds them: {}. It searched {}; something keeps them where it cannot name (a C extension's reference, a container it has not named yet).",
+            types.join(", "), c.searched()
         ));
     } else if growing.is_empty() && !partial {
         lines.push("Python: no container of the main process or its persistent workers grows from census to census.".into());
@@ -284,6 +289,7 @@ fn explain_objects(a: &Analysis, lines: &mut Vec<String>) {
     if !all_failed {
         explain_accounting(a, c, lines);
     }
+    lines.extend(c.notes());
     let workers = match (c.worker_count, c.light_worker_count) {
         (0, _) => String::new(),
         (n, l) if l == n => format!(" (and {n} light ones in forked DataLoader workers: their datasets' containers only)"),
@@ -343,12 +349,12 @@ fn explain_accounting(a: &Analysis, c: &Censuses, lines: &mut Vec<String>) {
             signed_bytes(rest), signed_bytes(free)
         )),
         Some(_) if free >= 0.5 * rest => lines.push(format!(
-            "The C allocator holds it free: glibc's malloc keeps {}/epoch of freed memory in its arenas (fragmentation), of the {}/epoch no Python object explains. Not a leak of objects. Cures: MALLOC_ARENA_MAX=2, calling malloc_trim(0) (ctypes) after each epoch, or jemalloc/tcmalloc through LD_PRELOAD.",
-            signed_bytes(free), signed_bytes(rest)
+            "The C allocator holds it free: glibc's malloc keeps {}/epoch of freed memory in its arenas (fragmentation), of the {}/epoch no Python object explains. No Python object the census searched ({}) holds it. Cures: MALLOC_ARENA_MAX=2, calling malloc_trim(0) (ctypes) after each epoch, or jemalloc/tcmalloc through LD_PRELOAD.",
+            signed_bytes(free), signed_bytes(rest), c.searched()
         )),
         Some(n) if n >= 0.5 * rest => lines.push(format!(
-            "Native code uses it: glibc's malloc has {}/epoch more in use that no Python object holds (a C extension's buffers, or libtorch memory no tensor reaches), of the {}/epoch no Python object explains. A census cannot name native code.",
-            signed_bytes(n), signed_bytes(rest)
+            "Native code uses it: glibc's malloc has {}/epoch more in use that no Python object the census searched holds (a C extension's buffers, or libtorch memory no tensor reaches), of the {}/epoch no Python object explains. It searched {}; what native code keeps, a census cannot name.",
+            signed_bytes(n), signed_bytes(rest), c.searched()
         )),
         Some(_) => lines.push(format!(
             "The other {}/epoch is outside glibc's malloc: memory-mapped files, thread stacks, or a library with an allocator of its own.",

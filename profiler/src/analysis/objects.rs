@@ -3,7 +3,14 @@
 //! items at every epoch end, classed like every other series. A container that grows is
 //! named by the path that keeps it alive (`Trainer.all_pred_bboxes`). DataLoader workers
 //! forked from the trainer write their own censuses (`epoch-N-worker-PID.json`); a
-//! persistent worker's series are followed as `worker PID: ...`.
+//! persistent worker's series are followed as `worker PID: ...`. Distributed ranks other
+//! than the first process (torch.multiprocessing.spawn, torchrun) write
+//! `epoch-N-rank-R.json`, followed as `rank R: ...`.
+//!
+//! Besides containers, a census reports lone tensors whose graph grows (`tensor`), arrays
+//! held directly as an attribute's value (`value`: one ndarray made larger each epoch is
+//! a new object every time, followed by its name), and nn.Module hook dicts (`hooks`:
+//! items are hooks, classed by their count).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -54,6 +61,26 @@ struct CensusFile {
     /// glibc's malloc counters (mallinfo2) at the census.
     #[serde(default)]
     malloc: Option<MallocRow>,
+    /// A distributed rank's census: its rank.
+    #[serde(default)]
+    rank: Option<u32>,
+    /// Whether the census got the autograd gate (`ok`), or why not (`timeout`,
+    /// `inside backward`, `not installed`): graphs were then not walked.
+    #[serde(default)]
+    graph_gate: Option<String>,
+    /// What the census searched beyond gc-tracked objects.
+    #[serde(default)]
+    searched: Option<Searched>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct Searched {
+    /// Untracked dicts and arrays reached through instances, modules and closures.
+    #[serde(default)]
+    untracked: bool,
+    /// More owners than the census searches: some were left out.
+    #[serde(default)]
+    truncated: bool,
 }
 
 #[derive(Deserialize)]
@@ -171,6 +198,93 @@ pub struct Censuses {
     pub light_worker_count: usize,
     /// The main process's objects against its malloc counters (3 censuses or more).
     pub accounting: Option<Accounting>,
+    /// Censuses of distributed ranks (other than the main process) read.
+    pub rank_count: usize,
+    /// Censuses of the main process (or ranks) that wanted to walk autograd graphs but
+    /// could not get the autograd gate: their bytes leave graphs out.
+    pub graphs_not_walked: usize,
+    /// Why those censuses could not get the gate (`timeout`, `inside backward`, ...).
+    pub gate_reasons: Vec<String>,
+    /// Every census of the main process searched untracked holders (dicts of arrays,
+    /// arrays held as attribute values) through instances, modules and closures.
+    pub untracked_searched: bool,
+    /// Some census had more owners than it searches.
+    pub search_truncated: bool,
+}
+
+impl Censuses {
+    /// What the censuses of the main process looked at, for the ledger's words.
+    pub fn searched(&self) -> &'static str {
+        match (self.untracked_searched, self.search_truncated) {
+            (true, false) => "gc-tracked objects, and the dicts and arrays that instances, modules and closures hold",
+            (true, true) => "gc-tracked objects, and the dicts and arrays held by the first 500,000 instances, modules and closures",
+            (false, _) => "gc-tracked objects and the containers holding them (not dicts or arrays that gc does not track)",
+        }
+    }
+
+    /// Lines for the ledger: the program's lines whose live allocations grow
+    /// (--python-tracemalloc), and how the censuses went (graphs not walked).
+    pub fn notes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let lines: Vec<String> = self
+            .objects
+            .iter()
+            .filter(|o| o.kind == "line" && o.class == Class::Growing && o.slope_bytes_per_epoch.unwrap_or(0.0) >= 64.0 * 1024.0)
+            .take(3)
+            .map(|o| {
+                let code = if o.type_name.is_empty() { String::new() } else { format!("`{}` at ", o.type_name) };
+                format!("{code}{} {}/epoch", o.name, crate::format::signed_bytes(o.slope_bytes_per_epoch.unwrap_or(0.0)))
+            })
+            .collect();
+        if !lines.is_empty() {
+            out.push(format!(
+                "Python lines whose live allocations grow from epoch end to epoch end (tracemalloc; numpy's buffers included, torch's tensors not): {}.",
+                lines.join("; ")
+            ));
+        }
+        if self.graphs_not_walked > 0 {
+            out.push(format!(
+                "{} census(es) walked no autograd graphs ({}): the bytes they give leave out the tensors that kept tensors' graphs hold.",
+                self.graphs_not_walked,
+                self.gate_reasons.iter().map(|r| match r.as_str() {
+                    "timeout" => "a backward pass ran all through the wait for the autograd gate",
+                    "inside backward" => "taken inside a backward pass",
+                    "not installed" => "the autograd gate could not be installed",
+                    _ => "no autograd gate",
+                }).collect::<Vec<_>>().join("; ")
+            ));
+        }
+        out
+    }
+}
+
+/// The ledger line for a growing object that is not a container: an array held as an
+/// attribute's value that grows, or hooks that pile up. `None` for other kinds.
+pub fn special_line(o: &ObjectVerdict) -> Option<String> {
+    use crate::format::{human_bytes, signed_bytes};
+    let last = o.by_epoch.last().map_or(0, |p| p.1);
+    let at = o.allocated_at.as_deref().map(|a| a.split_once(' ').map_or(a, |x| x.1));
+    match o.kind {
+        "value" => Some(format!(
+            "Python: {} ({}, {}/epoch) keeps growing: one array made larger every epoch (`np.concatenate` or `torch.cat` onto what it held), a new object each time under the same name; it holds {} at the last census.{} Keep a list of the epoch's arrays and reset it each epoch, or keep only what you need (a running sum, the last epoch's).",
+            o.name,
+            o.type_name,
+            signed_bytes(o.slope_bytes_per_epoch.unwrap_or(0.0)),
+            human_bytes(last as f64),
+            at.map_or(String::new(), |a| format!(" The array held now was made at {a}."))
+        )),
+        "hooks" => {
+            let hooks = o.by_epoch.last().map_or(0, |p| p.2);
+            let newest = o.allocated_at.as_deref().unwrap_or("").trim_start_matches("hook ");
+            Some(format!(
+                "Python: hooks pile up on {}: {:+.1} hooks/epoch ({hooks} at the last census){}. Something registers a hook again at every epoch and never removes the one before: keep the handle that `register_*_hook` returns and call `handle.remove()`, or register once.",
+                o.name,
+                o.items_per_epoch.unwrap_or(0.0),
+                if newest.is_empty() { String::new() } else { format!("; the newest, {newest}") }
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// Errors kept for the report; the rest are counted.
@@ -208,24 +322,38 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
     let mut containers: BTreeMap<(String, String), (String, BTreeMap<u32, (u64, u64)>)> = BTreeMap::new();
     let mut allocated_at: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut types: BTreeMap<(String, String), BTreeMap<u32, (u64, u64)>> = BTreeMap::new();
-    let worker_prefix = |f: &CensusFile| match (f.role.as_deref(), f.pid) {
-        (Some("worker"), Some(pid)) => Some(format!("worker {pid}: ")),
+    let worker_prefix = |f: &CensusFile| match (f.role.as_deref(), f.pid, f.rank) {
+        (Some("worker"), Some(pid), _) => Some(format!("worker {pid}: ")),
+        (Some("rank"), _, Some(rank)) => Some(format!("rank {rank}: ")),
         _ => None,
     };
-    let worker_count = files.iter().filter(|f| worker_prefix(f).is_some()).count();
-    let mut out = Censuses { count: files.len() - worker_count, worker_count, ..Censuses::default() };
+    let is_rank = |f: &CensusFile| f.role.as_deref() == Some("rank") && f.rank.is_some();
+    let rank_count = files.iter().filter(|f| is_rank(f)).count();
+    let worker_count = files.iter().filter(|f| worker_prefix(f).is_some()).count() - rank_count;
+    let mut out = Censuses { count: files.len() - worker_count - rank_count, worker_count, rank_count, ..Censuses::default() };
+    let mains: Vec<&CensusFile> = files.iter().filter(|f| worker_prefix(f).is_none() && f.error.is_none()).collect();
+    out.untracked_searched = !mains.is_empty() && mains.iter().all(|f| f.searched.is_some_and(|s| s.untracked));
+    out.search_truncated = mains.iter().any(|f| f.searched.is_some_and(|s| s.truncated));
+    let mut reasons = std::collections::BTreeSet::new();
+    for f in files.iter().filter(|f| f.role.as_deref() != Some("worker")) {
+        if let Some(g) = f.graph_gate.as_deref().filter(|g| *g != "ok") {
+            out.graphs_not_walked += 1;
+            reasons.insert(g.to_string());
+        }
+    }
+    out.gate_reasons = reasons.into_iter().collect();
     let mut skipped_types = std::collections::BTreeSet::new();
     // The main process's totals per epoch: Python objects, arrays, malloc in use and free.
     let mut totals: Vec<(f64, [Option<f64>; 4])> = Vec::new();
     let mut graphs: BTreeMap<(String, String), BTreeMap<u32, (u64, u64)>> = BTreeMap::new();
-    let mut lone_tensors = std::collections::BTreeSet::new();
+    let mut kinds: BTreeMap<(String, String), &'static str> = BTreeMap::new();
     for f in files {
         let prefix = worker_prefix(f).unwrap_or_default();
         out.max_seconds = out.max_seconds.max(f.seconds);
         out.max_objects = out.max_objects.max(f.objects.unwrap_or(0));
         out.light_worker_count += usize::from(f.light && !prefix.is_empty());
         if let Some(e) = &f.error {
-            if prefix.is_empty() {
+            if prefix.is_empty() || is_rank(f) {
                 out.failed += 1;
             } else {
                 out.worker_failed += 1;
@@ -249,9 +377,13 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
             if let Some(at) = &c.allocated_at {
                 allocated_at.insert(key.clone(), at.clone());
             }
-            if c.kind.as_deref() == Some("tensor") {
-                lone_tensors.insert(key.clone());
-            }
+            match c.kind.as_deref() {
+                Some("tensor") => kinds.insert(key.clone(), "tensor"),
+                Some("value") => kinds.insert(key.clone(), "value"),
+                Some("hooks") => kinds.insert(key.clone(), "hooks"),
+                Some("line") => kinds.insert(key.clone(), "line"),
+                _ => None,
+            };
             let g = graphs.entry(key).or_default().entry(f.epoch).or_insert((0, 0));
             g.0 += c.graph_bytes;
             g.1 += c.graph_nodes;
@@ -292,8 +424,11 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
     let mut objects: Vec<ObjectVerdict> = containers
         .into_iter()
         .map(|(key, (t, by))| {
-            let kind = if lone_tensors.contains(&key) { "tensor" } else { "container" };
-            let v = verdict(kind, format!("{}{}", key.0, key.1), t, &by);
+            let kind = kinds.get(&key).copied().unwrap_or("container");
+            let mut v = verdict(kind, format!("{}{}", key.0, key.1), t, &by);
+            if kind == "hooks" {
+                v = hooks_verdict(v);
+            }
             // The graph's share, over the epochs the container's bytes were fitted on.
             let g: Vec<(f64, f64, f64)> = graphs.get(&key).map_or(Vec::new(), |g| g.iter().map(|(e, (b, n))| (*e as f64, *b as f64, *n as f64)).collect());
             let slope_of = |col: fn(&(f64, f64, f64)) -> f64| {
@@ -315,6 +450,28 @@ fn analyze_censuses(files: &[CensusFile]) -> Censuses {
     objects.extend(by_type);
     out.objects = objects;
     out
+}
+
+/// Hooks are classed by their count, not their bytes (a hook is a few hundred bytes):
+/// growing when at least one more is added every other epoch, steadily (the count rose
+/// by 2 or more and never fell over the censuses); flat otherwise.
+fn hooks_verdict(mut v: ObjectVerdict) -> ObjectVerdict {
+    let items: Vec<(f64, f64)> = v.by_epoch.iter().map(|p| (p.0 as f64, p.2 as f64)).collect();
+    let slope = theil_sen(&items).map(|t| t.slope);
+    let rose = match (items.first(), items.last()) {
+        (Some(a), Some(b)) => b.1 - a.1,
+        _ => 0.0,
+    };
+    let monotone = items.windows(2).all(|w| w[1].1 >= w[0].1);
+    v.items_per_epoch = slope;
+    v.class = if items.len() < 3 {
+        Class::Insufficient
+    } else if slope.unwrap_or(0.0) >= 0.5 && rose >= 2.0 && monotone {
+        Class::Growing
+    } else {
+        Class::Flat
+    };
+    v
 }
 
 /// Slopes of the main process's totals over its censuses (3 at least).
@@ -355,6 +512,9 @@ mod tests {
             total_bytes: None,
             array_bytes: None,
             malloc: None,
+            rank: None,
+            graph_gate: None,
+            searched: None,
         }
     }
 
@@ -438,6 +598,50 @@ mod tests {
         // Without graphs, no graph share.
         let plain: Vec<CensusFile> = (1..7u32).map(|e| file(e, &[("Trainer.kept", 5_000 * e as u64, 10 * e as u64)])).collect();
         assert_eq!(analyze_censuses(&plain).objects[0].graph_bytes_per_epoch, None);
+    }
+
+    #[test]
+    fn values_hooks_and_ranks_are_followed_by_name() {
+        let files: Vec<CensusFile> = (1..7u32)
+            .flat_map(|e| {
+                let mut f = file(e, &[]);
+                // One ndarray made larger each epoch; hooks added each epoch; hooks that stay.
+                f.containers.push(ContainerRow { kind: Some("value".into()), type_name: Some("ndarray".into()), ..row("Trainer.val_probs", 16_000_000 * e as u64, 40_000 * e as u64) });
+                f.containers.push(ContainerRow { kind: Some("hooks".into()), type_name: Some("_forward_hooks".into()), ..row("Net.fc._forward_hooks", 150 * e as u64, e as u64 + 1) });
+                f.containers.push(ContainerRow { kind: Some("hooks".into()), ..row("Net.conv._forward_hooks", 300, 2) });
+                f.graph_gate = Some(if e == 3 { "timeout".into() } else { "ok".into() });
+                f.searched = Some(Searched { untracked: true, truncated: false });
+                let r = CensusFile { pid: Some(77), role: Some("rank".into()), rank: Some(1), ..file(e, &[("Trainer.kept", 8_000_000 * e as u64, 10 * e as u64)]) };
+                vec![f, r]
+            })
+            .collect();
+        let c = analyze_censuses(&files);
+        assert_eq!((c.count, c.rank_count, c.worker_count), (6, 6, 0));
+        let v = c.objects.iter().find(|o| o.name == "Trainer.val_probs").unwrap();
+        assert_eq!((v.kind, v.class), ("value", Class::Growing));
+        let line = special_line(v).unwrap();
+        assert!(line.starts_with("Python: Trainer.val_probs (ndarray, +15.3 MiB/epoch) keeps growing"), "{line}");
+        let h = c.objects.iter().find(|o| o.name == "Net.fc._forward_hooks").unwrap();
+        assert_eq!((h.kind, h.class), ("hooks", Class::Growing), "{h:?}");
+        assert!(special_line(h).unwrap().contains("hooks pile up on Net.fc._forward_hooks: +1.0 hooks/epoch (7 at the last census)"));
+        assert_eq!(c.objects.iter().find(|o| o.name == "Net.conv._forward_hooks").unwrap().class, Class::Flat);
+        let r = c.objects.iter().find(|o| o.name == "rank 1: Trainer.kept").unwrap();
+        assert_eq!(r.class, Class::Growing);
+        assert_eq!((c.graphs_not_walked, c.gate_reasons.clone()), (1, vec!["timeout".to_string()]));
+        assert!(c.notes()[0].contains("a backward pass ran all through"), "{:?}", c.notes());
+        assert!(c.untracked_searched && c.searched().contains("instances, modules and closures"));
+        // A line whose live allocations grow (tracemalloc).
+        let lines: Vec<CensusFile> = (1..6u32)
+            .map(|e| file(e, &[]))
+            .map(|mut f| {
+                let e = f.epoch as u64;
+                f.containers.push(ContainerRow { kind: Some("line".into()), type_name: Some("self.p = np.concatenate([self.p, q])".into()), ..row("train.py:41", 16_000_000 * e, 3) });
+                f
+            })
+            .collect();
+        let c = analyze_censuses(&lines);
+        assert!(c.notes()[0].contains("`self.p = np.concatenate([self.p, q])` at train.py:41 +15.3 MiB/epoch"), "{:?}", c.notes());
+        assert!(!c.untracked_searched && c.searched().contains("not dicts or arrays that gc does not track"), "older censuses say nothing of it");
     }
 
     #[test]

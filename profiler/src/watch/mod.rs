@@ -350,6 +350,9 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     let cgroup = MemoryCgroup::of(Some(root)).or_else(|| MemoryCgroup::of(None));
     let oom_before = cgroup.as_ref().and_then(|c| c.read().oom_kills);
     let mut sampler = TreeSampler::new(root, out_dir)?;
+    if let Some(h) = &helper {
+        sampler.set_rank_dir(h.dir());
+    }
     let limit = memory_limit();
     let mut meta = TimelineMeta {
         mem_limit_bytes: limit.as_ref().map(|l| l.bytes),

@@ -9,7 +9,7 @@ use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::Nvml;
 use serde::Serialize;
 
-use super::tree::{read_tree, Detail, Proc, Role};
+use super::tree::{read_tree_with, Detail, Proc, Role};
 use crate::error::Error;
 use crate::source::GpuStatus;
 use crate::timeline::Row;
@@ -113,6 +113,8 @@ pub struct TreeSampler {
     procs_path: PathBuf,
     /// Each rank's processes summed, at the last sample.
     pub ranks: std::collections::BTreeMap<u32, RankMem>,
+    /// Where the injected helper reports ranks (`rank-<pid>`), when injected.
+    rank_dir: Option<PathBuf>,
 }
 
 impl TreeSampler {
@@ -134,7 +136,12 @@ impl TreeSampler {
             }
             Err(e) => (None, GpuStatus::NoDriver(e.to_string())),
         };
-        Ok(TreeSampler { root, gpu, gpu_status, procs_out: csv::Writer::from_writer(file), procs_path, ranks: Default::default() })
+        Ok(TreeSampler { root, gpu, gpu_status, procs_out: csv::Writer::from_writer(file), procs_path, ranks: Default::default(), rank_dir: None })
+    }
+
+    /// Read ranks the injected helper reports in `dir` (they win over the environment).
+    pub fn set_rank_dir(&mut self, dir: &Path) {
+        self.rank_dir = Some(dir.to_path_buf());
     }
 
     /// Whether NVML is readable, and if not why.
@@ -145,7 +152,7 @@ impl TreeSampler {
     /// Read the tree now to `detail`, fill the tree and role columns of `row` and append
     /// one `processes.csv` row per process. Returns the processes read (empty: root gone).
     pub fn sample(&mut self, row: &mut Row, detail: Detail) -> Result<Vec<Proc>, Error> {
-        let mut procs = read_tree(self.root, detail);
+        let mut procs = read_tree_with(self.root, detail, self.rank_dir.as_deref());
         // A process forked while the tree was read (a DataLoader worker starting) shares
         // the pages of its parent, read after the fork, without being counted itself:
         // PSS would dip by its share. Read again, a few times at most, until the tree
@@ -156,7 +163,7 @@ impl TreeSampler {
             if detail != Detail::Full || !new {
                 break;
             }
-            procs = read_tree(self.root, detail);
+            procs = read_tree_with(self.root, detail, self.rank_dir.as_deref());
         }
         let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
         let (gpu_per_pid, gpu_device) = self.gpu.as_ref().map(|g| g.read(&pids)).unwrap_or_default();

@@ -253,8 +253,21 @@ pub fn parse_statm_rss(text: &str) -> Option<u64> {
     Some(pages * page)
 }
 
+/// The rank the injected helper wrote for `pid` (`rank-<pid>` in its folder: the process
+/// called `torch.distributed.init_process_group`, or torchrun gave it RANK).
+pub fn helper_rank(dir: &std::path::Path, pid: u32) -> Option<u32> {
+    fs::read_to_string(dir.join(format!("rank-{pid}"))).ok()?.trim().parse().ok()
+}
+
 /// Read the whole tree under `root` now, to `detail`. Empty if the root is gone.
 pub fn read_tree(root: u32, detail: Detail) -> Vec<Proc> {
+    read_tree_with(root, detail, None)
+}
+
+/// [`read_tree`], with the ranks the injected helper reported in `rank_dir` taking
+/// precedence over the environment (a process started by `torch.multiprocessing.spawn`
+/// has no RANK: its rank is an argument to `init_process_group`).
+pub fn read_tree_with(root: u32, detail: Detail, rank_dir: Option<&std::path::Path>) -> Vec<Proc> {
     let mut procs: Vec<Proc> = members(root)
         .into_iter()
         .filter_map(|(pid, ppid)| {
@@ -263,7 +276,7 @@ pub fn read_tree(root: u32, detail: Detail) -> Vec<Proc> {
                 Detail::Full => fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok().and_then(|t| parse_rollup(&t)),
                 Detail::Rss => fs::read_to_string(format!("/proc/{pid}/statm")).ok().and_then(|t| parse_statm_rss(&t)).map(|rss| ProcMem { rss, ..ProcMem::default() }),
             };
-            let rank = fs::read(format!("/proc/{pid}/environ")).ok().and_then(|e| parse_rank(&e));
+            let rank = rank_dir.and_then(|d| helper_rank(d, pid)).or_else(|| fs::read(format!("/proc/{pid}/environ")).ok().and_then(|e| parse_rank(&e)));
             Some(Proc { pid, ppid, role: Role::Worker, name, mem, detail, rank })
         })
         .collect();
@@ -329,6 +342,19 @@ mod tests {
         let mut t = vec![proc(1, 0, "python"), proc(2, 1, "pt_data_worker"), proc(3, 1, "pt_data_worker")];
         fill_ranks(&mut t);
         assert_eq!(ranked(&t), [None, None, None]);
+    }
+
+    #[test]
+    fn ranks_the_helper_reported_come_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = std::process::id();
+        assert_eq!(helper_rank(dir.path(), me), None);
+        fs::write(dir.path().join(format!("rank-{me}")), "3\n").unwrap();
+        assert_eq!(helper_rank(dir.path(), me), Some(3));
+        let tree = read_tree_with(me, Detail::Rss, Some(dir.path()));
+        assert_eq!(tree.iter().find(|p| p.pid == me).unwrap().rank, Some(3));
+        fs::write(dir.path().join(format!("rank-{me}")), "x").unwrap();
+        assert_eq!(helper_rank(dir.path(), me), None, "a torn or odd file is no rank");
     }
 
     #[test]

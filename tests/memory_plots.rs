@@ -25,17 +25,23 @@ fn png_size(path: &Path) -> (u32, u32) {
     (be(16), be(20))
 }
 
+/// A copy of a recorded run's folder (the reports are written into it), and its analysis.
+fn recorded(name: &str) -> (tempfile::TempDir, profiler::Analysis) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plots").join(name);
+    for f in ["timeline.csv", "run.json"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    let a = rebuild(dir.path()).unwrap();
+    (dir, a)
+}
+
 #[test]
 fn memory_plots_of_recorded_runs() {
     let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plots");
     std::fs::create_dir_all(&keep).unwrap();
     for (name, verdict) in SCENARIOS {
-        let dir = tempfile::tempdir().unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plots").join(name);
-        for f in ["timeline.csv", "run.json"] {
-            std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
-        }
-        let a = rebuild(dir.path()).unwrap();
+        let (dir, a) = recorded(name);
         assert_eq!(a.verdict, *verdict, "{name}");
         let png = dir.path().join("memory.png");
         let plot = draw_memory(&a, &png).unwrap();
@@ -62,12 +68,7 @@ fn memory_plots_of_recorded_runs() {
 
 #[test]
 fn small_series_get_their_own_panel() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plots/worker-leak");
-    for f in ["timeline.csv", "run.json"] {
-        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
-    }
-    let a = rebuild(dir.path()).unwrap();
+    let (_dir, a) = recorded("worker-leak");
     let plot = profiler::report::plan_memory(&a);
     let panel_of = |c: &str| plot.panels.iter().position(|p| p.series.iter().any(|s| s.column == c));
     assert_ne!(panel_of("workers_uss_bytes"), panel_of("tree_rss_bytes"), "{plot:?}");
@@ -131,12 +132,7 @@ fn one_process_shows_pss_under_uss_and_the_limit_and_the_projected_oom() {
 /// legend, off scale, and no series is flattened for it.
 #[test]
 fn a_far_limit_is_named_not_drawn() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plots/main-leak");
-    for f in ["timeline.csv", "run.json"] {
-        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
-    }
-    let a = rebuild(dir.path()).unwrap();
+    let (_dir, a) = recorded("main-leak");
     let plot = profiler::report::plan_memory(&a);
     let limit = plot.limit.as_ref().unwrap();
     assert!(!limit.on_scale && limit.oom.is_none(), "{limit:?}");

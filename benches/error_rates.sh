@@ -41,7 +41,8 @@ try:
     a = json.load(open(path))
 except Exception as e:
     print(f"{kind}\t{i}\tmissing\t\t\t"); sys.exit()
-judged = [s for s in a["series"] if s.get("paired") or s["class"] == "growing"]
+primary = ("rss_in_use_bytes", "je_allocated_bytes", "tree_pss_bytes", "main_uss_bytes", "workers_uss_bytes")
+judged = [s for s in a["series"] if s["column"] in primary]
 head = next((s for s in judged if s["class"] == "growing"), judged[0] if judged else None)
 if head is None:
     print(f"{kind}\t{i}\t{a['verdict']}\t\t\t"); sys.exit()

@@ -516,9 +516,19 @@ impl Analyzer {
         // trend's, still well under the 2 % of the level per epoch it must find.
         let tolerance = self.tolerance.per_epoch(level, p.steps as f64).max(PAIRED_FLOOR_BYTES).max(PAIRED_RELATIVE * level);
         c.tolerance_bytes = tolerance;
-        c.class = if p.interval.0 > 0.0 && p.bytes_per_epoch > tolerance {
+        // The epoch ends of the same steps must rise too: they are the quiet points (what
+        // an epoch keeps, its temporaries gone). Inside an epoch, churn that falls one
+        // episode later than the epoch before shifts a whole run of pairs alike; the
+        // reference trainer's clean epochs did that (pairs +15 MiB, epoch ends equal).
+        let at = |e: u32| xy.iter().find(|q| q.0 == e as f64).map(|q| q.1);
+        let end_step = match (at(p.epochs.0), at(p.epochs.1)) {
+            (Some(a), Some(b)) => Some((b - a) / (p.epochs.1 - p.epochs.0).max(1) as f64),
+            _ => None,
+        };
+        let ends_rise = end_step.is_none_or(|d| d > tolerance);
+        c.class = if p.interval.0 > 0.0 && p.bytes_per_epoch > tolerance && ends_rise {
             Class::Growing
-        } else if p.bytes_per_epoch <= tolerance && p.interval.1 <= 2.0 * tolerance.max(p.bytes_per_epoch.abs()) {
+        } else if !ends_rise || (p.bytes_per_epoch <= tolerance && p.interval.1 <= 2.0 * tolerance.max(p.bytes_per_epoch.abs())) {
             Class::Flat
         } else {
             // Rising, or scattered too widely to tell yet.

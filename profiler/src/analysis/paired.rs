@@ -28,28 +28,27 @@ use serde::Serialize;
 
 use crate::timeline::Row;
 
-/// The columns paired evidence is kept for: those the verdict reads.
-pub const PAIRED_SERIES: &[&str] = &[
-    "rss_bytes",
-    "rss_in_use_bytes",
-    "je_allocated_bytes",
-    "heap_exact_bytes",
-    "gpu_allocated_bytes",
-    "tree_pss_bytes",
-    "main_uss_bytes",
-    "workers_uss_bytes",
-    "gpu_tree_used_bytes",
-    "main_rss_bytes",
-    "tree_rss_bytes",
-    "workers_rss_bytes",
-];
+/// Columns paired evidence is kept for beyond those the verdict reads
+/// ([`super::PRIMARY_SERIES`]): raw RSS, and the RSS that stands in for a watch's USS and
+/// PSS between boundaries ([`STAND_INS`]).
+const EXTRA_SERIES: &[&str] = &["rss_bytes", "main_rss_bytes", "tree_rss_bytes", "workers_rss_bytes"];
+const N: usize = super::PRIMARY_SERIES.len() + EXTRA_SERIES.len();
 
 /// A watch reads PSS and USS only at boundaries and every `--pss-interval`; its samples
 /// between read RSS alone. Where the private series has too few pairs, the RSS of the
 /// same processes stands in: a leak moves both alike from one epoch to the next, and
 /// pages shared at the same point of each epoch cancel out in the difference.
 pub const STAND_INS: &[(&str, &str)] = &[("main_uss_bytes", "main_rss_bytes"), ("tree_pss_bytes", "tree_rss_bytes"), ("workers_uss_bytes", "workers_rss_bytes")];
-const N: usize = PAIRED_SERIES.len();
+
+/// The `i`-th column kept: the verdict's, then the extra ones.
+fn column(i: usize) -> &'static str {
+    let primary = super::PRIMARY_SERIES;
+    if i < primary.len() {
+        primary[i]
+    } else {
+        EXTRA_SERIES[i - primary.len()]
+    }
+}
 
 /// Paired evidence decides a series while its epoch-end fit has fewer points than this.
 pub const PAIRED_UNTIL_FITTED: usize = 4;
@@ -83,7 +82,7 @@ const NOT_A_POINT: &[&str] = &["start", "finish", "census", "stop_on_leak", "kil
 type Values = [Option<u64>; N];
 
 fn values(row: &Row) -> Values {
-    std::array::from_fn(|i| row.series(PAIRED_SERIES[i]))
+    std::array::from_fn(|i| row.series(column(i)))
 }
 
 /// One epoch's points, keyed, in the order they fell.
@@ -249,7 +248,7 @@ impl EpochProfiles {
     }
 
     fn judge_on(&self, column: &str, warmup: usize) -> Option<Paired> {
-        let s = PAIRED_SERIES.iter().position(|c| *c == column)?;
+        let s = (0..N).position(|i| self::column(i) == column)?;
         let profiles = &self.done[warmup.max(1).min(self.done.len())..];
         let mut steps: Vec<Vec<f64>> = Vec::new();
         for w in profiles.windows(2) {
@@ -282,7 +281,7 @@ impl EpochProfiles {
             .collect();
         stats.sort_by(|a, b| a.total_cmp(b));
         let interval = (stats[RESAMPLES * 5 / 100], stats[RESAMPLES * 95 / 100 - 1]);
-        Some(Paired { bytes_per_epoch, interval, pairs, steps: steps.len(), epochs: (profiles[0].epoch, profiles[profiles.len() - 1].epoch), on: PAIRED_SERIES[s] })
+        Some(Paired { bytes_per_epoch, interval, pairs, steps: steps.len(), epochs: (profiles[0].epoch, profiles[profiles.len() - 1].epoch), on: self::column(s) })
     }
 }
 

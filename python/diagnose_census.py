@@ -1340,12 +1340,23 @@ def forget():
     _state["tracked"] = {}
     _state["values"] = {}
     _state["hook_names"] = {}
+    _state["taken"] = set()
+
+
+_TAKING = __import__("threading").Lock()
 
 
 def census_to(epoch, folder, role="main", light=False, graphs=True, rank=None):
     """Take a census and write it to FOLDER/epoch-N.json, epoch-N-rank-R.json for a
     distributed rank other than the first process, or epoch-N-worker-PID.json for a
     worker (atomically). Never raises."""
+    key = (int(epoch), role, os.getpid())
+    with _TAKING:
+        # One census per epoch and process: the training loop's and a request's for
+        # the same epoch may come at once (a rank, a late ack).
+        if key in _state.setdefault("taken", set()):
+            return None
+        _state["taken"].add(key)
     try:
         r = census(epoch, light, graphs)
         r["role"] = role
@@ -1359,7 +1370,7 @@ def census_to(epoch, folder, role="main", light=False, graphs=True, rank=None):
         else:
             name = "epoch-%d-worker-%d.json" % (int(epoch), os.getpid())
         path = os.path.join(folder, name)
-        tmp = path + ".tmp"
+        tmp = "%s.%d.tmp" % (path, os.getpid())
         with open(tmp, "w") as f:
             json.dump(r, f)
         os.replace(tmp, path)

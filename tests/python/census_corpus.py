@@ -210,7 +210,6 @@ def holders():
 
 
 PARTIAL, THREAD, BOUND_APPEND, _thread_buf = holders()
-THREAD_BUF_APPEND = _thread_buf.append
 del _thread_buf
 GEN = gen_keeper()
 next(GEN)
@@ -229,7 +228,7 @@ for epoch in range(2):
     for _ in range(20):
         PARTIAL(np.zeros(3))
         next(GEN)
-        THREAD_BUF_APPEND(epoch)
+        THREAD._target().append(epoch)  # the list only the thread's target holds
         BOUND_APPEND[7](epoch)
         model(torch.randn(2, 3, 16, 16))  # the tap keeps each output
     model(torch.randn(2, 3, 16, 16)).sum().backward()  # through the gate

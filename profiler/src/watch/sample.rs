@@ -50,7 +50,7 @@ pub const PROCESS_COLUMNS: &[(&str, &str)] = &[
     ("pid", "process id"),
     ("ppid", "parent process id"),
     ("role", "launcher (a wrapper above the trainer: bash, env, ...), main (the trainer), worker (any descendant of the trainer: DataLoader workers, subprocesses)"),
-    ("rank", "the distributed rank of the process (RANK, else LOCAL_RANK, in its environment: torchrun's ranks and their DataLoader workers); empty when it has none"),
+    ("rank", "the distributed rank of the process: as the injected helper reported it (the process called init_process_group: torch.multiprocessing.spawn's ranks too), else RANK, else LOCAL_RANK, in its environment (torchrun's ranks), else its parent's (their DataLoader workers); empty when it has none"),
     ("name", "command name (/proc/PID/comm, 15 bytes at most); command lines and environments are never recorded"),
     ("rss_bytes", "resident set size"),
     ("pss_bytes", "proportional set size of the memory the process owns (anonymous and shared memory, Pss_Anon + Pss_Shmem; not the libraries' code and files read, whose share moves when any other process maps them), each shared page divided among its sharers; like uss_bytes and swap_bytes, read at boundaries and every --pss-interval, empty at the samples between (RSS alone, from statm)"),

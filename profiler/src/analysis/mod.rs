@@ -510,6 +510,7 @@ impl Analyzer {
             return None;
         }
         let p = self.profiles.judge(column, c.warmup.max(1))?;
+        let before = c.clone();
         let level = verdict::median_level(&xy[c.warmup.min(xy.len())..]);
         // One or two epoch steps of a young process: allocator arenas and interpreter
         // caches still settle by a few hundred KiB an epoch. A looser budget than the
@@ -534,6 +535,12 @@ impl Analyzer {
             // Rising, or scattered too widely to tell yet.
             Class::Insufficient
         };
+        // Three epoch ends after warm-up already give a trend with an interval: pairs too
+        // scattered to tell leave it standing (they only overrule it when they can say).
+        if c.class == Class::Insufficient && fitted >= MIN_FIT_POINTS {
+            *c = before;
+            return None;
+        }
         c.growing_since = (c.class == Class::Growing).then_some(p.epochs.0 as f64);
         c.late_fit_from = None;
         let intercept = xy.last().map_or(0.0, |l| l.1 - p.bytes_per_epoch * l.0);

@@ -5,7 +5,8 @@
 //! it.
 //!
 //! A process's last epoch end is left out when the process was gone within half an epoch
-//! after it: what was sampled then is a process shutting down (a rank leaving its
+//! after it while the rest of the tree went on: what was sampled then is a process
+//! shutting down (a rank leaving its
 //! process group, a worker exiting), not the epoch's memory. Growth of a process's USS
 //! that its RSS does not share is pages turning private (copy-on-write), bounded by that
 //! RSS: named, never a leak.
@@ -113,9 +114,11 @@ pub fn read_processes(dir: &Path, rows: &[Row]) -> Result<Option<Vec<ProcessVerd
     let epoch_s = gaps.get(gaps.len() / 2).copied().unwrap_or(f64::INFINITY);
     let mut procs: BTreeMap<u32, Follow> = BTreeMap::new();
     let mut last_end_t = f64::MIN;
+    let mut last_t = f64::MIN;
     for line in csv::Reader::from_reader(file).deserialize::<ProcLine>() {
         // A partial last line (a killed run) ends the data, as in the timeline.
         let Ok(p) = line else { break };
+        last_t = last_t.max(p.t_s);
         if p.role == "launcher" {
             continue;
         }
@@ -143,7 +146,7 @@ pub fn read_processes(dir: &Path, rows: &[Row]) -> Result<Option<Vec<ProcessVerd
             }
         }
     }
-    let verdicts: Vec<ProcessVerdict> = procs.into_iter().filter_map(|(pid, f)| judge(pid, f, epoch_s)).collect();
+    let verdicts: Vec<ProcessVerdict> = procs.into_iter().filter_map(|(pid, f)| judge(pid, f, epoch_s, last_t)).collect();
     Ok((!verdicts.is_empty()).then_some(verdicts))
 }
 
@@ -155,9 +158,11 @@ fn thin_points(points: &mut Vec<(f64, f64, f64, f64)>) {
     *points = uss.iter().zip(&rss).zip(&t).map(|((u, r), t)| (u.0, t.1, u.1, r.1)).collect();
 }
 
-fn judge(pid: u32, mut f: Follow, epoch_s: f64) -> Option<ProcessVerdict> {
-    // Its last epoch end, with the process gone soon after: a process shutting down.
-    if f.points.last().is_some_and(|l| f.last_seen - l.1 < 0.5 * epoch_s) {
+fn judge(pid: u32, mut f: Follow, epoch_s: f64, last_t: f64) -> Option<ProcessVerdict> {
+    // Its last epoch end, with the process gone soon after while the tree went on: a
+    // process shutting down. (When the whole watch ends there, nothing shut down early.)
+    let left_early = f.last_seen + (0.25 * epoch_s).max(1.0) < last_t;
+    if left_early && f.points.last().is_some_and(|l| f.last_seen - l.1 < 0.5 * epoch_s) {
         f.points.pop();
     }
     if f.points.len() < MIN_PROCESS_EPOCHS {

@@ -11,6 +11,8 @@
 # leaking called growing at least 19 in 20.
 #
 #   benches/error_rates.sh [N] [KINDS...]
+#   REJUDGE=1 benches/error_rates.sh [N]   re-judge the recorded runs with the current
+#                                          binary (`diagnose report`), without running them
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
 N="${1:-20}"
 shift || true
@@ -33,7 +35,11 @@ for kind in "${KINDS[@]}"; do
             watch-leak) cmd=("$ROOT/target/release/diagnose" watch --out "$d" --force -- "$PY" "$TRAINER" "${LOOP[@]}" --leak-mib 7) ;;
             *) echo "unknown kind $kind" >&2; exit 2 ;;
         esac
-        "${cmd[@]}" > "$d.log" 2>&1 || true
+        if [ "${REJUDGE:-0}" = "1" ]; then
+            "$ROOT/target/release/diagnose" report "$d" > /dev/null 2>&1 || true
+        else
+            "${cmd[@]}" > "$d.log" 2>&1 || true
+        fi
         "$PY" - "$d/summary.json" "$kind" "$i" >> "$OUT/$kind.tsv" <<'PYEOF'
 import json, sys
 path, kind, i = sys.argv[1:4]
@@ -55,12 +61,14 @@ PYEOF
     done
 done
 echo
-echo "kind         runs  growing  flat  insufficient   median slope (% of level)"
-for kind in "${KINDS[@]}"; do
-    awk -F'\t' -v k="$kind" '
-        { n++; v[$3]++; pct[n] = $6 }
-        END {
-            asort(pct); m = (n % 2) ? pct[(n + 1) / 2] : (pct[n / 2] + pct[n / 2 + 1]) / 2;
-            printf "%-12s %4d  %7d  %4d  %12d   %+.2f %%\n", k, n, v["growing"], v["flat"], v["insufficient"], m
-        }' "$OUT/$kind.tsv"
-done
+"$PY" - "$OUT" "${KINDS[@]}" <<'PYEOF'
+import sys, statistics
+out, kinds = sys.argv[1], sys.argv[2:]
+print("kind         runs  growing  flat  insufficient   median slope (% of level)")
+for k in kinds:
+    rows = [l.rstrip("\n").split("\t") for l in open(f"{out}/{k}.tsv") if l.strip()]
+    count = lambda v: sum(1 for r in rows if r[2] == v)
+    pct = [float(r[5]) for r in rows if len(r) > 5 and r[5]]
+    med = f"{statistics.median(pct):+.2f} %" if pct else "-"
+    print(f"{k:<12} {len(rows):4d}  {count('growing'):7d}  {count('flat'):4d}  {count('insufficient'):12d}   {med}")
+PYEOF

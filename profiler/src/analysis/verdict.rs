@@ -290,7 +290,8 @@ pub fn late_growth(kept: &[(f64, f64)], tol: Tolerance) -> Option<(f64, f64, Tre
 pub const PLATEAU_POINTS: usize = 3;
 
 /// Whether the last [`PLATEAU_POINTS`] points stand at a plateau already reached before
-/// them: none above the highest earlier point by more than the tolerance. One low last
+/// them: none above the highest earlier point by more than the tolerance, or a tenth of
+/// the rise to it (a full cache's bookkeeping still moves by a few KiB). One low last
 /// point after a rise is not a plateau; three epoch ends that rose no further are.
 pub fn plateau_holds(kept: &[(f64, f64)], tolerance_bytes: f64) -> bool {
     let n = kept.len();
@@ -298,7 +299,8 @@ pub fn plateau_holds(kept: &[(f64, f64)], tolerance_bytes: f64) -> bool {
         return false;
     }
     let reached = kept[..n - PLATEAU_POINTS].iter().map(|p| p.1).fold(f64::MIN, f64::max);
-    kept[n - PLATEAU_POINTS..].iter().all(|p| p.1 <= reached + tolerance_bytes)
+    let slack = tolerance_bytes.max(0.1 * (reached - kept[0].1));
+    kept[n - PLATEAU_POINTS..].iter().all(|p| p.1 <= reached + slack)
 }
 
 /// Whether growth goes on in the latest epochs: the last point above every point up to

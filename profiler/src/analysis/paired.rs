@@ -26,6 +26,7 @@
 
 use serde::Serialize;
 
+use super::trend::select_median;
 use crate::timeline::Row;
 
 /// Columns paired evidence is kept for beyond those the verdict reads
@@ -270,13 +271,15 @@ impl EpochProfiles {
         if pairs < MIN_PAIRS {
             return None;
         }
-        let estimate = |steps: &[Vec<f64>]| steps.iter().map(|d| median(d.clone())).sum::<f64>() / steps.len() as f64;
-        let bytes_per_epoch = estimate(&steps);
+        // Medians reorder what they are given: the steps keep their epoch order (the
+        // bootstrap's blocks are neighbours), so the estimate takes a copy once.
+        let estimate = |mut steps: Vec<Vec<f64>>| steps.iter_mut().map(|d| select_median(d)).sum::<f64>() / steps.len() as f64;
+        let bytes_per_epoch = estimate(steps.clone());
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
         let mut stats: Vec<f64> = (0..RESAMPLES)
             .map(|_| {
                 let resampled: Vec<Vec<f64>> = steps.iter().map(|d| block_resample(d, &mut rng)).collect();
-                estimate(&resampled)
+                estimate(resampled)
             })
             .collect();
         stats.sort_by(|a, b| a.total_cmp(b));
@@ -298,16 +301,6 @@ fn block_resample(d: &[f64], rng: &mut XorShift) -> Vec<f64> {
     }
     out.truncate(n);
     out
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn median_u64(values: impl Iterator<Item = u64>) -> Option<u64> {

@@ -34,7 +34,7 @@ fn select(v: &mut [f64], k: usize) -> f64 {
 }
 
 /// The median of `v`, reordering it.
-fn select_median(v: &mut [f64]) -> f64 {
+pub(crate) fn select_median(v: &mut [f64]) -> f64 {
     let n = v.len();
     let upper = select(v, n / 2);
     if n % 2 == 1 {

@@ -83,6 +83,12 @@ def epoch_end(epoch, census=False):
     the report's objects.csv: with or without --python-objects, not with --no-inject
     (said once on stderr)."""
     e = _index(epoch)
+    if e is not None and os.environ.get(_ENV):
+        # Garbage in reference cycles is freed first: the epoch end reads what the
+        # program keeps, not when Python's cycle collector last ran.
+        import gc
+
+        gc.collect()
     if e is not None and census and os.environ.get("DIAGNOSE_CENSUS_OUT"):
         try:
             import diagnose_census  # injected by diagnose watch, unless --no-inject

@@ -47,13 +47,18 @@ fn three_epochs_of_the_clean_trainer_are_flat_and_of_the_seeds_leak_growing() {
     assert!(ledger(&clean).contains("pairs of boundaries at the same point of consecutive epochs"), "{}", ledger(&clean));
 
     let leak = three_epochs("leak", &["--leak", "validation-accumulators"]);
-    assert_eq!(leak["verdict"], "growing", "{}", ledger(&leak));
     // The seed's leak keeps about 13 MiB per epoch at the default 10 validation episodes.
-    // Heap allocated and RSS in use both see it; early in epoch 1 the frame cache is
-    // still filling, so the first episodes' pairs can hide it in one of them (its
-    // interval then reaches below zero: "insufficient", never flat).
+    // Heap allocated and RSS in use both see it. But the frame cache is still filling in
+    // the first 13 episodes of epoch 1 (up to 3 frames more than at the same point of
+    // epoch 2: those pairs read +5.9, -1.7, -9.2 MiB where the rest read +13.2), so heap
+    // allocated's interval reaches below zero and RSS in use alone carries the verdict:
+    // growing in 5 runs of 6, insufficient in the sixth, never flat (issue 24, open).
+    assert!(leak["verdict"] == "growing" || leak["verdict"] == "insufficient", "{}", ledger(&leak));
+    let heap = paired_of(&leak, "je_allocated_bytes");
+    let estimate = heap["bytes_per_epoch"].as_f64().unwrap() / (1u64 << 20) as f64;
+    assert!((6.0..20.0).contains(&estimate), "paired heap estimate {estimate:.1} MiB/epoch: {heap}");
     let grown: Vec<&serde_json::Value> = ["je_allocated_bytes", "rss_in_use_bytes"].iter().map(|c| series(&leak, c)).filter(|s| s["class"] == "growing").collect();
-    assert!(!grown.is_empty(), "{}", ledger(&leak));
+    assert_eq!(grown.is_empty(), leak["verdict"] == "insufficient", "{}", ledger(&leak));
     for s in &grown {
         let slope = s["slope_bytes_per_epoch"].as_f64().unwrap() / (1u64 << 20) as f64;
         assert!((6.0..20.0).contains(&slope), "{}: slope {slope:.1} MiB/epoch", s["name"]);

@@ -20,6 +20,7 @@ slopes and the ledger are the binary's, read from its summary.json.
 
 import base64
 import csv
+import gc
 import html
 import io
 import json
@@ -295,6 +296,9 @@ class Watching:
         (census=True, or python_objects=True on the watch), this process's live objects
         are counted first, for the report's Python objects."""
         e = self._index(epoch)
+        # Garbage in reference cycles is freed first: the epoch end reads what the
+        # program keeps, not when Python's cycle collector last ran.
+        gc.collect()
         if census if census is not None else self.python_objects:
             import diagnose_census
 

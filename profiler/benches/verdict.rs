@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo bench -p profiler --bench verdict
+//! WINDOW_S=2 cargo bench -p profiler --bench verdict   # 302,400 epoch ends
 //! ```
 //!
 //! The week holds a linear leak of +1 MiB per window from 748 MiB: the verdict must say
@@ -53,7 +54,8 @@ fn row(s: u64, window_s: u64) -> Row {
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let week = 7 * 24 * 3600u64;
-    let window = 60;
+    // WINDOW_S=2 cuts the week into 302,400 epoch ends: what many epoch ends cost.
+    let window: u64 = std::env::var("WINDOW_S").ok().and_then(|v| v.parse().ok()).filter(|w| *w >= 2).unwrap_or(60);
     let meta = TimelineMeta { mem_limit_bytes: Some(64 << 30), mem_limit_source: Some("meminfo".into()), recorder: Some("watch".into()), window_s: Some(window as f64), ..TimelineMeta::default() };
     let started = Instant::now();
     {
@@ -93,7 +95,7 @@ fn main() {
     let started = Instant::now();
     for e in 0..=10_000u32 {
         let mut r = row(e as u64 * window + window - 1, window);
-        r.t_s = (e as u64 * window) as f64 + 59.5;
+        r.t_s = (e as u64 * window) as f64 + window as f64 - 0.5;
         let t = Instant::now();
         let status = live.observe(&r).unwrap();
         let dt = t.elapsed().as_secs_f64();
@@ -123,7 +125,7 @@ fn main() {
     }
     let took = started.elapsed().as_secs_f64();
     println!(
-        "the live analysis of a simulated week ({week} rows, 60-s windows): {took:.1} s (wall, an upper bound of its CPU) for {week} s watched ({:.4} % of one core); peak RSS by day {:?} MiB (bench's own {} MiB before)",
+        "the live analysis of a simulated week ({week} rows, {window}-s windows): {took:.1} s (wall, an upper bound of its CPU) for {week} s watched ({:.4} % of one core); peak RSS by day {:?} MiB (bench's own {} MiB before)",
         took / week as f64 * 100.0,
         peaks,
         before >> 20

@@ -483,6 +483,11 @@ impl Analyzer {
         } else if primary.iter().flatten().all(|c| *c == Class::Insufficient) {
             // Nothing could be judged (fewer than 3 epoch ends): not "flat", which would reassure.
             analysis.verdict = "insufficient";
+        } else if analysis.series.iter().any(|s| s.paired.is_some()) && primary.contains(&Some(Class::Insufficient)) {
+            // From the first epochs, one series that cannot tell is not outvoted by another
+            // that reads flat: the heap's epoch ends rose by 3 % at every step of a leaking
+            // run while its pairs scattered, and RSS in use alone called the run flat.
+            analysis.verdict = "insufficient";
         }
         // The machine's memory moves with other processes too: projected only when this
         // run's own memory grows. Its cgroup is its own, and always projected.
@@ -527,9 +532,13 @@ impl Analyzer {
             _ => None,
         };
         let ends_rise = end_step.is_none_or(|d| d > tolerance);
+        // Pairs that fall while the epoch ends rise contradict them: not flat. (A leak
+        // of 2.6 MiB/epoch, its heap's epoch ends rising by that at every step, read
+        // -11.8 MiB/epoch [-12.4, -4.9] from pairs a cache's churn had shifted.)
+        let pairs_flat = p.bytes_per_epoch.abs() <= tolerance && p.interval.0 >= -2.0 * tolerance && p.interval.1 <= 2.0 * tolerance;
         c.class = if p.interval.0 > 0.0 && p.bytes_per_epoch > tolerance && ends_rise {
             Class::Growing
-        } else if !ends_rise || (p.bytes_per_epoch <= tolerance && p.interval.1 <= 2.0 * tolerance.max(p.bytes_per_epoch.abs())) {
+        } else if !ends_rise || pairs_flat {
             Class::Flat
         } else {
             // Rising, or scattered too widely to tell yet.
@@ -815,6 +824,32 @@ mod tests {
         assert_eq!(a.verdict, "growing");
         assert!(crate::report::text_summary(&a).contains("growing so far"), "{}", crate::report::text_summary(&a));
         assert_eq!(run(4, |_| 400 * MB, |_| 200 * MB).verdict, "flat");
+    }
+
+    #[test]
+    fn pairs_that_fall_while_epoch_ends_rise_are_not_flat() {
+        // Three epochs of 20 episodes. The heap's epoch ends rise 3 MiB at every step (a
+        // leak); inside epoch 1 a cache held 15 MiB more than at the same episodes of
+        // epoch 2, so every pair reads -12 MiB. RSS stays flat. Before: heap "flat" from
+        // the pairs, and the run flat.
+        let mut a = Analyzer::new(Tolerance::default());
+        a.add(&Row { phase: "start".into(), ..Row::default() });
+        for e in 0..3u32 {
+            let churn = if e == 1 { 15 * MB } else { 0 };
+            for k in 0..20u64 {
+                let t = e as f64 * 100.0 + k as f64;
+                let heap = 200 * MB + e as u64 * 3 * MB + churn + (k * 7919 % 13) * (MB / 8);
+                a.add(&Row { t_s: t, phase: "episode_end".into(), epoch: Some(e), rss_bytes: Some(400 * MB), je_allocated_bytes: Some(heap), ..Row::default() });
+            }
+            a.add(&Row { t_s: e as f64 * 100.0 + 50.0, phase: "epoch_end".into(), epoch: Some(e), rss_bytes: Some(400 * MB), je_allocated_bytes: Some(200 * MB + e as u64 * 3 * MB), ..Row::default() });
+        }
+        a.add(&Row { t_s: 1000.0, phase: "finish".into(), ..Row::default() });
+        let a = a.finish(&TimelineMeta::default(), false);
+        let heap = a.series.iter().find(|s| s.column == "je_allocated_bytes").unwrap();
+        let p = heap.paired.expect("paired");
+        assert!(p.bytes_per_epoch < -10.0 * MB as f64 && p.interval.1 < 0.0, "{p:?}");
+        assert_eq!(heap.class, Class::Insufficient, "{heap:?}");
+        assert_eq!(a.verdict, "insufficient", "{:?}", a.ledger);
     }
 
     /// Fixed windows: `rows` (t, PSS) watched, one window end per second.

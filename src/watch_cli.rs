@@ -75,9 +75,9 @@ pub struct WatchArgs {
     /// (10m: 60 s windows); 0 never does.
     #[arg(long, default_value = "10m", value_parser = parse_duration_or_zero)]
     pub auto_window: Duration,
-    /// With --python-objects: trace Python allocations (tracemalloc, 4 frames) to say
-    /// where the growing containers' newest items were allocated. Slows Python code that
-    /// allocates much (measured in docs/what-holds-it.md).
+    /// With --python-objects: trace Python allocations (tracemalloc, 4 frames, from
+    /// torch's import on) to say where the growing containers' newest items were
+    /// allocated. Slows Python code that allocates much (measured in docs/what-holds-it.md).
     #[arg(long, requires = "python_objects")]
     pub python_tracemalloc: bool,
     /// PyTorch trainers on CUDA: switch on PyTorch's own allocation history (Python

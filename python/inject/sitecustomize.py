@@ -59,10 +59,21 @@ def _diagnose_start():
         objects = os.environ.get("DIAGNOSE_OBJECTS") == "1"
         workers = os.environ.get("DIAGNOSE_CENSUS_WORKERS", "light")  # light or full
         native = os.environ.get("DIAGNOSE_NATIVE_DUMPS") if first else None  # --native-sites: where dumps go
-        if first and objects and os.environ.get("DIAGNOSE_TRACEMALLOC") == "1":
-            import tracemalloc
+        tracing = {"wanted": first and objects and os.environ.get("DIAGNOSE_TRACEMALLOC") == "1"}
 
-            tracemalloc.start(int(os.environ.get("DIAGNOSE_TRACEMALLOC_FRAMES", "4")))
+        def start_tracing():
+            """--python-tracemalloc: trace once torch is imported (or from the first
+            DataLoader made, boundary sent or census asked for), not from the first
+            line: traced, `import torch, numpy` took 31 s here instead of 2. What the
+            program makes after its imports (its model, its lists, its epochs) is traced.
+            DIAGNOSE_TRACEMALLOC_FROM=start traces from the first line."""
+            if tracing.pop("wanted", False) and os.getpid() == owner:
+                import tracemalloc
+
+                tracemalloc.start(int(os.environ.get("DIAGNOSE_TRACEMALLOC_FRAMES", "4")))
+
+        if os.environ.get("DIAGNOSE_TRACEMALLOC_FROM") == "start":
+            start_tracing()
         import atexit
         import socket
         import threading
@@ -101,6 +112,7 @@ def _diagnose_start():
                     try:
                         if len(data) != 2 or not data[1].isdigit():
                             continue
+                        start_tracing()
                         if data[0] == "census" and role == "main":
                             gpu_at(int(data[1]))  # asked by diagnose (explicit markers)
                             native_dump(int(data[1]))
@@ -173,6 +185,7 @@ def _diagnose_start():
             sampled the tree, so that the sample shows this moment, not the next pass's
             workers starting; then take the census it asks for here, in the training
             loop's own thread, between two steps."""
+            start_tracing()
             if not marker or os.getpid() != owner or not state["active"] or state["sock"] is None:
                 return
             try:
@@ -222,7 +235,8 @@ def _diagnose_start():
         if env_rank.isdigit() and not spawned and (not first or os.environ.get("TORCHELASTIC_RUN_ID")):
             rank_is(env_rank)
         _when_imported("torch.distributed", lambda m: _patch_init_process_group(m, rank_is), "ranks will not be reported")
-        _install_loader_hook(send)
+        _install_loader_hook(send, start_tracing)
+        _when_imported("torch", lambda _: start_tracing(), "tracemalloc not started")
         _when_imported("torch.autograd", diagnose_census.install_gate, "autograd graphs are walked only at DataLoader epoch ends")
 
         def forked():
@@ -450,7 +464,7 @@ class _Passes:
             self.send("validation_end %d auto=1" % self.epochs)
 
 
-def _install_loader_hook(send):
+def _install_loader_hook(send, on_loader_made):
     """Patch torch.utils.data's DataLoader.__init__ (where it is made), __iter__ and its
     iterators' __next__ as soon as the program imports them (an import hook: nothing is
     imported early)."""
@@ -467,6 +481,7 @@ def _install_loader_hook(send):
 
         def __init__(self, *args, **kwargs):
             try:
+                on_loader_made()
                 site = _site()
             except Exception:
                 site = None

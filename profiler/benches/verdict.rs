@@ -53,7 +53,8 @@ fn row(s: u64, window_s: u64) -> Row {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let week = 7 * 24 * 3600u64;
+    // DURATION_S shortens the week (to profile the report under heaptrack).
+    let week = std::env::var("DURATION_S").ok().and_then(|v| v.parse().ok()).unwrap_or(7 * 24 * 3600u64);
     // WINDOW_S=2 cuts the week into 302,400 epoch ends: what many epoch ends cost.
     let window: u64 = std::env::var("WINDOW_S").ok().and_then(|v| v.parse().ok()).filter(|w| *w >= 2).unwrap_or(60);
     let meta = TimelineMeta { mem_limit_bytes: Some(64 << 30), mem_limit_source: Some("meminfo".into()), recorder: Some("watch".into()), window_s: Some(window as f64), ..TimelineMeta::default() };

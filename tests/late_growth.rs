@@ -53,7 +53,7 @@ fn a_leak_is_caught_wherever_it_starts_with_its_start_and_slope() {
         assert_eq!(heap.class, Class::Growing, "from {start}");
         let since = heap.growing_since.unwrap();
         // A leak from the start is growing from the first epoch after warm-up.
-        let expected = start.max(*heap.fitted_epochs.first().unwrap());
+        let expected = start.max(heap.fitted.unwrap().first);
         assert!(since.abs_diff(expected) <= 1, "leak from epoch {start}: growing since {since}");
         let slope = heap.slope_bytes_per_epoch.unwrap() / MIB as f64;
         assert!((slope - 8.0).abs() < 1.0, "leak from epoch {start}: {slope:.2} MiB/epoch, 8 added");

@@ -86,6 +86,9 @@ fn main() {
         pss.slope_bytes_per_epoch.unwrap_or(0.0) / MIB as f64
     );
     assert_eq!(a.verdict, "growing");
+    if std::env::var("LIVE").as_deref() == Ok("0") {
+        return; // the report alone (LIVE=0)
+    }
 
     // The live verdict: one epoch end row per window (the samples between cost nothing
     // to judge), timed at the epochs named.

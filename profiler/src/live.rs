@@ -30,19 +30,33 @@ pub struct LiveVerdict {
     meta: TimelineMeta,
     summary: Option<PathBuf>,
     latest: Option<Analysis>,
+    /// Epoch ends seen.
+    ends: u64,
 }
+
+/// Every epoch end is judged up to this many; after that every (ends / this)-th. A
+/// judgment walks every epoch end so far, so judging each of 300,000 would grow with the
+/// square of the run; this way the work per epoch end stays bounded (about this many
+/// epoch ends walked, amortized), and the reading and `summary.json` lag by at most 0.1 %
+/// of the run.
+pub const JUDGE_EVERY_EPOCH_UNTIL: u64 = 1000;
 
 impl LiveVerdict {
     /// A live verdict with the run's facts; with `out_dir`, `summary.json` is rewritten
     /// there at each epoch end.
     pub fn new(meta: TimelineMeta, out_dir: Option<&Path>) -> Self {
-        LiveVerdict { analyzer: Analyzer::new(Tolerance::default()), meta, summary: out_dir.map(|d| d.join("summary.json")), latest: None }
+        LiveVerdict { analyzer: Analyzer::new(Tolerance::default()), meta, summary: out_dir.map(|d| d.join("summary.json")), latest: None, ends: 0 }
     }
 
-    /// Take one row; at an epoch end, judge and return the reading.
+    /// Take one row; at an epoch end that is judged (every one of the first
+    /// [`JUDGE_EVERY_EPOCH_UNTIL`], then fewer), judge and return the reading.
     pub fn observe(&mut self, row: &Row) -> Option<LiveStatus> {
         self.analyzer.add(row);
         if row.phase != "epoch_end" {
+            return None;
+        }
+        self.ends += 1;
+        if self.ends > JUDGE_EVERY_EPOCH_UNTIL && self.ends % (self.ends / JUDGE_EVERY_EPOCH_UNTIL) != 0 {
             return None;
         }
         let analysis = self.analyzer.judge(&self.meta, false);
@@ -82,7 +96,7 @@ pub const STOP_MIN_FITTED: usize = 4;
 fn confirmed_growth(a: &Analysis) -> bool {
     let primary = PRIMARY_SERIES.iter().filter_map(|c| a.series(c)).chain(a.series("rss_bytes").filter(|_| a.series("rss_in_use_bytes").is_none()));
     a.verdict == "growing"
-        && primary.into_iter().any(|s| s.class == Class::Growing && s.paired.is_none() && s.slope_interval.is_some() && s.fitted_epochs.len() >= STOP_MIN_FITTED && s.rising_now)
+        && primary.into_iter().any(|s| s.class == Class::Growing && s.paired.is_none() && s.slope_interval.is_some() && s.fitted.is_some_and(|f| f.count >= STOP_MIN_FITTED) && s.rising_now)
 }
 
 /// "epoch 5: heap allocated +13.3 MiB/epoch, growing since epoch 3; out of memory in about 40 epochs".
@@ -97,7 +111,7 @@ pub fn status_line(epoch: u32, a: &Analysis) -> String {
             let p = s.paired.unwrap();
             line.push_str(&format!("{}/epoch, growing (from {} pairs of points in epochs {} and {})", signed_bytes(slope), p.pairs, p.epochs.0, p.epochs.1));
         }
-        (Class::Growing, Some(slope)) if !s.rising_now && s.fitted_epochs.len() >= STOP_MIN_FITTED => {
+        (Class::Growing, Some(slope)) if !s.rising_now && s.fitted.is_some_and(|f| f.count >= STOP_MIN_FITTED) => {
             line.push_str(&format!("{}/epoch since epoch {}, but no higher in the latest epochs (levelling off?)", signed_bytes(slope), s.growing_since.unwrap_or(epoch)));
         }
         (Class::Growing, Some(slope)) => {

@@ -174,12 +174,12 @@ def _message(summary, repeats, out):
     else:
         lines.append("memory is %s over %d repeats (diagnose's verdict)" % (verdict, repeats))
     warm = next((v.get("warmup_epochs") for v in judged if v.get("warmup_epochs") is not None), None)
-    fitted = next((v.get("fitted_epochs") for v in judged if v.get("fitted_epochs")), None)
+    fitted = next((v.get("fitted") for v in judged if v.get("fitted")), None)
     if fitted:
         warm = list(warm or [])
         lines.append("%s; fitted over repeats %d-%d" % (
             "no warm-up" if not warm else "repeat %d is warm-up" % warm[0] if len(warm) == 1 else "repeats %d-%d are warm-up" % (warm[0], warm[-1]),
-            fitted[0], fitted[-1]))
+            fitted["first"], fitted["last"]))
     shown = [series[c] for c in _SHOWN if c in series]
     if shown:
         lines.append("per series (growth per repeat, 90 % interval; first -> last repeat end):")

@@ -464,7 +464,7 @@ class _Passes:
             self.send("validation_end %d auto=1" % self.epochs)
 
 
-def _install_loader_hook(send, on_loader_made):
+def _install_loader_hook(send, on_loader_made=lambda: None):
     """Patch torch.utils.data's DataLoader.__init__ (where it is made), __iter__ and its
     iterators' __next__ as soon as the program imports them (an import hook: nothing is
     imported early)."""

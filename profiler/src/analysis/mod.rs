@@ -81,8 +81,9 @@ pub struct SeriesVerdict {
     /// Epochs excluded as warm-up (at most [`MAX_WARMUP_EPOCHS`] by their number, more
     /// only to cover start-up: see [`STARTUP_SECONDS`]).
     pub warmup_epochs: Vec<u32>,
-    /// Epochs the fit used.
-    pub fitted_epochs: Vec<u32>,
+    /// The epoch ends the fit used (a span, not a list: a week cut into 2-s windows
+    /// has 300,000 of them, in each series).
+    pub fitted: Option<EpochSpan>,
     /// Value at the first and last epoch end.
     pub first_bytes: u64,
     /// Value at the last epoch end.
@@ -104,6 +105,33 @@ pub struct SeriesVerdict {
     /// than the tolerance (growth goes on now): what a live "growing" and
     /// `--stop-on-leak` need, so a cache that filled and stopped is never stopped.
     pub rising_now: bool,
+}
+
+/// A run of epoch ends: the first and the last epoch, and how many epoch ends from the
+/// one to the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct EpochSpan {
+    /// The first epoch.
+    pub first: u32,
+    /// The last epoch.
+    pub last: u32,
+    /// How many epoch ends.
+    pub count: usize,
+}
+
+impl EpochSpan {
+    /// The span of these epochs, in order; `None` when there are none.
+    pub fn of(epochs: impl IntoIterator<Item = u32>) -> Option<EpochSpan> {
+        epochs.into_iter().fold(None, |span, e| match span {
+            None => Some(EpochSpan { first: e, last: e, count: 1 }),
+            Some(s) => Some(EpochSpan { last: e, count: s.count + 1, ..s }),
+        })
+    }
+
+    /// Whether epoch `e` lies in the span.
+    pub fn contains(&self, e: u32) -> bool {
+        (self.first..=self.last).contains(&e)
+    }
 }
 
 /// A thinned series for plotting: (seconds, bytes).
@@ -401,8 +429,8 @@ impl Analyzer {
             }
             let xy: Vec<(f64, f64)> = pts.iter().map(|&(e, v)| (e as f64, v)).collect();
             let mut c = classify_after(&xy, self.warmup_of(i, meta), self.tolerance);
-            let fitted_epochs: Vec<u32> = c.fitted(&pts, |p| p.0 as f64).iter().map(|p| p.0).collect();
-            let paired = self.paired_verdict(column, &mut c, &xy, fitted_epochs.len(), meta);
+            let fitted = EpochSpan::of(c.fitted(&pts, |p| p.0 as f64).iter().map(|p| p.0));
+            let paired = self.paired_verdict(column, &mut c, &xy, fitted.map_or(0, |f| f.count), meta);
             let last_bytes = pts[pts.len() - 1].1 as u64;
             let rising_now = still_rising(&xy[c.warmup.min(xy.len())..], c.tolerance_bytes);
             series.push(SeriesVerdict {
@@ -414,7 +442,7 @@ impl Analyzer {
                 intercept_bytes: c.trend.map(|t| t.intercept),
                 tolerance_bytes_per_epoch: c.tolerance_bytes,
                 warmup_epochs: pts[..c.warmup].iter().map(|p| p.0).collect(),
-                fitted_epochs,
+                fitted,
                 first_bytes: pts[0].1 as u64,
                 last_bytes,
                 cause: None,
@@ -892,7 +920,7 @@ mod tests {
         let r = a.finish(&TimelineMeta { recorder: Some("watch".into()), ..TimelineMeta::default() }, false);
         assert_eq!(r.epochs, 8);
         let pss = r.series("tree_pss_bytes").unwrap();
-        assert_eq!((pss.class, pss.fitted_epochs.last().copied()), (Class::Growing, Some(6)));
+        assert_eq!((pss.class, pss.fitted.map(|f| f.last)), (Class::Growing, Some(6)));
         assert!(!r.ledger.iter().any(|l| l.contains("levelled off")), "{:?}", r.ledger);
     }
 

@@ -306,14 +306,29 @@ pub fn plateau_holds(kept: &[(f64, f64)], tolerance_bytes: f64) -> bool {
 /// Whether growth goes on in the latest epochs: the last point above every point up to
 /// two epoch ends before it by more than the tolerance. A cache that filled and stopped
 /// fails this from the second epoch end after it filled; a leak passes it at every one.
+/// On a long run a slow leak under jitter (+1 MiB/epoch, epoch ends 4 MiB apart) seldom
+/// has its last point on top: there the latest quarter of the epoch ends (8 to
+/// [`MAX_FIT_POINTS`] of them) rising, its slope's interval above zero and its slope
+/// above the tolerance, says so too. A cache that stopped filling fails that once the
+/// quarter lies past the knee.
 pub fn still_rising(kept: &[(f64, f64)], tolerance_bytes: f64) -> bool {
     let n = kept.len();
     if n < 3 {
         return false;
     }
     let before = kept[..n - 2].iter().map(|p| p.1).fold(f64::MIN, f64::max);
-    kept[n - 1].1 > before + tolerance_bytes
+    if kept[n - 1].1 > before + tolerance_bytes {
+        return true;
+    }
+    if n < 2 * RECENT_POINTS {
+        return false;
+    }
+    let recent = &kept[n - (n / 4).clamp(RECENT_POINTS, MAX_FIT_POINTS)..];
+    theil_sen(recent).is_some_and(|t| t.low > 0.0 && t.slope > tolerance_bytes)
 }
+
+/// The fewest latest epoch ends that [`still_rising`] fits on a long run.
+const RECENT_POINTS: usize = 8;
 
 /// A last half that levels off after a first half that rose: its slope within the
 /// tolerance, and at most half the first half's, with a plateau of at least
@@ -440,6 +455,22 @@ mod tests {
         let three_at_top = series(7, |i| 500.0 * MB + 40.0 * MB * (i.min(3) as f64));
         assert_eq!(classify(&three_at_top, Tolerance::default()).class, Class::Bounded);
         assert!(plateau_holds(&three_at_top[1..], 2.0 * MB) && !plateau_holds(&two_at_top[1..], 2.0 * MB));
+    }
+
+    #[test]
+    fn a_slow_leak_under_jitter_is_still_rising_and_a_cache_that_stopped_is_not() {
+        // +1 MiB/epoch with up to 4 MiB of jitter (the verdict bench's week): the last
+        // point is seldom on top, but the latest epochs rise.
+        let mib = (1u64 << 20) as f64;
+        let jitter = |e: u64| (e.wrapping_mul(2654435761) % 4096) as f64 * 1024.0;
+        let tol = 0.25 * mib;
+        for n in [40u64, 200, 1000, 5000] {
+            let leak: Vec<(f64, f64)> = (0..n).map(|e| (e as f64, 700.0 * mib + e as f64 * mib + jitter(e))).collect();
+            assert!(still_rising(&leak, tol), "{n} epochs");
+            // The same, filled by epoch n/2 and flat since.
+            let cache: Vec<(f64, f64)> = (0..n).map(|e| (e as f64, 700.0 * mib + e.min(n / 2) as f64 * mib + jitter(e))).collect();
+            assert!(!still_rising(&cache, tol), "{n} epochs");
+        }
     }
 
     #[test]

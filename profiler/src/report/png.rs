@@ -322,7 +322,7 @@ fn trend_points(a: &Analysis, s: &PlotSeries, unit: f64) -> Option<[(f64, f64); 
         .plot
         .epoch_ends
         .iter()
-        .filter(|(e, _)| v.fitted_epochs.contains(e))
+        .filter(|(e, _)| v.fitted.is_some_and(|f| f.contains(*e)))
         .map(|&(e, t)| (t, (icept + slope * e as f64) / unit))
         .collect();
     (times.len() >= 2).then(|| [times[0], times[times.len() - 1]])
@@ -408,9 +408,14 @@ pub(crate) fn draw_memory_on<DB: DrawingBackend>(a: &Analysis, root: &DrawingAre
         let ((x0, px_top), (x1, px_bottom)) = (chart.backend_coord(&(0.0, y_top)), chart.backend_coord(&(t_max, 0.0)));
         let px = move |t: f64| x0 + ((x1 - x0) as f64 * t / t_max).round() as i32;
         let py = move |v: f64| px_bottom + ((px_top - px_bottom) as f64 * v / y_top).round() as i32;
-        let ends = &a.plot.epoch_ends;
-        let spacing = if ends.len() >= 2 { (px(ends[ends.len() - 1].1) - px(ends[0].1)).abs() as f64 / (ends.len() - 1) as f64 } else { 100.0 };
-        let every = ((26.0 / spacing.max(1.0)).ceil() as usize).max(1);
+        let all_ends = &a.plot.epoch_ends;
+        let spacing = if all_ends.len() >= 2 { (px(all_ends[all_ends.len() - 1].1) - px(all_ends[0].1)).abs() as f64 / (all_ends.len() - 1) as f64 } else { 100.0 };
+        // Crowded epoch ends (a week cut into 2-s windows: 300,000 of them), drawn and
+        // given a hover band every k-th and the last, at least 4 px apart: one line and
+        // one band each made the SVG grow with the run (4.4 GB for 300,000).
+        let drawn = ((4.0 / spacing.max(1e-9)).ceil() as usize).max(1);
+        let ends: Vec<(u32, f64)> = all_ends.iter().enumerate().filter(|(k, _)| k % drawn == 0 || k + 1 == all_ends.len()).map(|(_, p)| *p).collect();
+        let every = ((26.0 / (spacing * drawn as f64).max(1.0)).ceil() as usize).max(1);
         for (k, &(epoch, t)) in ends.iter().enumerate() {
             chart.draw_series(DashedLineSeries::new(vec![(t, 0.0), (t, y_top)], 6, 4, BLACK.mix(0.3).into())).map_err(|x| e(&x))?;
             if k % every == 0 || k + 1 == ends.len() {

@@ -18,6 +18,7 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
+source "$ROOT/scripts/native-sampler.sh"
 export PATH="$VENV/bin:$PATH"
 export LIBTORCH_USE_PYTORCH=1
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

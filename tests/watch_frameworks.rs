@@ -68,6 +68,7 @@ fn lightning_validation_outputs_never_cleared_are_named() {
 }
 
 #[test]
+#[ignore = "soak: SOAK=1 scripts/test (about 10 s; watch_objects names a cache in persistent workers by default)"]
 fn lightning_dataset_cache_in_persistent_workers_is_named_in_the_workers() {
     let s = watch_framework("lightning_trainer.py", "worker-cache", &[]);
     assert_eq!(s["verdict"], "growing", "{}", ledger(&s));

@@ -13,6 +13,7 @@
 #   benches/error_rates.sh [N] [KINDS...]
 #   REJUDGE=1 benches/error_rates.sh [N]   re-judge the recorded runs with the current
 #                                          binary (`diagnose report`), without running them
+#   FIRST=21 benches/error_rates.sh 10     seeds 21-30 (runs a rule was not tuned on)
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
 N="${1:-20}"
 shift || true
@@ -26,7 +27,7 @@ TRAINER="$ROOT/tests/python/short_loop.py"
 LOOP=(--epochs 4 --workers 2)
 for kind in "${KINDS[@]}"; do
     : > "$OUT/$kind.tsv"
-    for i in $(seq 1 "$N"); do
+    for i in $(seq "${FIRST:-1}" $(( ${FIRST:-1} + N - 1 ))); do
         d="$OUT/$kind-$i"
         case "$kind" in
             run-clean) cmd=("$ROOT/target/release/diagnose" run --epochs 3 --seed "$i" --out "$d" --force --no-progress) ;;

@@ -107,6 +107,10 @@ pub fn status_line(epoch: u32, a: &Analysis) -> String {
         (Class::Insufficient, _) | (_, None) => line.push_str(&format!("{} (too few epochs to judge)", human_bytes(s.last_bytes as f64))),
         // Two points after warm-up, both rising far: no interval yet.
         (Class::Growing, Some(slope)) if s.slope_interval.is_none() => line.push_str(&format!("{}/epoch, growing so far (too few epochs to confirm)", signed_bytes(slope))),
+        (Class::Growing, Some(slope)) if s.paired.is_some_and(|p| p.steady_ends.is_some()) => {
+            let e = s.paired.unwrap().steady_ends.unwrap();
+            line.push_str(&format!("{}/epoch, growing (its epoch ends rose alike at each of {} steps)", signed_bytes(slope), e.steps));
+        }
         (Class::Growing, Some(slope)) if s.paired.is_some() => {
             let p = s.paired.unwrap();
             line.push_str(&format!("{}/epoch, growing (from {} pairs of points in epochs {} and {})", signed_bytes(slope), p.pairs, p.epochs.0, p.epochs.1));

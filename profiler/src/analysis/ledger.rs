@@ -405,6 +405,24 @@ fn explain_evidence(a: &Analysis, lines: &mut Vec<String>) {
     let paired = || primary().filter_map(|s| Some((s, s.paired?)));
     if let Some((s, p)) = paired().find(|(s, _)| s.class == Class::Growing).or_else(|| paired().next()) {
         let (lo, hi) = p.interval;
+        if let Some(e) = p.steady_ends {
+            lines.push(format!(
+                "Judged from the first epochs: {}'s epoch ends rose by the same amount at each of {} steps (epochs {}→{}: {} to {} a step), above its {} tolerance: {}/epoch, growing. The {} pairs of boundaries at the same point of consecutive epochs scatter too widely to say it alone ({}/epoch [{}, {}]).",
+                s.name,
+                e.steps,
+                e.epochs.0,
+                e.epochs.1,
+                signed_bytes(e.interval.0),
+                signed_bytes(e.interval.1),
+                crate::format::human_bytes(s.tolerance_bytes_per_epoch),
+                signed_bytes(e.bytes_per_epoch),
+                p.pairs,
+                signed_bytes(p.bytes_per_epoch),
+                signed_bytes(lo),
+                signed_bytes(hi),
+            ));
+            return;
+        }
         lines.push(format!(
             "Judged from the first epochs: {} pairs of boundaries at the same point of consecutive epochs (epochs {}→{}, {} step{}), since {} epoch end(s) are too few for a trend. {}: {}/epoch [{}, {}] ({}).",
             p.pairs,

@@ -18,7 +18,7 @@ mod verdict;
 pub use gpu::{read_gpu, site_name as gpu_site_name, GpuAllocator, GpuCause, GpuSeries, GPU_STATS, GPU_TOLERANCE};
 pub use objects::{read_censuses, Accounting, Censuses, ObjectVerdict, OBJECT_TOLERANCE};
 pub use oom::{project, OomInput, OomProjection, RECENT_EPOCHS};
-pub use paired::{EpochProfiles, Paired, MIN_PAIRS, PAIRED_UNTIL_FITTED};
+pub use paired::{steady_rise, EpochProfiles, Paired, SteadyEnds, MIN_PAIRS, PAIRED_UNTIL_FITTED, STEADY_SPREAD};
 pub use processes::{read_processes, ProcessVerdict, MIN_PROCESS_EPOCHS};
 pub use ranks::{read_ranks, RankVerdict};
 pub use tree::{decelerating, mark_copy_on_write, parse_end, CommandEnd, COPY_ON_WRITE};
@@ -253,7 +253,7 @@ pub struct Analyzer {
     last_t: f64,
     saw_finish: bool,
     /// Per row of the epoch_end kind: (epoch, t, values of MEMORY_SERIES, user_bytes).
-    epoch_points: Vec<(u32, f64, Vec<Option<u64>>, Option<u64>)>,
+    epoch_points: Vec<(u32, f64, EpochValues, Option<u64>)>,
     /// Per epoch point: the epoch's high points of what the kernel charges.
     epoch_peaks: Vec<EpochPeak>,
     /// Every boundary of the first epochs, keyed by its place in its epoch.
@@ -313,7 +313,7 @@ impl Analyzer {
                 // the pipe) counts as an epoch, but what was sampled then is the tree
                 // shutting down, not the epoch's memory: no trend reads it.
                 let after_exit = row.label == AFTER_EXIT;
-                let values = MEMORY_SERIES.iter().map(|(c, _)| if after_exit { None } else { row.series(c) }).collect();
+                let values = EpochValues::of(MEMORY_SERIES.iter().map(|(c, _)| if after_exit { None } else { row.series(c) }));
                 let mut peak = std::mem::take(&mut self.open_peak).close(row);
                 // The same epoch marked twice in a row (a log line, then a marker; several
                 // ranks): its last mark is its end.
@@ -344,8 +344,8 @@ impl Analyzer {
             "census" => {
                 if let Some(point) = self.epoch_points.last_mut().filter(|p| Some(p.0) == row.epoch) {
                     for (i, (column, _)) in MEMORY_SERIES.iter().enumerate() {
-                        if column.starts_with("gpu_") && point.2[i].is_none() {
-                            point.2[i] = row.series(column);
+                        if column.starts_with("gpu_") && point.2.get(i).is_none() {
+                            point.2.set(i, row.series(column));
                         }
                     }
                 }
@@ -422,7 +422,7 @@ impl Analyzer {
             let pts: Vec<(u32, f64)> = self
                 .epoch_points
                 .iter()
-                .filter_map(|(e, _, values, _)| values[i].map(|v| (*e, v as f64)))
+                .filter_map(|(e, _, values, _)| values.get(i).map(|v| (*e, v as f64)))
                 .collect();
             if pts.is_empty() {
                 continue;
@@ -527,6 +527,30 @@ impl Analyzer {
     }
 }
 
+/// One epoch end's values of [`MEMORY_SERIES`], packed: `u64::MAX` where a series has
+/// none (184 B where `Vec<Option<u64>>` took 368 and its slack: one is kept per epoch end,
+/// 300,000 of them in a week of 2-s windows).
+#[derive(Clone)]
+struct EpochValues(Box<[u64]>);
+
+impl EpochValues {
+    const NONE: u64 = u64::MAX;
+
+    fn of(values: impl Iterator<Item = Option<u64>>) -> Self {
+        EpochValues(values.map(|v| v.map_or(Self::NONE, |v| v.min(Self::NONE - 1))).collect())
+    }
+
+    fn get(&self, i: usize) -> Option<u64> {
+        self.0.get(i).copied().filter(|v| *v != Self::NONE)
+    }
+
+    fn set(&mut self, i: usize, v: Option<u64>) {
+        if let Some(slot) = self.0.get_mut(i) {
+            *slot = v.map_or(Self::NONE, |v| v.min(Self::NONE - 1));
+        }
+    }
+}
+
 /// Growth per epoch under this is noise to paired evidence from the first epochs.
 pub const PAIRED_FLOOR_BYTES: f64 = 1024.0 * 1024.0;
 
@@ -542,7 +566,7 @@ impl Analyzer {
         if fitted >= PAIRED_UNTIL_FITTED || meta.window_s.is_some() {
             return None;
         }
-        let p = self.profiles.judge(column, c.warmup.max(1))?;
+        let mut p = self.profiles.judge(column, c.warmup.max(1))?;
         let before = c.clone();
         let level = verdict::median_level(&xy[c.warmup.min(xy.len())..]);
         // One or two epoch steps of a young process: allocator arenas and interpreter
@@ -564,7 +588,11 @@ impl Analyzer {
         // of 2.6 MiB/epoch, its heap's epoch ends rising by that at every step, read
         // -11.8 MiB/epoch [-12.4, -4.9] from pairs a cache's churn had shifted.)
         let pairs_flat = p.bytes_per_epoch.abs() <= tolerance && p.interval.0 >= -2.0 * tolerance && p.interval.1 <= 2.0 * tolerance;
-        c.class = if p.interval.0 > 0.0 && p.bytes_per_epoch > tolerance && ends_rise {
+        // The epoch ends, warm-up's included, rose alike at every step: the quiet points
+        // say it, and how much, where the pairs scatter or overshoot (the pairs of the
+        // runs above read anything from -11.8 to +17.6 MiB/epoch; the ends +2.66).
+        p.steady_ends = paired::steady_rise(xy, tolerance);
+        c.class = if p.steady_ends.is_some() || (p.interval.0 > 0.0 && p.bytes_per_epoch > tolerance && ends_rise) {
             Class::Growing
         } else if !ends_rise || pairs_flat {
             Class::Flat
@@ -580,21 +608,25 @@ impl Analyzer {
         }
         c.growing_since = (c.class == Class::Growing).then_some(p.epochs.0 as f64);
         c.late_fit_from = None;
-        let intercept = xy.last().map_or(0.0, |l| l.1 - p.bytes_per_epoch * l.0);
-        c.trend = Some(Trend { slope: p.bytes_per_epoch, low: p.interval.0, high: p.interval.1, intercept, points: p.pairs });
+        let (slope, (low, high), points) = match p.steady_ends {
+            Some(s) => (s.bytes_per_epoch, s.interval, s.steps + 1),
+            None => (p.bytes_per_epoch, p.interval, p.pairs),
+        };
+        let intercept = xy.last().map_or(0.0, |l| l.1 - slope * l.0);
+        c.trend = Some(Trend { slope, low, high, intercept, points });
         Some(p)
     }
 
     /// (epoch, seconds, bytes) of a memory series at each epoch end where it has a value.
     fn epoch_values(&self, column: &str) -> Vec<(u32, f64, f64)> {
         let Some(i) = MEMORY_SERIES.iter().position(|(c, _)| *c == column) else { return vec![] };
-        self.epoch_points.iter().filter_map(|(e, t, v, _)| v[i].map(|v| (*e, *t, v as f64))).collect()
+        self.epoch_points.iter().filter_map(|(e, t, v, _)| v.get(i).map(|v| (*e, *t, v as f64))).collect()
     }
 
     /// How many leading points of series `i` are warm-up: by their number, and with
     /// fixed windows also every window that ended within start-up.
     fn warmup_of(&self, i: usize, meta: &TimelineMeta) -> usize {
-        let times: Vec<f64> = self.epoch_points.iter().filter(|p| p.2[i].is_some()).map(|p| p.1).collect();
+        let times: Vec<f64> = self.epoch_points.iter().filter(|p| p.2.get(i).is_some()).map(|p| p.1).collect();
         if meta.window_s.is_some() {
             // Start-up is the first seconds of the process's life: with --pid, the watch
             // may begin long after; windows the watch fell back to begin only after that
@@ -619,7 +651,7 @@ impl Analyzer {
             self.epoch_points
                 .iter()
                 .zip(&self.epoch_peaks)
-                .filter_map(|((e, t, v, _), p)| Some((*e, *t, v[i]?.max(peak(p).unwrap_or(0)) as f64)))
+                .filter_map(|((e, t, v, _), p)| Some((*e, *t, v.get(i)?.max(peak(p).unwrap_or(0)) as f64)))
                 .collect()
         };
         let own = || ["tree_pss_bytes", "rss_in_use_bytes", "rss_bytes"].into_iter().map(|c| (c, self.epoch_values(c))).find(|(_, p)| p.len() >= 3);
@@ -854,30 +886,49 @@ mod tests {
         assert_eq!(run(4, |_| 400 * MB, |_| 200 * MB).verdict, "flat");
     }
 
-    #[test]
-    fn pairs_that_fall_while_epoch_ends_rise_are_not_flat() {
-        // Three epochs of 20 episodes. The heap's epoch ends rise 3 MiB at every step (a
-        // leak); inside epoch 1 a cache held 15 MiB more than at the same episodes of
-        // epoch 2, so every pair reads -12 MiB. RSS stays flat. Before: heap "flat" from
-        // the pairs, and the run flat.
+    /// Three epochs of 20 episodes: the heap's epoch end `e` stands `end(e)` above
+    /// 200 MiB; inside epoch 1 a cache held 15 MiB more than at the same episodes of
+    /// epoch 2, so every pair reads about -12 MiB. RSS stays flat.
+    fn pairs_shifted_by_a_cache(end: impl Fn(u32) -> u64) -> Analysis {
         let mut a = Analyzer::new(Tolerance::default());
         a.add(&Row { phase: "start".into(), ..Row::default() });
         for e in 0..3u32 {
             let churn = if e == 1 { 15 * MB } else { 0 };
             for k in 0..20u64 {
                 let t = e as f64 * 100.0 + k as f64;
-                let heap = 200 * MB + e as u64 * 3 * MB + churn + (k * 7919 % 13) * (MB / 8);
+                let heap = 200 * MB + end(e) + churn + (k * 7919 % 13) * (MB / 8);
                 a.add(&Row { t_s: t, phase: "episode_end".into(), epoch: Some(e), rss_bytes: Some(400 * MB), je_allocated_bytes: Some(heap), ..Row::default() });
             }
-            a.add(&Row { t_s: e as f64 * 100.0 + 50.0, phase: "epoch_end".into(), epoch: Some(e), rss_bytes: Some(400 * MB), je_allocated_bytes: Some(200 * MB + e as u64 * 3 * MB), ..Row::default() });
+            a.add(&Row { t_s: e as f64 * 100.0 + 50.0, phase: "epoch_end".into(), epoch: Some(e), rss_bytes: Some(400 * MB), je_allocated_bytes: Some(200 * MB + end(e)), ..Row::default() });
         }
         a.add(&Row { t_s: 1000.0, phase: "finish".into(), ..Row::default() });
-        let a = a.finish(&TimelineMeta::default(), false);
-        let heap = a.series.iter().find(|s| s.column == "je_allocated_bytes").unwrap();
+        a.finish(&TimelineMeta::default(), false)
+    }
+
+    #[test]
+    fn pairs_that_fall_while_epoch_ends_rise_are_not_flat() {
+        // The ends rise unevenly (+3, then +6 MiB): not steady, and the falling pairs
+        // contradict them. Before: heap "flat" from the pairs, and the run flat.
+        let a = pairs_shifted_by_a_cache(|e| [0, 3, 9][e as usize] * MB);
+        let heap = a.series("je_allocated_bytes").unwrap();
         let p = heap.paired.expect("paired");
-        assert!(p.bytes_per_epoch < -10.0 * MB as f64 && p.interval.1 < 0.0, "{p:?}");
+        assert!(p.bytes_per_epoch < -5.0 * MB as f64 && p.interval.1 < 0.0 && p.steady_ends.is_none(), "{p:?}");
         assert_eq!(heap.class, Class::Insufficient, "{heap:?}");
         assert_eq!(a.verdict, "insufficient", "{:?}", a.ledger);
+    }
+
+    #[test]
+    fn epoch_ends_rising_alike_at_every_step_are_growing_whatever_the_pairs_read() {
+        // +3 MiB at each epoch end (a leak; its heap's quiet points are exact), the pairs
+        // shifted by a cache's churn: growing at the ends' slope, and the ledger says so.
+        let a = pairs_shifted_by_a_cache(|e| e as u64 * 3 * MB);
+        let heap = a.series("je_allocated_bytes").unwrap();
+        assert_eq!((heap.class, a.verdict), (Class::Growing, "growing"), "{:?}", a.ledger);
+        assert!((heap.slope_bytes_per_epoch.unwrap() / MB as f64 - 3.0).abs() < 0.01, "{heap:?}");
+        assert!(a.ledger.iter().any(|l| l.contains("epoch ends rose by the same amount at each of 2 steps")), "{:?}", a.ledger);
+        // The same ends flat: no steady rise, and the pairs alone cannot call it growing.
+        let a = pairs_shifted_by_a_cache(|_| 0);
+        assert_ne!(a.series("je_allocated_bytes").unwrap().class, Class::Growing, "{:?}", a.ledger);
     }
 
     /// Fixed windows: `rows` (t, PSS) watched, one window end per second.

@@ -9,8 +9,6 @@ mod common;
 use common::wheel::*;
 use common::*;
 
-use std::process::Command;
-
 #[test]
 fn the_wheel_alone_watches_a_pytorch_trainer_and_names_its_leak() {
     let _turn = serial();

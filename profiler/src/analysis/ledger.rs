@@ -407,7 +407,7 @@ fn explain_evidence(a: &Analysis, lines: &mut Vec<String>) {
         let (lo, hi) = p.interval;
         if let Some(e) = p.steady_ends {
             lines.push(format!(
-                "Judged from the first epochs: {}'s epoch ends rose by the same amount at each of {} steps (epochs {}→{}: {} to {} a step), above its {} tolerance: {}/epoch, growing. The {} pairs of boundaries at the same point of consecutive epochs scatter too widely to say it alone ({}/epoch [{}, {}]).",
+                "Judged from the first epochs: {}'s epoch ends rose by the same amount at each of {} steps (epochs {}→{}: {} to {} a step), above its {} tolerance: {}/epoch, growing. The epoch ends decide where they rise alike; the {} pairs of boundaries at the same point of consecutive epochs read {}/epoch [{}, {}].",
                 s.name,
                 e.steps,
                 e.epochs.0,

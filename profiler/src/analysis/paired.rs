@@ -127,8 +127,8 @@ pub struct Paired {
     /// The series the pairs were read on: the one judged, or its RSS standing in
     /// ([`STAND_INS`]).
     pub on: &'static str,
-    /// Where the epoch ends rose by the same amount at every step while the pairs
-    /// scattered too widely to tell: that rise decided the class.
+    /// Where the epoch ends rose by the same amount at every step: that rise decided
+    /// the class and the slope, whatever the pairs read.
     pub steady_ends: Option<SteadyEnds>,
 }
 

@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench -p profiler --bench verdict
 //! WINDOW_S=2 cargo bench -p profiler --bench verdict   # 302,400 epoch ends
+//! WINDOW_S=2 ONLY=watcher cargo bench -p profiler --bench verdict   # the watcher's part alone
 //! ```
 //!
 //! The week holds a linear leak of +1 MiB per window from 748 MiB: the verdict must say
@@ -52,15 +53,27 @@ fn row(s: u64, window_s: u64) -> Row {
 }
 
 fn main() {
-    let dir = tempfile::tempdir().unwrap();
     // DURATION_S shortens the week (to profile the report under heaptrack).
     let week = std::env::var("DURATION_S").ok().and_then(|v| v.parse().ok()).unwrap_or(7 * 24 * 3600u64);
     // WINDOW_S=2 cuts the week into 302,400 epoch ends: what many epoch ends cost.
     let window: u64 = std::env::var("WINDOW_S").ok().and_then(|v| v.parse().ok()).filter(|w| *w >= 2).unwrap_or(60);
     let meta = TimelineMeta { mem_limit_bytes: Some(64 << 30), mem_limit_source: Some("meminfo".into()), recorder: Some("watch".into()), window_s: Some(window as f64), ..TimelineMeta::default() };
+    // ONLY=watcher: the watcher's analysis alone, so that its memory is not the report's.
+    if std::env::var("ONLY").as_deref() != Ok("watcher") {
+        report_and_live_checkpoints(week, window, &meta);
+    }
+    if std::env::var("LIVE").as_deref() == Ok("0") {
+        return; // the report alone (LIVE=0)
+    }
+    watcher_over_the_week(week, window, meta);
+}
+
+/// `report` on the generated week, then the live verdict's cost at epochs 100 to 10,000.
+fn report_and_live_checkpoints(week: u64, window: u64, meta: &TimelineMeta) {
+    let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     {
-        let mut w = TimelineWriter::create(&dir.path().join("timeline.csv"), &meta).unwrap();
+        let mut w = TimelineWriter::create(&dir.path().join("timeline.csv"), meta).unwrap();
         for s in 0..week {
             w.append(&row(s, window)).unwrap();
         }
@@ -87,7 +100,7 @@ fn main() {
     );
     assert_eq!(a.verdict, "growing");
     if std::env::var("LIVE").as_deref() == Ok("0") {
-        return; // the report alone (LIVE=0)
+        return;
     }
 
     // The live verdict: one epoch end row per window (the samples between cost nothing
@@ -114,24 +127,29 @@ fn main() {
         println!("live verdict at epoch {e}: {:.2} ms ({line})", dt * 1e3);
     }
     println!("live verdict over 10,011 epoch ends: {:.1} s in all, {:.2} ms each on average ({:.1} s wall)", total, total / 10_011.0 * 1e3, started.elapsed().as_secs_f64());
-    drop(live);
+}
 
-    // What the watcher's analysis costs over the week: every row (a sample a second, a
-    // window end a minute) through the live verdict, as `watch` feeds it.
+/// What the watcher's analysis costs over the week: every row (a sample a second, a
+/// window end per window) through the live verdict, as `watch` feeds it; its peak RSS
+/// read at the end of each day (flat: the live analyzer thins its epoch ends).
+fn watcher_over_the_week(week: u64, window: u64, meta: TimelineMeta) {
     let mut live = LiveVerdict::new(meta, None);
     reset_peak();
     let before = peak_rss();
     let mut peaks = Vec::new();
     let started = Instant::now();
+    let mut line = String::new();
     for s in 0..week {
-        live.observe(&row(s, window));
-        if s % (24 * 3600) == 0 {
+        if let Some(status) = live.observe(&row(s, window)) {
+            line = status.line;
+        }
+        if (s + 1) % (24 * 3600) == 0 {
             peaks.push(peak_rss() >> 20);
         }
     }
     let took = started.elapsed().as_secs_f64();
     println!(
-        "the live analysis of a simulated week ({week} rows, {window}-s windows): {took:.1} s (wall, an upper bound of its CPU) for {week} s watched ({:.4} % of one core); peak RSS by day {:?} MiB (bench's own {} MiB before)",
+        "the live analysis of a simulated week ({week} rows, {window}-s windows): {took:.1} s (wall, an upper bound of its CPU) for {week} s watched ({:.4} % of one core); peak RSS at the end of each day {:?} MiB (bench's own {} MiB before); last line: {line}",
         took / week as f64 * 100.0,
         peaks,
         before >> 20

@@ -45,7 +45,7 @@ impl LiveVerdict {
     /// A live verdict with the run's facts; with `out_dir`, `summary.json` is rewritten
     /// there at each epoch end.
     pub fn new(meta: TimelineMeta, out_dir: Option<&Path>) -> Self {
-        LiveVerdict { analyzer: Analyzer::new(Tolerance::default()), meta, summary: out_dir.map(|d| d.join("summary.json")), latest: None, ends: 0 }
+        LiveVerdict { analyzer: Analyzer::live(Tolerance::default()), meta, summary: out_dir.map(|d| d.join("summary.json")), latest: None, ends: 0 }
     }
 
     /// Take one row; at an epoch end that is judged (every one of the first

@@ -243,9 +243,10 @@ impl Analysis {
     }
 }
 
-/// Accumulates rows; [`Analyzer::finish`] computes the [`Analysis`]. Its state is
-/// bounded (phase sums, one point per epoch, a thinned plot), so a live verdict can keep
-/// one for the whole run and judge a clone at each epoch end.
+/// Accumulates rows; [`Analyzer::finish`] computes the [`Analysis`]. Its state is phase
+/// sums, one point per epoch end (a few hundred bytes) and a thinned plot; a live one
+/// ([`Analyzer::live`]) keeps no plot and thins its epoch ends, so that a watcher's
+/// memory stays flat however long the run.
 #[derive(Clone)]
 pub struct Analyzer {
     tolerance: Tolerance,
@@ -268,9 +269,41 @@ pub struct Analyzer {
     max_memory: Option<MaxMemoryPass>,
     cgroup_limit: Option<u64>,
     stopped_by: Option<String>,
+    /// Epoch ends seen (the points kept may be fewer: see `thinning`).
+    epochs_seen: usize,
+    /// A live analyzer's bound on its epoch ends; `None` keeps them all.
+    thinning: Option<Thinning>,
+}
+
+/// Epoch ends a live analyzer keeps at most: 16,384 points of ~200 B. Past that, every
+/// other one after the first [`KEPT_HEAD`] is dropped and half as many are taken from
+/// then on (as the plot's points are), so the kept ones stay evenly spread over the run.
+/// A fit over them reads the same slope; a run of 300,000 2-s windows keeps 3 MiB.
+pub const LIVE_EPOCH_POINTS: usize = 16_384;
+
+/// The first epoch ends, never thinned: warm-up, start-up's windows and the knee.
+pub const KEPT_HEAD: usize = 256;
+
+/// Which epoch ends a live analyzer still takes.
+#[derive(Clone, Copy, Debug)]
+struct Thinning {
+    /// One epoch end in this many (after the head) is kept.
+    stride: usize,
+    /// The last point kept is the latest epoch end though off the stride: the reading
+    /// is always of the latest epoch; the next epoch end replaces it.
+    tail_off_stride: bool,
 }
 
 impl Analyzer {
+    /// An analyzer for the live verdict: no plot, and at most [`LIVE_EPOCH_POINTS`]
+    /// epoch ends kept, evenly spread over the run.
+    pub fn live(tolerance: Tolerance) -> Self {
+        let mut a = Analyzer::new(tolerance);
+        a.plot.series.clear();
+        a.thinning = Some(Thinning { stride: 1, tail_off_stride: false });
+        a
+    }
+
     /// A fresh analyzer with these thresholds.
     pub fn new(tolerance: Tolerance) -> Self {
         let plot = PlotData {
@@ -297,6 +330,8 @@ impl Analyzer {
             max_memory: None,
             cgroup_limit: None,
             stopped_by: None,
+            epochs_seen: 0,
+            thinning: None,
         }
     }
 
@@ -308,7 +343,7 @@ impl Analyzer {
         self.open_peak.see(row);
         match row.phase.as_str() {
             "epoch_end" => {
-                let epoch = row.epoch.unwrap_or(self.epoch_points.len() as u32);
+                let epoch = row.epoch.unwrap_or(self.epochs_seen as u32);
                 // An epoch end read after the command had exited (its line was still in
                 // the pipe) counts as an epoch, but what was sampled then is the tree
                 // shutting down, not the epoch's memory: no trend reads it.
@@ -321,17 +356,22 @@ impl Analyzer {
                     self.epoch_points.pop();
                     self.plot.epoch_ends.pop();
                     peak = peak.max(self.epoch_peaks.pop().unwrap_or_default());
+                } else {
+                    self.epochs_seen += 1;
+                    self.make_room_for_epoch_end();
                 }
                 if after_exit {
                     peak = EpochPeak::default();
                 }
                 self.epoch_points.push((epoch, row.t_s, values, row.user_bytes));
                 self.epoch_peaks.push(peak);
-                self.plot.epoch_ends.push((epoch, row.t_s));
+                if self.thinning.is_none() {
+                    self.plot.epoch_ends.push((epoch, row.t_s));
+                }
             }
             "validation_start" => self.open_validation = Some(row.t_s),
             "validation_end" => {
-                if let Some(start) = self.open_validation.take() {
+                if let Some(start) = self.open_validation.take().filter(|_| self.thinning.is_none()) {
                     self.plot.validations.push((start, row.t_s));
                 }
             }
@@ -361,7 +401,7 @@ impl Analyzer {
         if row.cgroup_limit_bytes.is_some() {
             self.cgroup_limit = row.cgroup_limit_bytes;
         }
-        if self.rows % self.plot_stride == 0 {
+        if self.thinning.is_none() && self.rows % self.plot_stride == 0 {
             // A watched tree's `start` row is taken as the command is spawned, before its
             // exec: its tree figures are the watcher's fork, never the command's memory.
             // And once the tree is gone (finish after the exit) it has no memory to draw.
@@ -396,6 +436,24 @@ impl Analyzer {
         self.rows += 1;
     }
 
+    /// A live analyzer, before it takes epoch end number `epochs_seen`: drop the latest
+    /// point if it was kept only as the latest, and past [`LIVE_EPOCH_POINTS`] every
+    /// other point after the head. Then say whether the new one is on the stride.
+    fn make_room_for_epoch_end(&mut self) {
+        let Some(t) = self.thinning.as_mut() else { return };
+        if std::mem::take(&mut t.tail_off_stride) {
+            self.epoch_points.pop();
+            self.epoch_peaks.pop();
+        }
+        if self.epoch_points.len() >= LIVE_EPOCH_POINTS {
+            keep_every_other_after(&mut self.epoch_points, KEPT_HEAD);
+            keep_every_other_after(&mut self.epoch_peaks, KEPT_HEAD);
+            t.stride *= 2;
+        }
+        let index = self.epochs_seen - 1;
+        t.tail_off_stride = index >= KEPT_HEAD && (index - KEPT_HEAD) % t.stride != 0;
+    }
+
     /// Compute verdicts and the ledger.
     pub fn finish(mut self, meta: &TimelineMeta, truncated: bool) -> Analysis {
         let mut plot = std::mem::take(&mut self.plot);
@@ -410,11 +468,11 @@ impl Analyzer {
     }
 
     fn analyse(&self, meta: &TimelineMeta, truncated: bool, plot: PlotData) -> Analysis {
-        let epochs = self.epoch_points.len();
+        let epochs = self.epochs_seen;
+        // The first and the latest epoch ends are always kept (thinned or not).
         let seconds_per_epoch = (epochs >= 2).then(|| {
-            let first = self.epoch_points[0].1;
-            let last = self.epoch_points[epochs - 1].1;
-            (last - first) / (epochs - 1) as f64
+            let (first, last) = (&self.epoch_points[0], &self.epoch_points[self.epoch_points.len() - 1]);
+            (last.1 - first.1) / (epochs - 1) as f64
         });
 
         let mut series = Vec::new();
@@ -679,6 +737,15 @@ impl Analyzer {
     }
 }
 
+/// Drop every other item after the first `head` (the first after the head stays).
+fn keep_every_other_after<T>(v: &mut Vec<T>, head: usize) {
+    let mut i = 0;
+    v.retain(|_| {
+        i += 1;
+        i <= head || (i - head) % 2 == 1
+    });
+}
+
 /// The label of an epoch end that was read after the watched command had exited.
 pub const AFTER_EXIT: &str = "after-exit";
 
@@ -858,6 +925,39 @@ mod tests {
         a.add(&Row { t_s: 1000.0, phase: "finish".into(), ..Row::default() });
         let meta = TimelineMeta { mem_limit_bytes: Some(1000 * MB), mem_limit_source: Some("meminfo".into()), ..TimelineMeta::default() };
         a.finish(&meta, false)
+    }
+
+    /// A live analyzer over 100,000 epoch ends keeps a bounded, evenly spread set of
+    /// them, and reads what the full one reads: the count, the slope, the latest value.
+    #[test]
+    fn live_analyzer_thins_its_epoch_ends_and_reads_the_same() {
+        let n = 100_000u32;
+        let meta = TimelineMeta::default();
+        let level = |e: u32, leak: u64| 500 * MB + e as u64 * leak + (e as u64 * 2654435761 % 4096) * 1024;
+        for (leak, class) in [(MB, Class::Growing), (0, Class::Flat)] {
+            let (mut full, mut live) = (Analyzer::new(Tolerance::default()), Analyzer::live(Tolerance::default()));
+            for e in 0..n {
+                let row = Row { t_s: e as f64 * 2.0, phase: "epoch_end".into(), epoch: Some(e), rss_bytes: Some(level(e, leak)), ..Row::default() };
+                full.add(&row);
+                live.add(&row);
+                assert!(live.epoch_points.len() <= LIVE_EPOCH_POINTS + 1);
+            }
+            assert!(live.plot.series.is_empty() && live.plot.epoch_ends.is_empty());
+            let kept: Vec<u32> = live.epoch_points.iter().map(|p| p.0).collect();
+            assert_eq!(kept[..KEPT_HEAD], (0..KEPT_HEAD as u32).collect::<Vec<_>>()[..]);
+            assert_eq!(*kept.last().unwrap(), n - 1, "the latest epoch end is kept");
+            // Evenly spread: one stride between the kept points after the head.
+            let gaps: std::collections::BTreeSet<u32> = kept[KEPT_HEAD..kept.len() - 1].windows(2).map(|w| w[1] - w[0]).collect();
+            assert_eq!(gaps.len(), 1, "{gaps:?}");
+            let (f, l) = (full.judge(&meta, false), live.judge(&meta, false));
+            assert_eq!((l.epochs, f.epochs), (n as usize, n as usize));
+            let (fs, ls) = (f.series("rss_bytes").unwrap(), l.series("rss_bytes").unwrap());
+            assert_eq!((fs.class, ls.class), (class, class));
+            let slope = |s: &SeriesVerdict| s.slope_bytes_per_epoch.unwrap() / MB as f64;
+            assert!((slope(fs) - slope(ls)).abs() < 0.01, "full {} live {}", slope(fs), slope(ls));
+            assert_eq!((fs.last_bytes, ls.last_bytes), (level(n - 1, leak), level(n - 1, leak)));
+            assert!((f.seconds_per_epoch.unwrap() - 2.0).abs() < 1e-9 && (l.seconds_per_epoch.unwrap() - 2.0).abs() < 1e-9);
+        }
     }
 
     #[test]

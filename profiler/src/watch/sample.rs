@@ -9,7 +9,7 @@ use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::Nvml;
 use serde::Serialize;
 
-use super::tree::{read_tree_with, Detail, Proc, Role};
+use super::tree::{read_tree_with, Detail, Proc, RankCache, Role};
 use crate::error::Error;
 use crate::source::GpuStatus;
 use crate::timeline::Row;
@@ -115,6 +115,7 @@ pub struct TreeSampler {
     pub ranks: std::collections::BTreeMap<u32, RankMem>,
     /// Where the injected helper reports ranks (`rank-<pid>`), when injected.
     rank_dir: Option<PathBuf>,
+    rank_cache: RankCache,
 }
 
 impl TreeSampler {
@@ -136,7 +137,7 @@ impl TreeSampler {
             }
             Err(e) => (None, GpuStatus::NoDriver(e.to_string())),
         };
-        Ok(TreeSampler { root, gpu, gpu_status, procs_out: csv::Writer::from_writer(file), procs_path, ranks: Default::default(), rank_dir: None })
+        Ok(TreeSampler { root, gpu, gpu_status, procs_out: csv::Writer::from_writer(file), procs_path, ranks: Default::default(), rank_dir: None, rank_cache: RankCache::default() })
     }
 
     /// Read ranks the injected helper reports in `dir` (they win over the environment).
@@ -152,18 +153,20 @@ impl TreeSampler {
     /// Read the tree now to `detail`, fill the tree and role columns of `row` and append
     /// one `processes.csv` row per process. Returns the processes read (empty: root gone).
     pub fn sample(&mut self, row: &mut Row, detail: Detail) -> Result<Vec<Proc>, Error> {
-        let mut procs = read_tree_with(self.root, detail, self.rank_dir.as_deref());
+        let mut procs = read_tree_with(self.root, detail, self.rank_dir.as_deref(), &mut self.rank_cache);
         // A process forked while the tree was read (a DataLoader worker starting) shares
         // the pages of its parent, read after the fork, without being counted itself:
         // PSS would dip by its share. Read again, a few times at most, until the tree
         // holds still across a reading.
         for _ in 0..3 {
-            let live = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|t| super::tree::parse_stat(&t)).is_some();
-            let new = super::tree::members(self.root).into_iter().any(|(pid, _)| !procs.iter().any(|p| p.pid == pid) && live(pid));
-            if detail != Detail::Full || !new {
+            if detail != Detail::Full {
                 break;
             }
-            procs = read_tree_with(self.root, detail, self.rank_dir.as_deref());
+            let live = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|t| super::tree::parse_stat(&t)).is_some();
+            if !super::tree::members(self.root).into_iter().any(|(pid, _)| !procs.iter().any(|p| p.pid == pid) && live(pid)) {
+                break;
+            }
+            procs = read_tree_with(self.root, detail, self.rank_dir.as_deref(), &mut self.rank_cache);
         }
         let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
         let (gpu_per_pid, gpu_device) = self.gpu.as_ref().map(|g| g.read(&pids)).unwrap_or_default();

@@ -261,13 +261,41 @@ pub fn helper_rank(dir: &std::path::Path, pid: u32) -> Option<u32> {
 
 /// Read the whole tree under `root` now, to `detail`. Empty if the root is gone.
 pub fn read_tree(root: u32, detail: Detail) -> Vec<Proc> {
-    read_tree_with(root, detail, None)
+    read_tree_with(root, detail, None, &mut RankCache::default())
+}
+
+/// The ranks found so far, per pid: a process's environment is read once, and the rank
+/// the helper reported is kept once it appeared (neither changes for a pid). Read at
+/// every sample, `environ` was a tenth of the watcher's own CPU.
+#[derive(Debug, Default)]
+pub struct RankCache {
+    environ: std::collections::HashMap<u32, Option<u32>>,
+    helper: std::collections::HashMap<u32, u32>,
+}
+
+impl RankCache {
+    fn rank(&mut self, pid: u32, rank_dir: Option<&std::path::Path>) -> Option<u32> {
+        if let Some(r) = self.helper.get(&pid) {
+            return Some(*r);
+        }
+        if let Some(r) = rank_dir.and_then(|d| helper_rank(d, pid)) {
+            self.helper.insert(pid, r);
+            return Some(r);
+        }
+        *self.environ.entry(pid).or_insert_with(|| fs::read(format!("/proc/{pid}/environ")).ok().and_then(|e| parse_rank(&e)))
+    }
+
+    /// Forget the processes no longer in the tree (a pid may be reused).
+    fn keep_only(&mut self, pids: &[u32]) {
+        self.environ.retain(|p, _| pids.contains(p));
+        self.helper.retain(|p, _| pids.contains(p));
+    }
 }
 
 /// [`read_tree`], with the ranks the injected helper reported in `rank_dir` taking
 /// precedence over the environment (a process started by `torch.multiprocessing.spawn`
 /// has no RANK: its rank is an argument to `init_process_group`).
-pub fn read_tree_with(root: u32, detail: Detail, rank_dir: Option<&std::path::Path>) -> Vec<Proc> {
+pub fn read_tree_with(root: u32, detail: Detail, rank_dir: Option<&std::path::Path>, ranks: &mut RankCache) -> Vec<Proc> {
     let mut procs: Vec<Proc> = members(root)
         .into_iter()
         .filter_map(|(pid, ppid)| {
@@ -276,10 +304,13 @@ pub fn read_tree_with(root: u32, detail: Detail, rank_dir: Option<&std::path::Pa
                 Detail::Full => fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok().and_then(|t| parse_rollup(&t)),
                 Detail::Rss => fs::read_to_string(format!("/proc/{pid}/statm")).ok().and_then(|t| parse_statm_rss(&t)).map(|rss| ProcMem { rss, ..ProcMem::default() }),
             };
-            let rank = rank_dir.and_then(|d| helper_rank(d, pid)).or_else(|| fs::read(format!("/proc/{pid}/environ")).ok().and_then(|e| parse_rank(&e)));
+            let rank = ranks.rank(pid, rank_dir);
             Some(Proc { pid, ppid, role: Role::Worker, name, mem, detail, rank })
         })
         .collect();
+    if !procs.is_empty() {
+        ranks.keep_only(&procs.iter().map(|p| p.pid).collect::<Vec<_>>());
+    }
     assign_roles(root, &mut procs);
     fill_ranks(&mut procs);
     procs
@@ -351,7 +382,7 @@ mod tests {
         assert_eq!(helper_rank(dir.path(), me), None);
         fs::write(dir.path().join(format!("rank-{me}")), "3\n").unwrap();
         assert_eq!(helper_rank(dir.path(), me), Some(3));
-        let tree = read_tree_with(me, Detail::Rss, Some(dir.path()));
+        let tree = read_tree_with(me, Detail::Rss, Some(dir.path()), &mut RankCache::default());
         assert_eq!(tree.iter().find(|p| p.pid == me).unwrap().rank, Some(3));
         fs::write(dir.path().join(format!("rank-{me}")), "x").unwrap();
         assert_eq!(helper_rank(dir.path(), me), None, "a torn or odd file is no rank");

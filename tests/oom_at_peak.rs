@@ -59,6 +59,7 @@ fn the_kill_at_an_epochs_peak_is_projected_from_five_epochs() {
     let from_ends = 4.0 + (limit - ends["last_bytes"].as_f64().unwrap()) / slope;
     eprintln!("killed in epoch {killed_in}; projected from 5 epochs' peaks: {projected:.1}; from their ends it would be {from_ends:.1}");
     assert!((projected - killed_in).abs() <= 0.1 * killed_in, "projected epoch {projected:.1}, killed in epoch {killed_in}");
+    assert_kill_inside_the_range(p, killed_in);
     assert!((from_ends - killed_in).abs() > 0.1 * killed_in, "epoch ends would do as well ({from_ends:.1}): the test does not test peaks");
 }
 
@@ -93,4 +94,15 @@ fn run_the_seed_leak_kill_is_projected_from_five_epochs() {
     // limit: 11 and 12); from the epoch ends it would have been 16.4 (37 % late).
     let first_past = projected.ceil();
     assert!((first_past - killed_in).abs() <= 0.1 * killed_in, "projected epoch {projected:.1} (killed in the first past it, {first_past}), killed in epoch {killed_in}");
+    assert_kill_inside_the_range(&early["oom"], killed_in);
+}
+
+/// The printed range holds the kill: killed during epoch k, the limit was crossed
+/// between the peaks of epochs k-1 and k (the projection is continuous).
+fn assert_kill_inside_the_range(oom: &serde_json::Value, killed_in: f64) {
+    let from = oom["at_epoch"].as_f64().unwrap() - oom["epochs_to_limit"].as_f64().unwrap();
+    let soonest = from + oom["epochs_range"][0].as_f64().unwrap();
+    let latest = oom["epochs_range"][1].as_f64().map_or(f64::INFINITY, |l| from + l);
+    eprintln!("range: epochs {soonest:.1} to {latest:.1}; killed in epoch {killed_in}");
+    assert!(soonest <= killed_in && latest > killed_in - 1.0, "killed in epoch {killed_in}, outside the printed range {soonest:.1} to {latest:.1}: {oom}");
 }

@@ -716,7 +716,7 @@ impl Analyzer {
         if let Some(limit) = self.cgroup_limit {
             let pts = peaks("cgroup_unreclaimable_bytes", |p| p.cgroup);
             if !pts.is_empty() {
-                return project(&OomInput { column: "cgroup_unreclaimable_bytes", name: &format!("{} at its epoch peak", name("cgroup_unreclaimable_bytes")), level: &pts, rate: None, limit, limit_source: "cgroup" }, self.tolerance);
+                return project(&OomInput { column: "cgroup_unreclaimable_bytes", name: &format!("{} at its epoch peak", name("cgroup_unreclaimable_bytes")), level: &pts, rate: None, ends: Some(&self.epoch_values("cgroup_unreclaimable_bytes")), limit, limit_source: "cgroup" }, self.tolerance);
             }
         }
         let machine = meta.mem_limit_bytes.filter(|_| meta.mem_limit_source.as_deref() == Some("meminfo"));
@@ -724,7 +724,7 @@ impl Analyzer {
             let pts = peaks("system_used_bytes", |p| p.system);
             if !pts.is_empty() {
                 let label = format!("{} at its epoch peak, rising as the run's {}", name("system_used_bytes"), name(own_column));
-                return project(&OomInput { column: "system_used_bytes", name: &label, level: &pts, rate: Some(&own_points), limit, limit_source: "meminfo" }, self.tolerance);
+                return project(&OomInput { column: "system_used_bytes", name: &label, level: &pts, rate: Some(&own_points), ends: None, limit, limit_source: "meminfo" }, self.tolerance);
             }
         }
         let limit = meta.mem_limit_bytes?;
@@ -733,7 +733,7 @@ impl Analyzer {
             return None;
         }
         let source = meta.mem_limit_source.as_deref().unwrap_or("limit");
-        project(&OomInput { column: "rss_bytes", name: &name("rss_bytes"), level: &pts, rate: None, limit, limit_source: source }, self.tolerance)
+        project(&OomInput { column: "rss_bytes", name: &name("rss_bytes"), level: &pts, rate: None, ends: Some(&self.epoch_values("rss_bytes")), limit, limit_source: source }, self.tolerance)
     }
 }
 

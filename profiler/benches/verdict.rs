@@ -58,18 +58,24 @@ fn main() {
     // WINDOW_S=2 cuts the week into 302,400 epoch ends: what many epoch ends cost.
     let window: u64 = std::env::var("WINDOW_S").ok().and_then(|v| v.parse().ok()).filter(|w| *w >= 2).unwrap_or(60);
     let meta = TimelineMeta { mem_limit_bytes: Some(64 << 30), mem_limit_source: Some("meminfo".into()), recorder: Some("watch".into()), window_s: Some(window as f64), ..TimelineMeta::default() };
-    // ONLY=watcher: the watcher's analysis alone, so that its memory is not the report's.
-    if std::env::var("ONLY").as_deref() != Ok("watcher") {
-        report_and_live_checkpoints(week, window, &meta);
+    // ONLY=watcher: the watcher's analysis alone, so that its memory is not the report's;
+    // LIVE=0: the report alone.
+    let watcher_only = std::env::var("ONLY").as_deref() == Ok("watcher");
+    let report_only = std::env::var("LIVE").as_deref() == Ok("0");
+    if !watcher_only {
+        report_on_the_week(week, window, &meta);
+        if report_only {
+            return;
+        }
+        live_checkpoints(window, &meta);
     }
-    if std::env::var("LIVE").as_deref() == Ok("0") {
-        return; // the report alone (LIVE=0)
+    if !report_only {
+        watcher_over_the_week(week, window, meta);
     }
-    watcher_over_the_week(week, window, meta);
 }
 
-/// `report` on the generated week, then the live verdict's cost at epochs 100 to 10,000.
-fn report_and_live_checkpoints(week: u64, window: u64, meta: &TimelineMeta) {
+/// `report` on the generated week.
+fn report_on_the_week(week: u64, window: u64, meta: &TimelineMeta) {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     {
@@ -99,13 +105,12 @@ fn report_and_live_checkpoints(week: u64, window: u64, meta: &TimelineMeta) {
         pss.slope_bytes_per_epoch.unwrap_or(0.0) / MIB as f64
     );
     assert_eq!(a.verdict, "growing");
-    if std::env::var("LIVE").as_deref() == Ok("0") {
-        return;
-    }
+}
 
-    // The live verdict: one epoch end row per window (the samples between cost nothing
-    // to judge), timed at the first epoch end judged from each epoch named on (after
-    // 1,000, one in every n/1,000 is judged).
+/// The live verdict: one epoch end row per window (the samples between cost nothing to
+/// judge), timed at the first epoch end judged from each epoch named on (after 1,000, one
+/// in every n/1,000 is judged).
+fn live_checkpoints(window: u64, meta: &TimelineMeta) {
     let mut live = LiveVerdict::new(meta.clone(), None);
     let mut checkpoints = vec![10_000u32, 1000, 100];
     let mut times = Vec::new();

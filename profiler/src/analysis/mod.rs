@@ -594,8 +594,14 @@ struct EpochValues(Box<[u64]>);
 impl EpochValues {
     const NONE: u64 = u64::MAX;
 
+    /// One value packed: `NONE` for none, and a value that would read as none kept just
+    /// under it.
+    fn pack(v: Option<u64>) -> u64 {
+        v.map_or(Self::NONE, |v| v.min(Self::NONE - 1))
+    }
+
     fn of(values: impl Iterator<Item = Option<u64>>) -> Self {
-        EpochValues(values.map(|v| v.map_or(Self::NONE, |v| v.min(Self::NONE - 1))).collect())
+        EpochValues(values.map(Self::pack).collect())
     }
 
     fn get(&self, i: usize) -> Option<u64> {
@@ -604,7 +610,7 @@ impl EpochValues {
 
     fn set(&mut self, i: usize, v: Option<u64>) {
         if let Some(slot) = self.0.get_mut(i) {
-            *slot = v.map_or(Self::NONE, |v| v.min(Self::NONE - 1));
+            *slot = Self::pack(v);
         }
     }
 }

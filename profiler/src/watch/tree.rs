@@ -264,17 +264,18 @@ pub fn read_tree(root: u32, detail: Detail) -> Vec<Proc> {
     read_tree_with(root, detail, None, &mut RankCache::default())
 }
 
-/// The ranks found so far, per pid: a process's environment is read once, and the rank
-/// the helper reported is kept once it appeared (neither changes for a pid). Read at
-/// every sample, `environ` was a tenth of the watcher's own CPU.
+/// The ranks found so far, per pid: a process's environment is read once per program it
+/// runs (`env RANK=0 python ...` execs python in the same pid, with a new environment:
+/// the name read from `stat` tells), and the rank the helper reported is kept once it
+/// appeared. Read at every sample, `environ` was a tenth of the watcher's own CPU.
 #[derive(Debug, Default)]
 pub struct RankCache {
-    environ: std::collections::HashMap<u32, Option<u32>>,
+    environ: std::collections::HashMap<u32, (String, Option<u32>)>,
     helper: std::collections::HashMap<u32, u32>,
 }
 
 impl RankCache {
-    fn rank(&mut self, pid: u32, rank_dir: Option<&std::path::Path>) -> Option<u32> {
+    fn rank(&mut self, pid: u32, name: &str, rank_dir: Option<&std::path::Path>) -> Option<u32> {
         if let Some(r) = self.helper.get(&pid) {
             return Some(*r);
         }
@@ -282,7 +283,14 @@ impl RankCache {
             self.helper.insert(pid, r);
             return Some(r);
         }
-        *self.environ.entry(pid).or_insert_with(|| fs::read(format!("/proc/{pid}/environ")).ok().and_then(|e| parse_rank(&e)))
+        match self.environ.get(&pid) {
+            Some((seen, rank)) if seen == name => *rank,
+            _ => {
+                let rank = fs::read(format!("/proc/{pid}/environ")).ok().and_then(|e| parse_rank(&e));
+                self.environ.insert(pid, (name.to_string(), rank));
+                rank
+            }
+        }
     }
 
     /// Forget the processes no longer in the tree (a pid may be reused).
@@ -304,7 +312,7 @@ pub fn read_tree_with(root: u32, detail: Detail, rank_dir: Option<&std::path::Pa
                 Detail::Full => fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok().and_then(|t| parse_rollup(&t)),
                 Detail::Rss => fs::read_to_string(format!("/proc/{pid}/statm")).ok().and_then(|t| parse_statm_rss(&t)).map(|rss| ProcMem { rss, ..ProcMem::default() }),
             };
-            let rank = ranks.rank(pid, rank_dir);
+            let rank = ranks.rank(pid, &name, rank_dir);
             Some(Proc { pid, ppid, role: Role::Worker, name, mem, detail, rank })
         })
         .collect();
@@ -373,6 +381,19 @@ mod tests {
         let mut t = vec![proc(1, 0, "python"), proc(2, 1, "pt_data_worker"), proc(3, 1, "pt_data_worker")];
         fill_ranks(&mut t);
         assert_eq!(ranked(&t), [None, None, None]);
+    }
+
+    #[test]
+    fn an_environment_is_read_again_when_its_pid_runs_another_program() {
+        let me = std::process::id();
+        let own = fs::read(format!("/proc/{me}/environ")).ok().and_then(|e| parse_rank(&e));
+        let mut cache = RankCache::default();
+        // Read once while the pid ran `env` (no RANK then, say 7 for the test): kept...
+        cache.environ.insert(me, ("env".into(), Some(7)));
+        assert_eq!(cache.rank(me, "env", None), Some(7));
+        // ...until the pid execs another program, whose environment is read afresh.
+        assert_eq!(cache.rank(me, "python3", None), own);
+        assert_eq!(cache.environ[&me], ("python3".to_string(), own));
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub struct WatchArgs {
     /// process with torch) at most this often; other samples read RSS alone.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub pss_interval: Duration,
+    /// Boundaries read PSS and USS at the first 12 epoch ends, then only while those
+    /// readings take under this share of one core (e.g. 0.5%); the others read RSS, and
+    /// the ledger counts them. `off`: at every boundary, whatever it costs.
+    #[arg(long, value_name = "PERCENT|off", default_value = "0.5%", value_parser = parse_pss_budget)]
+    pub pss_budget: PssShare,
     /// Log lines matching this regex are epoch boundaries; its first capture group, if
     /// any, is the epoch index.
     #[arg(long, default_value = profiler::watch::DEFAULT_EPOCH_PATTERN, value_parser = parse_regex)]
@@ -142,6 +147,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `--pss-budget`: a share of one core, or `None` for `off`.
+#[derive(Clone, Copy, Debug)]
+pub struct PssShare(pub Option<f64>);
+
+fn parse_pss_budget(s: &str) -> Result<PssShare, String> {
+    if s.trim() == "off" {
+        return Ok(PssShare(None));
+    }
+    let percent = s.trim().strip_suffix('%').ok_or("a share of one core with %, e.g. 0.5%, or off")?;
+    match percent.trim().parse::<f64>() {
+        Ok(p) if p > 0.0 && p <= 100.0 => Ok(PssShare(Some(p / 100.0))),
+        _ => Err("a share of one core above 0% and at most 100%, e.g. 0.5%, or off".into()),
+    }
+}
+
 fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
     if s.trim() == "0" {
         return Ok(Duration::ZERO);
@@ -209,6 +229,7 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let opts = WatchOptions {
         interval: args.interval,
         full_interval: args.pss_interval,
+        pss_budget: args.pss_budget.0.map(|cpu_share| profiler::timeline::PssBudget { cpu_share, ..profiler::watch::DEFAULT_PSS_BUDGET }),
         epoch_pattern: Some(args.epoch_pattern),
         phases: args.phases,
         window: args.window,

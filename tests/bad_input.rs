@@ -78,6 +78,8 @@ fn bad_flags_are_usage_errors() {
         (&["run", "--leak", "everything"][..], "everything"),
         (&["run", "--epochz", "3"][..], "--epochz"),
         (&["run", "--device", "cuda:7"][..], "cuda"),
+        (&["watch", "--pss-budget", "0.5", "--", "true"][..], "0.5%"),
+        (&["watch", "--pss-budget", "0%", "--", "true"][..], "above 0%"),
     ] {
         let o = run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));

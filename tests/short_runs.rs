@@ -123,7 +123,9 @@ fn a_spawned_rank_that_grows_is_named_and_a_rank_shutting_down_is_not_judged_on_
     let out = dir.path().join("ranks");
     let py = python();
     let script = py_script("spawn_teardown.py");
-    let s = watch_as_users_do(&out, &[], &[py.to_str().unwrap(), script.as_str(), "--epochs", "7"]);
+    let o = run(&["watch", "--out", out.to_str().unwrap(), "--", py.to_str().unwrap(), script.as_str(), "--epochs", "7"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = summary(&out);
     let procs = s["processes"].as_array().unwrap();
     let growing: Vec<&serde_json::Value> = procs.iter().filter(|p| p["class"] == "growing").collect();
     assert_eq!(growing.len(), 1, "exactly the rank that keeps 8 MiB/epoch: {procs:#?}");
@@ -132,6 +134,9 @@ fn a_spawned_rank_that_grows_is_named_and_a_rank_shutting_down_is_not_judged_on_
     assert_eq!(s["verdict"], "growing", "{}", ledger(&s));
     let pid = growing[0]["pid"].as_u64().unwrap();
     assert!(ledger(&s).contains(&format!("(pid {pid}) grows")), "{}", ledger(&s));
+    // The live lines name it too, before the end.
+    let live = stderr(&o);
+    assert!(live.lines().any(|l| l.contains("diagnose: epoch") && l.contains(&format!("(pid {pid}) grows"))), "{live}");
     // The ranks that keep nothing are not growing, the one freeing 11 MiB as it shuts
     // down included (its last epoch end is left out).
     let ranks = procs.iter().filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with("python")) && p["pid"] != pid);

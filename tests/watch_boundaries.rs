@@ -126,3 +126,40 @@ fn the_training_loader_is_the_one_whose_passes_run_backward_not_the_largest() {
     ];
     assert_eq!(sent, expected, "{}", stderr(&o));
 }
+
+#[test]
+fn past_the_first_epoch_ends_short_epochs_read_pss_only_as_the_budget_allows() {
+    // 60 epochs of 20 ms: reading PSS and USS (a page walk) at every one would take a few
+    // % of a core. The first 12 epoch ends are read in full, later ones while the walks
+    // stay under 0.5 %, and the ledger counts the others; `--pss-budget off` reads all.
+    let code = "import time\nkept = []\nfor e in range(60):\n    kept.append(bytearray(1 << 20)); time.sleep(0.02)\n    print(f'Epoch {e}', flush=True)\n";
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, budget) in [("budget", "0.5%"), ("off", "off")] {
+        let out = dir.path().join(name);
+        let (o, s) = watch(&out, &["--no-inject", "--pss-budget", budget], &["python3", "-c", code]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let s = s.unwrap();
+        let epochs = s["epochs"].as_u64().unwrap();
+        let rss_only = s["rss_only_epoch_ends"].as_u64().unwrap();
+        let rows = std::fs::read_to_string(out.join("timeline.csv")).unwrap();
+        let ends: Vec<Vec<String>> = rows.lines().filter(|l| l.contains(",epoch_end,")).map(|l| l.split(',').map(String::from).collect()).collect();
+        let header: Vec<&str> = rows.lines().find(|l| l.starts_with("t_s,")).unwrap().split(',').collect();
+        let pss = header.iter().position(|c| *c == "tree_pss_bytes").unwrap();
+        let read: Vec<bool> = ends.iter().map(|r| !r[pss].is_empty()).collect();
+        assert!(epochs >= 50, "{epochs} epochs");
+        assert!(read.iter().take(12).all(|r| *r), "{read:?}");
+        assert_eq!(read.iter().filter(|r| !**r).count() as u64, rss_only, "{read:?}");
+        let said = ledger(&s).contains(&format!("PSS and USS were read at {} of {epochs} epoch ends", epochs - rss_only));
+        if budget == "off" {
+            assert_eq!(rss_only, 0, "{read:?}");
+            assert!(!said, "{}", ledger(&s));
+        } else {
+            assert!(rss_only > 0, "{read:?}");
+            assert!(said, "{}", ledger(&s));
+            assert_eq!(s["pss_budget"]["cpu_share"].as_f64(), Some(0.005));
+        }
+        // Read or not, the leak is seen.
+        assert_eq!(s["verdict"], "growing", "{}", ledger(&s));
+    }
+}

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::analysis::{Analysis, Analyzer, Class, SeriesVerdict, Tolerance, PRIMARY_SERIES};
+use crate::analysis::{Analysis, Analyzer, Class, ProcessPoint, ProcessTrends, SeriesVerdict, Tolerance, AFTER_EXIT, PRIMARY_SERIES};
 use crate::format::{human_bytes, signed_bytes};
 use crate::timeline::{Row, TimelineMeta};
 
@@ -27,6 +27,8 @@ pub struct LiveStatus {
 /// Judges the run at each epoch end.
 pub struct LiveVerdict {
     analyzer: Analyzer,
+    /// A watch's processes, each judged on its own USS, as `report` judges them.
+    processes: ProcessTrends,
     meta: TimelineMeta,
     summary: Option<PathBuf>,
     latest: Option<Analysis>,
@@ -45,7 +47,7 @@ impl LiveVerdict {
     /// A live verdict with the run's facts; with `out_dir`, `summary.json` is rewritten
     /// there at each epoch end.
     pub fn new(meta: TimelineMeta, out_dir: Option<&Path>) -> Self {
-        LiveVerdict { analyzer: Analyzer::live(Tolerance::default()), meta, summary: out_dir.map(|d| d.join("summary.json")), latest: None, ends: 0 }
+        LiveVerdict { analyzer: Analyzer::live(Tolerance::default()), processes: ProcessTrends::default(), meta, summary: out_dir.map(|d| d.join("summary.json")), latest: None, ends: 0 }
     }
 
     /// Take one row; at an epoch end that is judged (every one of the first
@@ -59,13 +61,26 @@ impl LiveVerdict {
         if self.ends > JUDGE_EVERY_EPOCH_UNTIL && self.ends % (self.ends / JUDGE_EVERY_EPOCH_UNTIL) != 0 {
             return None;
         }
-        let analysis = self.analyzer.judge(&self.meta, false);
+        let mut analysis = self.analyzer.judge(&self.meta, false);
+        let processes = self.processes.judge(analysis.seconds_per_epoch.unwrap_or(f64::INFINITY));
+        if !processes.is_empty() {
+            analysis = analysis.with_processes(processes);
+        }
         if let Some(path) = &self.summary {
             let _ = crate::report::replace_text(path, &crate::report::summary_json(&analysis));
         }
         let status = LiveStatus { epoch: row.epoch.unwrap_or(0), line: status_line(row.epoch.unwrap_or(0), &analysis), growing: confirmed_growth(&analysis) };
         self.latest = Some(analysis);
         Some(status)
+    }
+
+    /// A watched tree's processes as read at the sample of `row` (call before
+    /// [`observe`](Self::observe) with that row): an epoch end adds each one's USS.
+    pub fn observe_processes(&mut self, row: &Row, procs: &[ProcessPoint]) {
+        let at_end = row.epoch.filter(|_| row.phase == "epoch_end" && row.label != AFTER_EXIT);
+        for p in procs {
+            self.processes.add(p.clone(), at_end);
+        }
     }
 
     /// The analysis at the latest epoch end.
@@ -95,8 +110,9 @@ pub const STOP_MIN_FITTED: usize = 4;
 /// Paired evidence from the first epochs names growth early but never stops a job.
 fn confirmed_growth(a: &Analysis) -> bool {
     let primary = PRIMARY_SERIES.iter().filter_map(|c| a.series(c)).chain(a.series("rss_bytes").filter(|_| a.series("rss_in_use_bytes").is_none()));
+    let process = || a.processes.iter().any(|p| p.leaks() && p.fitted >= STOP_MIN_FITTED && p.rising_now);
     a.verdict == "growing"
-        && primary.into_iter().any(|s| s.class == Class::Growing && s.paired.is_none() && s.slope_interval.is_some() && s.fitted.is_some_and(|f| f.count >= STOP_MIN_FITTED) && s.rising_now)
+        && (primary.into_iter().any(|s| s.class == Class::Growing && s.paired.is_none() && s.slope_interval.is_some() && s.fitted.is_some_and(|f| f.count >= STOP_MIN_FITTED) && s.rising_now) || process())
 }
 
 /// "epoch 5: heap allocated +13.3 MiB/epoch, growing since epoch 3; out of memory in about 40 epochs".
@@ -126,6 +142,14 @@ pub fn status_line(epoch: u32, a: &Analysis) -> String {
             line.push_str(&format!("{}/epoch, {} so far (from {} pairs of points in epochs {} and {})", signed_bytes(p.bytes_per_epoch), class.as_str(), p.pairs, p.epochs.0, p.epochs.1));
         }
         (class, Some(slope)) => line.push_str(&format!("{}/epoch, {} so far", signed_bytes(slope), class.as_str())),
+    }
+    if s.class != Class::Growing || a.processes.len() > 1 {
+        // A sum can hide the one process that grows, and a sum that grows does not say
+        // which: name it (the ledger does too).
+        if let Some(p) = a.processes.iter().filter(|p| p.leaks()).max_by(|x, y| x.slope_bytes_per_epoch.unwrap_or(0.0).total_cmp(&y.slope_bytes_per_epoch.unwrap_or(0.0))) {
+            let since = p.growing_since.map(|e| format!(" since epoch {e}")).unwrap_or_default();
+            line.push_str(&format!("; {} grows {}/epoch{since} (its USS)", p.who(), signed_bytes(p.slope_bytes_per_epoch.unwrap_or(0.0))));
+        }
     }
     if let Some(p) = &a.oom {
         line.push_str(&format!("; out of memory in about {:.0} epochs", p.epochs_to_limit));
@@ -159,6 +183,42 @@ mod tests {
         let last = last.unwrap();
         assert!(last.growing, "{}", last.line);
         assert!(last.line.starts_with("epoch 5: heap allocated +40.0 MiB/epoch, growing since epoch 1"), "{}", last.line);
+    }
+
+    #[test]
+    fn a_process_that_grows_under_a_flat_sum_is_named_live_and_stops_only_while_it_grows() {
+        // Rank 1 keeps 8 MiB an epoch while rank 0 frees as much: the tree's PSS is flat.
+        // Rank 2 fills a cache for 3 epochs, then holds.
+        let watched = TimelineMeta { recorder: Some("watch".into()), ..TimelineMeta::default() };
+        let mut live = LiveVerdict::new(watched, None);
+        let point = |pid: u32, rank: u32, t: f64, uss: u64| ProcessPoint { t_s: t, pid, role: "worker".into(), rank: Some(rank), name: "python".into(), rss_bytes: Some(uss + 100 * MB), uss_bytes: Some(uss) };
+        let mut statuses = vec![];
+        for e in 0..8u32 {
+            let t = 10.0 * (e + 1) as f64;
+            let cache = 200 * MB + 20 * MB * u64::from(e.min(3));
+            let procs = [point(40, 0, t, 600 * MB - 8 * MB * e as u64), point(41, 1, t, 300 * MB + 8 * MB * e as u64), point(42, 2, t, cache)];
+            let row = Row { t_s: t, phase: "epoch_end".into(), epoch: Some(e), tree_pss_bytes: Some(1100 * MB + cache), ..Row::default() };
+            live.observe_processes(&row, &procs);
+            statuses.push(live.observe(&row).unwrap());
+        }
+        let last = statuses.last().unwrap();
+        assert!(last.line.contains("; rank 1 (pid 41) grows +8.0 MiB/epoch since epoch 1 (its USS)"), "{}", last.line);
+        assert!(last.growing, "{}", last.line);
+        assert!(!last.line.contains("pid 42") && !last.line.contains("pid 40"), "{}", last.line);
+        assert_eq!(live.latest().unwrap().verdict, "growing");
+        // Growing is said once a fit confirms it, never from two points.
+        assert!(!statuses[2].growing, "{}", statuses[2].line);
+
+        // Only the cache: never stopped, though it rose for 3 epochs.
+        let mut live = LiveVerdict::new(TimelineMeta { recorder: Some("watch".into()), ..TimelineMeta::default() }, None);
+        for e in 0..8u32 {
+            let t = 10.0 * (e + 1) as f64;
+            let cache = 200 * MB + 20 * MB * u64::from(e.min(3));
+            let row = Row { t_s: t, phase: "epoch_end".into(), epoch: Some(e), tree_pss_bytes: Some(900 * MB + cache), ..Row::default() };
+            live.observe_processes(&row, &[point(40, 0, t, 600 * MB), point(42, 2, t, cache)]);
+            let s = live.observe(&row).unwrap();
+            assert!(!s.growing, "{}", s.line);
+        }
     }
 
     #[test]

@@ -140,7 +140,9 @@ class Watching:
         self._path = os.path.join(self._private, "markers.sock")
         self._log = open(os.path.join(self._private, "watcher.log"), "w+b")
         args = [binary, "watch", "--pid", str(os.getpid()), "--out", self.out, "--interval", self.interval,
-                "--auto-window", "0", "--marker-socket", self._path]
+                "--auto-window", "0", "--marker-socket", self._path,
+                # Repeats are short and every one's PSS counts: no page-walk budget.
+                "--pss-budget", "off"]
         if self.force:
             args.append("--force")
         args += self._extra

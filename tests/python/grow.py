@@ -11,7 +11,9 @@ p.add_argument("--mib", type=int, default=8)
 p.add_argument("--sleep", type=float, default=0.2)
 p.add_argument("--peak-mib", type=int, default=0)
 p.add_argument("--hold", type=float, default=0.3)
+p.add_argument("--lag", type=float, default=0.0, help="seconds to wait before the first step")
 args = p.parse_args()
+time.sleep(args.lag)
 kept = []
 for i in range(args.steps):
     if args.peak_mib:

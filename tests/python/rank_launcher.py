@@ -19,5 +19,9 @@ grow = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grow.py")
 children = []
 for r in range(args.ranks):
     mib = args.mib if r == args.ranks - 1 else 0
-    children.append(subprocess.Popen([sys.executable, grow, "--steps", str(args.steps), "--mib", str(mib), "--sleep", "0.4"], env=env))
+    # Every rank prints "Epoch N", and diagnose takes the first such line as epoch N's
+    # end: the ranks that keep nothing print theirs 0.1 s after the one that keeps, so
+    # that the reading at that line never races the keeping rank's step.
+    lag = "0" if mib else "0.1"
+    children.append(subprocess.Popen([sys.executable, grow, "--steps", str(args.steps), "--mib", str(mib), "--sleep", "0.4", "--lag", lag], env=env))
 sys.exit(max(c.wait() for c in children))

@@ -126,6 +126,16 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
             "Copy-on-write, not a leak: {what}, while RSS stays. Pages shared with the main process turn private as the workers write to them (Python's reference counts write to every object read, pytorch/pytorch#13246). {slowing}{ceiling} The usual cure: hold the dataset's items in numpy arrays or one serialized buffer (bytes, Arrow) instead of lists of Python objects."
         ));
     }
+    if let (n @ 1.., Some(budget)) = (a.rss_only_epoch_ends, a.pss_budget) {
+        let per_epoch = a.seconds_per_epoch.map_or(String::new(), |s| format!(" (epochs of {})", if s < 120.0 { format!("{:.1} s", s) } else { crate::format::human_seconds(s) }));
+        lines.push(format!(
+            "PSS and USS were read at {} of {} epoch ends{per_epoch}: reading them walks each process's page tables (about 7 ms per torch process), so after the first {} a watch reads them only while that takes under {} % of a core, and RSS alone at the others. Their trends rest on the epoch ends read in full.",
+            a.epochs.saturating_sub(n),
+            a.epochs,
+            budget.always_full_epoch_ends,
+            budget.cpu_share * 100.0
+        ));
+    }
     let per_epoch = if a.attached {
         // Under --pid neither log lines nor markers reach us.
         "For a per-epoch verdict, watch the command from its start (diagnose watch -- CMD): its DataLoader passes, markers and log lines then mark epochs."

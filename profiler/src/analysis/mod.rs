@@ -19,7 +19,7 @@ pub use gpu::{read_gpu, site_name as gpu_site_name, GpuAllocator, GpuCause, GpuS
 pub use objects::{read_censuses, Accounting, Censuses, ObjectVerdict, OBJECT_TOLERANCE};
 pub use oom::{project, OomInput, OomProjection, RECENT_EPOCHS};
 pub use paired::{steady_rise, EpochProfiles, Paired, SteadyEnds, MIN_PAIRS, PAIRED_UNTIL_FITTED, STEADY_SPREAD};
-pub use processes::{read_processes, ProcessVerdict, MIN_PROCESS_EPOCHS};
+pub use processes::{read_processes, ProcessPoint, ProcessTrends, ProcessVerdict, MIN_PROCESS_EPOCHS};
 pub use ranks::{read_ranks, RankVerdict};
 pub use tree::{decelerating, mark_copy_on_write, parse_end, CommandEnd, COPY_ON_WRITE};
 pub use phases::{phase_group, PhaseStats, Stat, PHASE_SERIES};
@@ -227,6 +227,11 @@ pub struct Analysis {
     /// Why diagnose itself stopped the command, if it did (`--stop-on-leak`,
     /// `--kill-at-limit`).
     pub stopped_by: Option<String>,
+    /// Epoch ends of a watch that read RSS alone, not PSS and USS: the page-walk budget
+    /// of short epochs (`watch/budget.rs`).
+    pub rss_only_epoch_ends: usize,
+    /// The watch's budget for those readings (run.json).
+    pub pss_budget: Option<crate::timeline::PssBudget>,
     /// Thinned series for the plots.
     #[serde(skip)]
     pub plot: PlotData,
@@ -271,6 +276,8 @@ pub struct Analyzer {
     stopped_by: Option<String>,
     /// Epoch ends seen (the points kept may be fewer: see `thinning`).
     epochs_seen: usize,
+    /// Epoch ends with summed RSS but no tree PSS (see [`Analysis::rss_only_epoch_ends`]).
+    rss_only_epoch_ends: usize,
     /// A live analyzer's bound on its epoch ends; `None` keeps them all.
     thinning: Option<Thinning>,
 }
@@ -330,6 +337,7 @@ impl Analyzer {
             max_memory: None,
             cgroup_limit: None,
             stopped_by: None,
+            rss_only_epoch_ends: 0,
             epochs_seen: 0,
             thinning: None,
         }
@@ -358,6 +366,7 @@ impl Analyzer {
                     peak = peak.max(self.epoch_peaks.pop().unwrap_or_default());
                 } else {
                     self.epochs_seen += 1;
+                    self.rss_only_epoch_ends += usize::from(!after_exit && row.tree_rss_bytes.is_some() && row.tree_pss_bytes.is_none());
                     self.make_room_for_epoch_end();
                 }
                 if after_exit {
@@ -560,6 +569,8 @@ impl Analyzer {
             windows_after_s: meta.windows_after_s,
             attached: meta.attached == Some(true),
             stopped_by: self.stopped_by.clone(),
+            rss_only_epoch_ends: self.rss_only_epoch_ends,
+            pss_budget: meta.pss_budget,
             plot,
         };
         let rss_primary = if analysis.series("rss_in_use_bytes").is_some() { "rss_in_use_bytes" } else { "rss_bytes" };

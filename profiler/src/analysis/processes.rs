@@ -17,7 +17,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::tree::is_copy_on_write;
-use super::verdict::{classify, thin, Class, Tolerance, MAX_FIT_POINTS};
+use super::verdict::{classify, still_rising, thin, Class, Tolerance, MAX_FIT_POINTS};
 use crate::error::Error;
 use crate::timeline::{last_epoch_ends, Row};
 
@@ -71,6 +71,11 @@ pub struct ProcessVerdict {
     pub last_uss_bytes: u64,
     /// Why it grows where known (`copy-on-write`: bounded by its RSS, not a leak).
     pub cause: Option<String>,
+    /// Epoch ends the slope was fitted on (after warm-up).
+    pub fitted: usize,
+    /// Growth goes on in the latest epoch ends (`verdict::still_rising`): what a live
+    /// stop needs besides the class.
+    pub rising_now: bool,
 }
 
 impl ProcessVerdict {
@@ -90,7 +95,7 @@ impl ProcessVerdict {
     }
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Follow {
     role: String,
     rank: Option<u32>,
@@ -102,8 +107,7 @@ struct Follow {
 
 /// Per-process verdicts from `dir/processes.csv`, the epochs taken from `rows` (the
 /// timeline's epoch ends); `None` without the file or when no process lived across
-/// [`MIN_PROCESS_EPOCHS`] epoch ends. Streams the file: its state is one entry per
-/// live process, each at most a few hundred points.
+/// [`MIN_PROCESS_EPOCHS`] epoch ends. Streams the file through [`ProcessTrends`].
 pub fn read_processes(dir: &Path, rows: &[Row]) -> Result<Option<Vec<ProcessVerdict>>, Error> {
     let path = dir.join("processes.csv");
     let Ok(file) = std::fs::File::open(&path) else { return Ok(None) };
@@ -112,28 +116,64 @@ pub fn read_processes(dir: &Path, rows: &[Row]) -> Result<Option<Vec<ProcessVerd
     let mut gaps: Vec<f64> = ends.windows(2).map(|w| w[1].t_s - w[0].t_s).collect();
     gaps.sort_by(|a, b| a.total_cmp(b));
     let epoch_s = gaps.get(gaps.len() / 2).copied().unwrap_or(f64::INFINITY);
-    let mut procs: BTreeMap<u32, Follow> = BTreeMap::new();
-    let mut last_end_t = f64::MIN;
-    let mut last_t = f64::MIN;
+    let mut trends = ProcessTrends::default();
     for line in csv::Reader::from_reader(file).deserialize::<ProcLine>() {
         // A partial last line (a killed run) ends the data, as in the timeline.
         let Ok(p) = line else { break };
-        last_t = last_t.max(p.t_s);
-        if p.role == "launcher" {
-            continue;
-        }
         let at_end = if p.phase == "epoch_end" { epoch_at.get(&p.t_s.to_bits()).copied() } else { None };
-        if at_end.is_some() && p.t_s > last_end_t {
+        trends.add(ProcessPoint { t_s: p.t_s, pid: p.pid, role: p.role, rank: p.rank, name: p.name, rss_bytes: p.rss_bytes, uss_bytes: p.uss_bytes }, at_end);
+    }
+    let verdicts = trends.judge(epoch_s);
+    Ok((!verdicts.is_empty()).then_some(verdicts))
+}
+
+/// One process at one sample, as a row of `processes.csv` holds it.
+#[derive(Clone, Debug, Default)]
+pub struct ProcessPoint {
+    /// Seconds since the start.
+    pub t_s: f64,
+    /// Process id.
+    pub pid: u32,
+    /// main, worker, launcher.
+    pub role: String,
+    /// Its distributed rank, where it has one.
+    pub rank: Option<u32>,
+    /// Command name.
+    pub name: String,
+    /// RSS.
+    pub rss_bytes: Option<u64>,
+    /// USS (read at boundaries only).
+    pub uss_bytes: Option<u64>,
+}
+
+/// Each process's USS at epoch ends, followed as samples come: by `report` from
+/// `processes.csv`, and live by the watch. Its state is one entry per live process (at
+/// most [`MAX_PROCESSES`]), each at most a few hundred points.
+#[derive(Default)]
+pub struct ProcessTrends {
+    procs: BTreeMap<u32, Follow>,
+    last_end_t: Option<f64>,
+    last_t: Option<f64>,
+}
+
+impl ProcessTrends {
+    /// A process seen at a sample; `at_end`: the sample is epoch `at_end`'s end.
+    pub fn add(&mut self, p: ProcessPoint, at_end: Option<u32>) {
+        self.last_t = Some(self.last_t.map_or(p.t_s, |t| t.max(p.t_s)));
+        if p.role == "launcher" {
+            return;
+        }
+        if at_end.is_some() && self.last_end_t.is_none_or(|t| p.t_s > t) {
             // A new epoch end: forget the processes too short-lived to judge that were
             // not seen since the one before.
-            let before = last_end_t;
-            last_end_t = p.t_s;
-            procs.retain(|_, f| f.points.len() >= MIN_PROCESS_EPOCHS || f.last_seen >= before);
+            let before = self.last_end_t.unwrap_or(f64::MIN);
+            self.last_end_t = Some(p.t_s);
+            self.procs.retain(|_, f| f.points.len() >= MIN_PROCESS_EPOCHS || f.last_seen >= before);
         }
-        if !procs.contains_key(&p.pid) && procs.len() >= MAX_PROCESSES {
-            continue;
+        if !self.procs.contains_key(&p.pid) && self.procs.len() >= MAX_PROCESSES {
+            return;
         }
-        let f = procs.entry(p.pid).or_default();
+        let f = self.procs.entry(p.pid).or_default();
         f.last_seen = f.last_seen.max(p.t_s);
         (f.role, f.rank, f.name) = (p.role, p.rank.or(f.rank), p.name);
         if let (Some(epoch), Some(uss)) = (at_end, p.uss_bytes) {
@@ -146,8 +186,13 @@ pub fn read_processes(dir: &Path, rows: &[Row]) -> Result<Option<Vec<ProcessVerd
             }
         }
     }
-    let verdicts: Vec<ProcessVerdict> = procs.into_iter().filter_map(|(pid, f)| judge(pid, f, epoch_s, last_t)).collect();
-    Ok((!verdicts.is_empty()).then_some(verdicts))
+
+    /// The verdict on every process that lived across [`MIN_PROCESS_EPOCHS`] epoch ends,
+    /// with epochs `epoch_s` seconds long.
+    pub fn judge(&self, epoch_s: f64) -> Vec<ProcessVerdict> {
+        let last_t = self.last_t.unwrap_or(f64::MIN);
+        self.procs.iter().filter(|(_, f)| f.points.len() >= MIN_PROCESS_EPOCHS).filter_map(|(pid, f)| judge(*pid, f.clone(), epoch_s, last_t)).collect()
+    }
 }
 
 /// Halve a long process's points (medians of neighbours), as the fit would thin them.
@@ -188,6 +233,8 @@ fn judge(pid: u32, mut f: Follow, epoch_s: f64, last_t: f64) -> Option<ProcessVe
         first_uss_bytes: uss[0].1 as u64,
         last_uss_bytes: uss[uss.len() - 1].1 as u64,
         cause: cow.then(|| super::COPY_ON_WRITE.to_string()),
+        fitted: c.fitted(&uss, |p| p.0).len(),
+        rising_now: still_rising(&uss[c.warmup.min(uss.len())..], c.tolerance_bytes),
     })
 }
 

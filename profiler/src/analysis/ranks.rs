@@ -52,9 +52,10 @@ pub fn read_ranks(dir: &Path, rows: &[Row]) -> Result<Option<Vec<RankVerdict>>, 
     for line in csv::Reader::from_reader(file).deserialize::<ProcLine>() {
         // A partial last line (a killed run) ends the data, as in the timeline.
         let Ok(p) = line else { break };
-        let (Some(rank), "epoch_end", Some(&epoch)) = (p.rank, p.phase.as_str(), epoch_at.get(&p.t_s.to_bits())) else { continue };
+        // An epoch end read without PSS (a watch's page-walk budget) is no point: not 0.
+        let (Some(rank), "epoch_end", Some(&epoch), Some(pss)) = (p.rank, p.phase.as_str(), epoch_at.get(&p.t_s.to_bits()), p.pss_bytes) else { continue };
         let s = sums.entry(rank).or_default().entry(epoch).or_insert((0, 0, 0));
-        s.0 += p.pss_bytes.unwrap_or(0);
+        s.0 += pss;
         s.1 += p.uss_bytes.unwrap_or(0);
         s.2 += p.gpu_bytes.unwrap_or(0);
     }
@@ -115,6 +116,18 @@ mod tests {
         assert_eq!(v[1].by_epoch[0].1, 600 << 20, "a rank is its processes summed");
         assert!((v[1].slope_bytes_per_epoch.unwrap() - (16 << 20) as f64).abs() < 1.0);
         assert_eq!(v[1].growing_since, Some(1), "from the first epoch after warm-up");
+
+        // Epoch ends read with RSS alone (a watch's page-walk budget): left out, not zeros.
+        for e in 6..9u32 {
+            let t = e as f64 * 1.5 + 0.1;
+            rows.push(Row { t_s: t, phase: "epoch_end".into(), epoch: Some(e), ..Row::default() });
+            text.push_str(&format!("{t},epoch_end,10,1,worker,0,python,1,,,,\n"));
+            text.push_str(&format!("{t},epoch_end,11,1,worker,1,python,1,,,,\n"));
+        }
+        write_processes(dir.path(), &text);
+        let v = read_ranks(dir.path(), &rows).unwrap().unwrap();
+        assert_eq!((v[0].class, v[0].by_epoch.len()), (Class::Flat, 6), "{:?}", v[0]);
+        assert_eq!((v[1].class, v[1].by_epoch.len()), (Class::Growing, 6), "{:?}", v[1]);
     }
 
     #[test]

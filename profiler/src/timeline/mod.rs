@@ -59,6 +59,19 @@ pub struct TimelineMeta {
     /// began (its start-up may be over); absent when the watch started the command.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_age_s: Option<f64>,
+    /// `watch`: how often boundaries read PSS and USS (a page walk per process).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pss_budget: Option<PssBudget>,
+}
+
+/// A watch reads PSS and USS at its first `always_full_epoch_ends` epoch ends, then at a
+/// boundary only while those readings take under `cpu_share` of one core.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PssBudget {
+    /// Epoch ends always read in full.
+    pub always_full_epoch_ends: u32,
+    /// The share of one core (0.005: 0.5 %) the readings may take after them.
+    pub cpu_share: f64,
 }
 
 /// `run.json`: the format version, then the facts.

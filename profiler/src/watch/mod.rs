@@ -9,6 +9,8 @@
 //!  interval / window ticks, child exit, signals ─────────────────────────▶ ┘                            └─▶ processes.csv
 //! ```
 
+mod budget;
+pub use budget::POLICY as DEFAULT_PSS_BUDGET;
 pub mod census;
 pub mod console;
 mod logscan;
@@ -48,6 +50,11 @@ const FIRST_EPOCH_INTERVAL: Duration = Duration::from_millis(250);
 /// The shortest interval between samples, however short the epochs.
 const MIN_PAIRED_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Epochs sampled often: paired evidence decides only while the epoch-end fit has fewer
+/// than `PAIRED_UNTIL_FITTED` points (4 points after a warm-up epoch: 5 epoch ends), and
+/// the samples past them would cost the watcher for nothing (10 a second at 3.6-s epochs).
+const DENSE_EPOCHS: usize = crate::analysis::paired::PAIRED_UNTIL_FITTED + 2;
+
 /// With no epoch boundary for this long, a watch falls back to fixed windows.
 pub const DEFAULT_AUTO_WINDOW: Duration = Duration::from_secs(600);
 
@@ -70,7 +77,8 @@ pub struct WatchOptions {
     /// Time between samples (RSS of every process of the tree: cheap).
     pub interval: Duration,
     /// Time between full samples (PSS and USS from smaps_rollup: about 10 ms per Python
-    /// process) when no boundary asks for one. Boundaries are always sampled in full.
+    /// process) when no boundary asks for one. Boundaries are sampled in full while the
+    /// page walks stay within their budget (`budget`).
     pub full_interval: Duration,
     /// Log lines matching this are epoch boundaries (`None`: logs mark no epochs).
     pub epoch_pattern: Option<Regex>,
@@ -117,6 +125,8 @@ pub struct WatchOptions {
     /// Bind the marker socket here instead of in a private folder (a process watched by
     /// pid learns the path from whoever started the watch).
     pub marker_socket: Option<PathBuf>,
+    /// How often boundaries read PSS and USS (see `budget`); `None`: at every boundary.
+    pub pss_budget: Option<crate::timeline::PssBudget>,
 }
 
 impl Default for WatchOptions {
@@ -124,6 +134,7 @@ impl Default for WatchOptions {
         WatchOptions {
             interval: Duration::from_secs(1),
             full_interval: Duration::from_secs(30),
+            pss_budget: Some(budget::POLICY),
             epoch_pattern: Some(Regex::new(DEFAULT_EPOCH_PATTERN).expect("valid default pattern")),
             phases: Vec::new(),
             window: None,
@@ -366,14 +377,17 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             Target::Pid(pid) => process_age_s(*pid),
             Target::Command(_) => None,
         },
+        pss_budget: opts.pss_budget,
     };
     let mut live = LiveVerdict::new(meta.clone(), Some(out_dir));
     let mut stopped_on_leak = None;
     let mut rec = Recorder {
         started,
         last_full: started,
+        walks: budget::WalkBudget::new(opts.pss_budget),
         pids: Vec::new(),
         main_first: false,
+        points: Vec::new(),
         ranks: Default::default(),
         gpu: None,
         writer: TimelineWriter::create(&out_dir.join("timeline.csv"), &meta)?,
@@ -488,7 +502,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             let now = Instant::now();
             let (count, last) = epoch_ends_seen;
             sample_every = match last {
-                Some(last) if (count as usize) < crate::analysis::paired::MAX_PROFILED_EPOCHS => ((now - last) / PAIRED_SAMPLES_PER_EPOCH).clamp(MIN_PAIRED_INTERVAL, opts.interval),
+                Some(last) if (count as usize) < DENSE_EPOCHS => ((now - last) / PAIRED_SAMPLES_PER_EPOCH).clamp(MIN_PAIRED_INTERVAL, opts.interval),
                 _ => opts.interval,
             };
             epoch_ends_seen = (count + 1, Some(now));
@@ -502,6 +516,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         if let Some(f) = &mut opts.on_row {
             f(&row, &rec.sampler.ranks);
         }
+        live.observe_processes(&row, &rec.points);
         if let Some(status) = live.observe(&row) {
             if let Some(f) = &mut opts.on_verdict {
                 f(&status);
@@ -652,11 +667,15 @@ impl RankGate {
 struct Recorder<'a> {
     started: Instant,
     last_full: Instant,
+    /// Whether a boundary may be read in full (page walks kept to a share of a core).
+    walks: budget::WalkBudget,
     /// The main process first, then the rest of the tree, at the last sample: whose
     /// census helper to ask.
     pids: Vec<u32>,
     /// `pids` starts with the main process.
     main_first: bool,
+    /// Each process at the last sample, for the live per-process verdicts.
+    points: Vec<crate::analysis::ProcessPoint>,
     /// The distributed ranks in the tree at the last sample.
     ranks: std::collections::BTreeSet<u32>,
     /// The caching allocator's figures the next boundary's marker carried (torch.cuda).
@@ -667,12 +686,14 @@ struct Recorder<'a> {
 }
 
 impl Recorder<'_> {
-    /// A boundary, sampled in full.
+    /// A boundary: sampled in full while the page-walk budget allows (see [`budget`]).
     fn record(&mut self, b: Boundary) -> Result<Row, Error> {
-        self.record_with(b, Detail::Full)
+        let full = b.phase == Phase::Start || self.walks.allows((b.phase == Phase::EpochEnd).then_some(b.epoch), self.started.elapsed());
+        self.record_with(b, if full { Detail::Full } else { Detail::Rss })
     }
 
     fn record_with(&mut self, b: Boundary, detail: Detail) -> Result<Row, Error> {
+        let cpu_before = (detail == Detail::Full).then(budget::thread_cpu);
         if detail == Detail::Full {
             self.last_full = Instant::now();
         }
@@ -686,11 +707,26 @@ impl Recorder<'_> {
             ..Row::default()
         };
         let procs = self.sampler.sample(&mut row, detail)?;
+        if let Some(before) = cpu_before {
+            self.walks.spend(budget::thread_cpu().saturating_sub(before));
+        }
         if !procs.is_empty() {
             self.ranks = procs.iter().filter_map(|p| p.rank).collect();
         }
         self.pids = procs.iter().filter(|p| p.role == tree::Role::Main).chain(procs.iter().filter(|p| p.role != tree::Role::Main)).map(|p| p.pid).collect();
         self.main_first = procs.iter().any(|p| p.role == tree::Role::Main);
+        self.points = procs
+            .iter()
+            .map(|p| crate::analysis::ProcessPoint {
+                t_s: row.t_s,
+                pid: p.pid,
+                role: p.role.as_str().to_string(),
+                rank: p.rank,
+                name: p.name.clone(),
+                rss_bytes: p.mem.map(|m| m.rss),
+                uss_bytes: p.mem.filter(|_| p.detail == Detail::Full).map(|m| m.uss),
+            })
+            .collect();
         self.system.sample(&mut row);
         if let Some(g) = self.gpu.take() {
             row.gpu_allocated_bytes = Some(g.allocated);

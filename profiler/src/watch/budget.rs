@@ -1,0 +1,121 @@
+//! How often a watch may read PSS and USS at boundaries: a budget for page-table walks.
+//!
+//! `smaps_rollup` walks a process's page tables: about 7 ms per torch process, 60 ms for a
+//! trainer with 8 DataLoader workers. Read at every epoch end of 3.6-s epochs, that alone
+//! was 1.7 % of a core (`benches/watch_overhead.sh`); at fixed 2-s windows over a week,
+//! 3 %. Epochs of a minute cost 0.1 %. So the first epoch ends (a short run's whole
+//! verdict, and each process's first points) are read in full,
+//! and after them a boundary is read in full only while the walks stay under a share of
+//! the elapsed time ([`POLICY`]); the others read RSS alone, as samples do. The
+//! epochs left without PSS are counted in the ledger.
+
+use std::time::Duration;
+
+use crate::timeline::PssBudget;
+
+/// Epoch ends always read in full (the epochs a short run is judged on, paired evidence
+/// included: `analysis::paired::MAX_PROFILED_EPOCHS`), then the share of one core the
+/// page walks at boundaries may take.
+pub const POLICY: PssBudget = PssBudget { always_full_epoch_ends: crate::analysis::paired::MAX_PROFILED_EPOCHS as u32, cpu_share: 0.005 };
+
+/// CPU time spent in full readings, and the cost of the last one.
+#[derive(Debug)]
+pub struct WalkBudget {
+    /// `None`: every boundary in full.
+    policy: Option<PssBudget>,
+    spent: Duration,
+    last: Duration,
+    /// Epochs ended so far, and the last one's index: an epoch marked twice (a log line,
+    /// then a marker; each rank) counts once.
+    epoch_ends: u32,
+    last_epoch: Option<u32>,
+}
+
+impl WalkBudget {
+    /// A budget under `policy` (`None`: none, every boundary read in full).
+    pub fn new(policy: Option<PssBudget>) -> Self {
+        WalkBudget { policy, spent: Duration::ZERO, last: Duration::ZERO, epoch_ends: 0, last_epoch: None }
+    }
+
+    /// Whether a boundary at `elapsed` since the start may be read in full; `epoch_end`:
+    /// it ends an epoch (`Some(None)` when it names none).
+    pub fn allows(&mut self, epoch_end: Option<Option<u32>>, elapsed: Duration) -> bool {
+        let Some(policy) = self.policy else { return true };
+        if let Some(epoch) = epoch_end {
+            if epoch.is_none() || epoch != self.last_epoch {
+                self.epoch_ends += 1;
+            }
+            self.last_epoch = epoch;
+        }
+        let always = epoch_end.is_some() && self.epoch_ends <= policy.always_full_epoch_ends;
+        always || (self.spent + self.last).as_secs_f64() <= policy.cpu_share * elapsed.as_secs_f64()
+    }
+
+    /// A full reading took `cpu` of this thread's time.
+    pub fn spend(&mut self, cpu: Duration) {
+        self.spent += cpu;
+        self.last = cpu;
+    }
+}
+
+/// This thread's CPU time so far (user and system: the page walk is the kernel's).
+pub fn thread_cpu() -> Duration {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid pointer to a timespec; CLOCK_THREAD_CPUTIME_ID always exists on Linux.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_epochs_are_read_in_full_at_first_then_as_the_budget_allows() {
+        // 60 ms per reading, epochs of 3.6 s: the overhead bench's trainer.
+        let cost = Duration::from_millis(60);
+        let first = POLICY.always_full_epoch_ends;
+        let mut b = WalkBudget::new(Some(POLICY));
+        let mut full = vec![];
+        for e in 1..=1000u32 {
+            let at = Duration::from_millis(3600 * e as u64);
+            if b.allows(Some(Some(e)), at) {
+                b.spend(cost);
+                full.push(e);
+            }
+        }
+        assert_eq!(full[..first as usize], (1..=first).collect::<Vec<_>>()[..]);
+        // Then within the share over the run, read evenly enough for a trend.
+        let spent = cost.as_secs_f64() * full.len() as f64;
+        assert!(spent <= POLICY.cpu_share * 3600.0 + 1e-9, "{} readings", full.len());
+        assert!(full.len() > 50, "{full:?}");
+        let gaps: Vec<u32> = full[first as usize..].windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().skip(5).all(|g| (3..=5).contains(g)), "{gaps:?}");
+        // An epoch marked twice counts once.
+        let mut b = WalkBudget::new(Some(POLICY));
+        let twice: Vec<bool> = (0..first).flat_map(|e| [e, e]).map(|e| b.allows(Some(Some(e)), Duration::from_millis(3600 * (e as u64 + 1)))).collect();
+        assert!(twice.iter().all(|r| *r), "{twice:?}");
+        // Epochs of a minute, or no budget: every one.
+        for (policy, epoch_s) in [(Some(POLICY), 60), (None, 1)] {
+            let mut b = WalkBudget::new(policy);
+            assert!((1..=100u64).all(|e| {
+                let ok = b.allows(Some(Some(e as u32)), Duration::from_secs(epoch_s * e));
+                b.spend(cost);
+                ok
+            }));
+        }
+    }
+
+    #[test]
+    fn thread_cpu_advances_with_work() {
+        let before = thread_cpu();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(thread_cpu() > before);
+    }
+}

@@ -9,7 +9,7 @@ use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::Nvml;
 use serde::Serialize;
 
-use super::tree::{read_tree_with, Detail, Proc, RankCache, Role};
+use super::tree::{last_pid, members, read_members, Detail, Proc, RankCache, Role};
 use crate::error::Error;
 use crate::source::GpuStatus;
 use crate::timeline::Row;
@@ -116,6 +116,11 @@ pub struct TreeSampler {
     /// Where the injected helper reports ranks (`rank-<pid>`), when injected.
     rank_dir: Option<PathBuf>,
     rank_cache: RankCache,
+    /// The tree's `(pid, parent)` pairs as last listed, and the kernel's newest pid then
+    /// (`tree::last_pid`). Listing reads every thread's `children` file (a torch process
+    /// has dozens), most of an RSS sample's cost at 10 samples a second: samples reuse the
+    /// list until a new pid appears anywhere. Exits drop out by themselves.
+    listed: Option<(u32, Vec<(u32, u32)>)>,
 }
 
 impl TreeSampler {
@@ -137,7 +142,7 @@ impl TreeSampler {
             }
             Err(e) => (None, GpuStatus::NoDriver(e.to_string())),
         };
-        Ok(TreeSampler { root, gpu, gpu_status, procs_out: csv::Writer::from_writer(file), procs_path, ranks: Default::default(), rank_dir: None, rank_cache: RankCache::default() })
+        Ok(TreeSampler { root, gpu, gpu_status, procs_out: csv::Writer::from_writer(file), procs_path, ranks: Default::default(), rank_dir: None, rank_cache: RankCache::default(), listed: None })
     }
 
     /// Read ranks the injected helper reports in `dir` (they win over the environment).
@@ -153,7 +158,17 @@ impl TreeSampler {
     /// Read the tree now to `detail`, fill the tree and role columns of `row` and append
     /// one `processes.csv` row per process. Returns the processes read (empty: root gone).
     pub fn sample(&mut self, row: &mut Row, detail: Detail) -> Result<Vec<Proc>, Error> {
-        let mut procs = read_tree_with(self.root, detail, self.rank_dir.as_deref(), &mut self.rank_cache);
+        let newest = last_pid();
+        let reuse = self.listed.as_ref().filter(|(at, _)| detail == Detail::Rss && newest == Some(*at));
+        let mut procs = match reuse {
+            Some((_, listed)) => read_members(self.root, listed, detail, self.rank_dir.as_deref(), &mut self.rank_cache),
+            None => Vec::new(),
+        };
+        if reuse.is_none() || !procs.iter().any(|p| p.pid == self.root) {
+            let listed = members(self.root);
+            procs = read_members(self.root, &listed, detail, self.rank_dir.as_deref(), &mut self.rank_cache);
+            self.listed = newest.map(|n| (n, listed));
+        }
         // A process forked while the tree was read (a DataLoader worker starting) shares
         // the pages of its parent, read after the fork, without being counted itself:
         // PSS would dip by its share. Read again, a few times at most, until the tree
@@ -163,10 +178,11 @@ impl TreeSampler {
                 break;
             }
             let live = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|t| super::tree::parse_stat(&t)).is_some();
-            if !super::tree::members(self.root).into_iter().any(|(pid, _)| !procs.iter().any(|p| p.pid == pid) && live(pid)) {
+            let listed = members(self.root);
+            if !listed.iter().any(|(pid, _)| !procs.iter().any(|p| p.pid == *pid) && live(*pid)) {
                 break;
             }
-            procs = read_tree_with(self.root, detail, self.rank_dir.as_deref(), &mut self.rank_cache);
+            procs = read_members(self.root, &listed, detail, self.rank_dir.as_deref(), &mut self.rank_cache);
         }
         let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
         let (gpu_per_pid, gpu_device) = self.gpu.as_ref().map(|g| g.read(&pids)).unwrap_or_default();

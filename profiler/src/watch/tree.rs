@@ -300,14 +300,33 @@ impl RankCache {
     }
 }
 
+/// The newest pid the kernel handed out (the last field of `/proc/loadavg`, in our pid
+/// namespace; threads count too): while it stays the same, no process was started
+/// anywhere, so a tree listed before has no new member.
+pub fn last_pid() -> Option<u32> {
+    fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().nth(4)?.parse().ok()
+}
+
 /// [`read_tree`], with the ranks the injected helper reported in `rank_dir` taking
 /// precedence over the environment (a process started by `torch.multiprocessing.spawn`
 /// has no RANK: its rank is an argument to `init_process_group`).
 pub fn read_tree_with(root: u32, detail: Detail, rank_dir: Option<&std::path::Path>, ranks: &mut RankCache) -> Vec<Proc> {
-    let mut procs: Vec<Proc> = members(root)
-        .into_iter()
+    read_members(root, &members(root), detail, rank_dir, ranks)
+}
+
+/// [`read_tree_with`] for the `(pid, parent)` pairs of a [`members`] read earlier: those
+/// gone since, or no longer the child of their parent there, are left out.
+pub fn read_members(root: u32, members: &[(u32, u32)], detail: Detail, rank_dir: Option<&std::path::Path>, ranks: &mut RankCache) -> Vec<Proc> {
+    let mut procs: Vec<Proc> = members
+        .iter()
+        .copied()
         .filter_map(|(pid, ppid)| {
-            let (_, name) = parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+            let (parent, name) = parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+            // Exited and its pid reused, or orphaned and adopted elsewhere: not this tree's.
+            // (The root's own parent may be anything.)
+            if pid != root && parent != ppid {
+                return None;
+            }
             let mem = match detail {
                 Detail::Full => fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok().and_then(|t| parse_rollup(&t)),
                 Detail::Rss => fs::read_to_string(format!("/proc/{pid}/statm")).ok().and_then(|t| parse_statm_rss(&t)).map(|rss| ProcMem { rss, ..ProcMem::default() }),
@@ -435,6 +454,24 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         child
+    }
+
+    #[test]
+    fn a_listing_kept_while_no_pid_is_new_misses_no_child_and_keeps_no_stranger() {
+        let me = std::process::id();
+        let before = last_pid().expect("/proc/loadavg");
+        let listed = members(me);
+        let mut child = sleeper(std::process::Command::new("sleep").arg("5"));
+        // A process started since the listing: the newest pid moved, so it is listed again.
+        assert_ne!(last_pid(), Some(before));
+        assert!(members(me).iter().any(|(p, _)| *p == child.id()));
+        // A member listed under another parent than it has now is left out.
+        let mut stranger = listed.clone();
+        stranger.push((child.id(), me + 1));
+        let read = read_members(me, &stranger, Detail::Rss, None, &mut RankCache::default());
+        assert!(!read.iter().any(|p| p.pid == child.id()) && read.iter().any(|p| p.pid == me));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

@@ -76,10 +76,10 @@ impl LiveVerdict {
 
     /// A watched tree's processes as read at the sample of `row` (call before
     /// [`observe`](Self::observe) with that row): an epoch end adds each one's USS.
-    pub fn observe_processes(&mut self, row: &Row, procs: &[ProcessPoint]) {
+    pub fn observe_processes(&mut self, row: &Row, procs: Vec<ProcessPoint>) {
         let at_end = row.epoch.filter(|_| row.phase == "epoch_end" && row.label != AFTER_EXIT);
         for p in procs {
-            self.processes.add(p.clone(), at_end);
+            self.processes.add(p, at_end);
         }
     }
 
@@ -147,8 +147,7 @@ pub fn status_line(epoch: u32, a: &Analysis) -> String {
         // A sum can hide the one process that grows, and a sum that grows does not say
         // which: name it (the ledger does too).
         if let Some(p) = a.processes.iter().filter(|p| p.leaks()).max_by(|x, y| x.slope_bytes_per_epoch.unwrap_or(0.0).total_cmp(&y.slope_bytes_per_epoch.unwrap_or(0.0))) {
-            let since = p.growing_since.map(|e| format!(" since epoch {e}")).unwrap_or_default();
-            line.push_str(&format!("; {} grows {}/epoch{since} (its USS)", p.who(), signed_bytes(p.slope_bytes_per_epoch.unwrap_or(0.0))));
+            line.push_str(&format!("; {} (its USS)", p.growth()));
         }
     }
     if let Some(p) = &a.oom {
@@ -198,7 +197,7 @@ mod tests {
             let cache = 200 * MB + 20 * MB * u64::from(e.min(3));
             let procs = [point(40, 0, t, 600 * MB - 8 * MB * e as u64), point(41, 1, t, 300 * MB + 8 * MB * e as u64), point(42, 2, t, cache)];
             let row = Row { t_s: t, phase: "epoch_end".into(), epoch: Some(e), tree_pss_bytes: Some(1100 * MB + cache), ..Row::default() };
-            live.observe_processes(&row, &procs);
+            live.observe_processes(&row, procs.to_vec());
             statuses.push(live.observe(&row).unwrap());
         }
         let last = statuses.last().unwrap();
@@ -215,7 +214,7 @@ mod tests {
             let t = 10.0 * (e + 1) as f64;
             let cache = 200 * MB + 20 * MB * u64::from(e.min(3));
             let row = Row { t_s: t, phase: "epoch_end".into(), epoch: Some(e), tree_pss_bytes: Some(900 * MB + cache), ..Row::default() };
-            live.observe_processes(&row, &[point(40, 0, t, 600 * MB), point(42, 2, t, cache)]);
+            live.observe_processes(&row, vec![point(40, 0, t, 600 * MB), point(42, 2, t, cache)]);
             let s = live.observe(&row).unwrap();
             assert!(!s.growing, "{}", s.line);
         }

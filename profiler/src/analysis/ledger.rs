@@ -126,8 +126,10 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
             "Copy-on-write, not a leak: {what}, while RSS stays. Pages shared with the main process turn private as the workers write to them (Python's reference counts write to every object read, pytorch/pytorch#13246). {slowing}{ceiling} The usual cure: hold the dataset's items in numpy arrays or one serialized buffer (bytes, Arrow) instead of lists of Python objects."
         ));
     }
+    // "0.5 s", "60 s": windows and short epochs are said exactly.
+    let window = |w: f64| if w < 120.0 { format!("{} s", (w * 10.0).round() / 10.0) } else { crate::format::human_seconds(w) };
     if let (n @ 1.., Some(budget)) = (a.rss_only_epoch_ends, a.pss_budget) {
-        let per_epoch = a.seconds_per_epoch.map_or(String::new(), |s| format!(" (epochs of {})", if s < 120.0 { format!("{:.1} s", s) } else { crate::format::human_seconds(s) }));
+        let per_epoch = a.seconds_per_epoch.map_or(String::new(), |s| format!(" (epochs of {})", window(s)));
         lines.push(format!(
             "PSS and USS were read at {} of {} epoch ends{per_epoch}: reading them walks each process's page tables (about 7 ms per torch process), so after the first {} a watch reads them only while that takes under {} % of a core, and RSS alone at the others. Their trends rest on the epoch ends read in full.",
             a.epochs.saturating_sub(n),
@@ -142,8 +144,6 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
     } else {
         "For a per-epoch verdict, call diagnose_markers.epoch_end(N) (python/diagnose_markers.py), or print \"Epoch N\" lines (matched by --epoch-pattern)."
     };
-    // "0.5 s", "60 s": windows are short and exact.
-    let window = |w: f64| if w < 120.0 { format!("{} s", (w * 10.0).round() / 10.0) } else { crate::format::human_seconds(w) };
     match (a.window_s, a.windows_after_s) {
         (Some(w), Some(after)) => lines.push(format!(
             "No epoch boundary came in the first {}: from then on fixed windows of {} stood in for epochs (the verdict is per window, and windows cut across epochs and validation). {per_epoch}",
@@ -457,15 +457,11 @@ fn explain_evidence(a: &Analysis, lines: &mut Vec<String>) {
 
 /// The processes that grow on their own, named with role, rank and pid, beside the rest.
 fn explain_processes(a: &Analysis, lines: &mut Vec<String>) {
-    use crate::format::signed_bytes;
     let growing: Vec<String> = a
         .processes
         .iter()
         .filter(|p| p.leaks())
-        .map(|p| {
-            let since = p.growing_since.map(|e| format!(" since epoch {e}")).unwrap_or_default();
-            format!("{} grows {}/epoch{since}", p.who(), signed_bytes(p.slope_bytes_per_epoch.unwrap_or(0.0)))
-        })
+        .map(|p| p.growth())
         .collect();
     if growing.is_empty() {
         return;

@@ -88,6 +88,13 @@ impl ProcessVerdict {
         }
     }
 
+    /// "rank 2 (pid 4242) grows +8.7 MiB/epoch since epoch 1": the ledger's and the live
+    /// line's words for a process that [`leaks`](Self::leaks).
+    pub fn growth(&self) -> String {
+        let since = self.growing_since.map(|e| format!(" since epoch {e}")).unwrap_or_default();
+        format!("{} grows {}/epoch{since}", self.who(), crate::format::signed_bytes(self.slope_bytes_per_epoch.unwrap_or(0.0)))
+    }
+
     /// Grows, confirmed by a fit with an interval, and not by copy-on-write: what makes
     /// the verdict growing. Two rising epoch ends ("growing so far") are not enough.
     pub fn leaks(&self) -> bool {
@@ -95,7 +102,7 @@ impl ProcessVerdict {
     }
 }
 
-#[derive(Clone, Default)]
+#[derive(Default)]
 struct Follow {
     role: String,
     rank: Option<u32>,
@@ -191,7 +198,7 @@ impl ProcessTrends {
     /// with epochs `epoch_s` seconds long.
     pub fn judge(&self, epoch_s: f64) -> Vec<ProcessVerdict> {
         let last_t = self.last_t.unwrap_or(f64::MIN);
-        self.procs.iter().filter(|(_, f)| f.points.len() >= MIN_PROCESS_EPOCHS).filter_map(|(pid, f)| judge(*pid, f.clone(), epoch_s, last_t)).collect()
+        self.procs.iter().filter_map(|(pid, f)| judge(*pid, f, epoch_s, last_t)).collect()
     }
 }
 
@@ -203,18 +210,17 @@ fn thin_points(points: &mut Vec<(f64, f64, f64, f64)>) {
     *points = uss.iter().zip(&rss).zip(&t).map(|((u, r), t)| (u.0, t.1, u.1, r.1)).collect();
 }
 
-fn judge(pid: u32, mut f: Follow, epoch_s: f64, last_t: f64) -> Option<ProcessVerdict> {
+fn judge(pid: u32, f: &Follow, epoch_s: f64, last_t: f64) -> Option<ProcessVerdict> {
     // Its last epoch end, with the process gone soon after while the tree went on: a
     // process shutting down. (When the whole watch ends there, nothing shut down early.)
     let left_early = f.last_seen + (0.25 * epoch_s).max(1.0) < last_t;
-    if left_early && f.points.last().is_some_and(|l| f.last_seen - l.1 < 0.5 * epoch_s) {
-        f.points.pop();
-    }
-    if f.points.len() < MIN_PROCESS_EPOCHS {
+    let teardown = left_early && f.points.last().is_some_and(|l| f.last_seen - l.1 < 0.5 * epoch_s);
+    let points = &f.points[..f.points.len() - usize::from(teardown)];
+    if points.len() < MIN_PROCESS_EPOCHS {
         return None;
     }
-    let uss: Vec<(f64, f64)> = f.points.iter().map(|p| (p.0, p.2)).collect();
-    let rss: Vec<(f64, f64)> = f.points.iter().map(|p| (p.0, p.3)).collect();
+    let uss: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.2)).collect();
+    let rss: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.3)).collect();
     let c = classify(&uss, Tolerance::default());
     let rss_slope = classify(&rss, Tolerance::default()).trend.map(|t| t.slope);
     let slope = c.trend.map(|t| t.slope);
@@ -222,9 +228,9 @@ fn judge(pid: u32, mut f: Follow, epoch_s: f64, last_t: f64) -> Option<ProcessVe
         && matches!((slope, rss_slope), (Some(s), Some(r)) if is_copy_on_write(s, r, c.tolerance_bytes));
     Some(ProcessVerdict {
         pid,
-        role: f.role,
+        role: f.role.clone(),
         rank: f.rank,
-        name: f.name,
+        name: f.name.clone(),
         class: if cow { Class::Bounded } else { c.class },
         slope_bytes_per_epoch: slope,
         slope_interval: c.trend.and_then(|t| t.interval()),

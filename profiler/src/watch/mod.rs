@@ -516,7 +516,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         if let Some(f) = &mut opts.on_row {
             f(&row, &rec.sampler.ranks);
         }
-        live.observe_processes(&row, &rec.points);
+        live.observe_processes(&row, std::mem::take(&mut rec.points));
         if let Some(status) = live.observe(&row) {
             if let Some(f) = &mut opts.on_verdict {
                 f(&status);

@@ -63,6 +63,39 @@ fn the_kill_at_an_epochs_peak_is_projected_from_five_epochs() {
     assert!((from_ends - killed_in).abs() > 0.1 * killed_in, "epoch ends would do as well ({from_ends:.1}): the test does not test peaks");
 }
 
+/// A watched PyTorch trainer whose slope settles after warm-up (issue 24, item 5): it keeps
+/// its validation logits with their graphs while a per-item cache fills (63 %, 23 %, 9 %,
+/// ... of its items in successive epochs). Its first epoch ends rise faster than the leak
+/// alone; from 5 epochs, the projection must still name the kill's epoch within 10 %.
+#[test]
+fn a_settling_trainers_kill_is_projected_from_five_epochs() {
+    let Some(cg) = Cgroup::new("settle", 1280 << 20) else {
+        eprintln!("SKIPPED: cannot create a cgroup-v1 memory cgroup here (needs root and /sys/fs/cgroup/memory)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("oom");
+    let trainer: Vec<String> = [python().to_string_lossy().into_owned(), py_script("real_trainer.py")]
+        .into_iter()
+        .chain(["--mode", "graph", "--val-batches", "8", "--item-cache-kib", "512", "--epochs", "60"].map(String::from))
+        .collect();
+    let o = watch_in_cgroup(&cg, &out, &trainer);
+    assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
+    let s = summary(&out);
+    assert_eq!(s["end"]["oom_killed"], true, "{s}");
+    let killed_in = s["end"]["last_epoch"].as_f64().unwrap() + 1.0;
+    assert!(killed_in > 10.0, "killed in epoch {killed_in}");
+    let early = report_first_epochs(&out, &dir.path().join("early"), 5);
+    let p = &early["oom"];
+    let projected = p["at_epoch"].as_f64().expect("a projection from 5 epochs");
+    // What the fit over all of the first epoch ends would say (the series' own slope).
+    let ends = series(&early, "cgroup_unreclaimable_bytes");
+    let whole = 4.0 + (p["limit_bytes"].as_f64().unwrap() - ends["last_bytes"].as_f64().unwrap()) / ends["slope_bytes_per_epoch"].as_f64().unwrap();
+    eprintln!("killed in epoch {killed_in}; projected from 5 epochs: {projected:.1} (fitted on {}); the whole fit: {whole:.1}", p["fitted_epochs"]);
+    assert!((projected - killed_in).abs() <= 0.1 * killed_in, "projected epoch {projected:.1}, killed in epoch {killed_in}");
+    assert_kill_inside_the_range(p, killed_in);
+}
+
 /// `diagnose run`: the reference trainer keeping its validation outputs (the seed's leak,
 /// 40 validation episodes a epoch) under a cgroup cap; the peaks come from peak RSS.
 #[test]

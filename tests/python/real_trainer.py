@@ -15,6 +15,10 @@ Modes (--mode):
                back (tests/native/keep.c's fragment(), --lib): allocator retention, not a
                leak of objects
   worker-cache the training dataset keeps each item it loads (persistent workers)
+
+--item-cache-kib K (any mode): the trainer keeps K KiB for each training item it has
+drawn, and draws items with replacement: a cache that fills 63 %, 23 %, 9 %, 3 %, ... of
+its items in successive epochs. Beside a leak, the slope settles after warm-up.
 """
 import argparse
 import ctypes
@@ -38,6 +42,22 @@ class Images(torch.utils.data.Dataset):
         if self.cache:
             self.seen.append(self.x[i].clone())  # 12 KiB an item, kept in the worker
         return self.x[i], self.y[i]
+
+
+class Drawn(torch.utils.data.RandomSampler):
+    """Draws items with replacement (in the main process, workers or not) and keeps
+    --item-cache-kib KiB for each one it has drawn, once."""
+
+    def __init__(self, data, kib):
+        super().__init__(data, replacement=True)
+        self.kib = kib
+        self.cache = {}
+
+    def __iter__(self):
+        for i in super().__iter__():
+            if i not in self.cache:
+                self.cache[i] = torch.ones(self.kib * 256)  # every page touched
+            yield i
 
 
 class Net(torch.nn.Module):
@@ -108,12 +128,15 @@ def main():
     p.add_argument("--lib", default="")
     p.add_argument("--native-kib", type=int, default=256)
     p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--item-cache-kib", type=int, default=0)
     args = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)
     cache = args.mode == "worker-cache"
     workers = 2 if cache else args.workers
-    train = torch.utils.data.DataLoader(Images(args.train_batches * args.batch, cache), batch_size=args.batch, shuffle=True,
+    items = Images(args.train_batches * args.batch, cache)
+    drawn = Drawn(items, args.item_cache_kib) if args.item_cache_kib else None
+    train = torch.utils.data.DataLoader(items, batch_size=args.batch, shuffle=drawn is None, sampler=drawn,
                                         num_workers=workers, persistent_workers=workers > 0)
     val = torch.utils.data.DataLoader(Images(args.val_batches * args.batch), batch_size=args.batch)
     t = Trainer(args)

@@ -1,7 +1,6 @@
 //! Bad input gets a clear message and a non-zero exit, and overwrites nothing.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn copy_fixture(dir: &std::path::Path, text: &str) {
     std::fs::create_dir_all(dir).unwrap();

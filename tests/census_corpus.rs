@@ -7,8 +7,7 @@
 //! Hugging Face Trainer's classes. Every census completes, says what it skipped, names
 //! what grew, and lets none of its own warnings reach the program.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn every_census_of_the_corpus_completes() {

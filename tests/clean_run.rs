@@ -1,8 +1,7 @@
 //! The clean reference trainer, run as the README runs it: every report is written, the
 //! verdict is flat (4 epochs: 3 after warm-up, the fewest that can say flat), and `diagnose report` rebuilds the same verdict from the timeline.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn clean_run_is_flat_and_reports_rebuild() {

@@ -4,8 +4,7 @@
 //! are named with their true slope; the clean trainer and its full, bounded frame cache
 //! blame no site; a leak of libtorch tensors is reported as outside what dhat sees.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::Path;
 use std::sync::Mutex;

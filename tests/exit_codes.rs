@@ -1,8 +1,7 @@
 //! Each subcommand's `--help` lists exactly the exit codes it returns, and each listed
 //! code is produced here (or, where that needs a training run, by the test named).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -1,8 +1,7 @@
 //! A run killed with SIGKILL leaves its data on disk, and `diagnose report` rebuilds the
 //! reports from it.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 #[test]

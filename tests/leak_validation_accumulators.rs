@@ -2,8 +2,7 @@
 //! growing, --fail-on-leak exits 3, and the measured heap slope matches the bytes the
 //! trainer says the leak retained (within 30 %), and attribution names validate_epoch.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn validation_accumulators_leak_is_growing_with_the_true_slope() {

@@ -3,8 +3,7 @@
 //! the same settings is flat and no call site of it is classed growing (its frame cache
 //! fills to capacity, which is bounded, not growth).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// Epochs of a leak run. The model cache keeps about 4 MiB/epoch in the quick config,
 /// and a site's tolerance is twice the slope's sampling deviation: over four epochs (three

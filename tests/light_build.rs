@@ -4,8 +4,7 @@
 //! a command; and `diagnose run` without `diagnose-run` in reach says in one line how to
 //! build it.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,8 +2,7 @@
 //! `diagnose watch --metrics-listen` during a short run with a known leak: our series
 //! arrive with their labels and values, and promtool accepts the shipped alerting rules.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};

@@ -6,8 +6,7 @@
 //! fail the old way). The same for `diagnose run` on the reference trainer with the seed's
 //! leak (slow: `SOAK=1 scripts/test`).
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 

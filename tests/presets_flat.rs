@@ -2,8 +2,7 @@
 //! in use and heap allocated flat (`--fail-on-leak` exits 0). The default preset is
 //! covered by clean_run.rs.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn assert_flat_preset(preset: &str) {
     let dir = tempfile::tempdir().unwrap();
@@ -19,11 +18,13 @@ fn assert_flat_preset(preset: &str) {
 }
 
 #[test]
+#[ignore = "soak: SOAK=1 scripts/test (about 30 s; clean_run and the 3-epoch runs are flat by default)"]
 fn seed_before_preset_is_flat() {
     assert_flat_preset("seed-before");
 }
 
 #[test]
+#[ignore = "soak: SOAK=1 scripts/test (about 20 s; clean_run and the 3-epoch runs are flat by default)"]
 fn seed_after_preset_is_flat() {
     assert_flat_preset("seed-after");
 }

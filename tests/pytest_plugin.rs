@@ -7,9 +7,8 @@
 //! Leaks here are b"\x01" * 8 MiB per repeat (every byte written, so resident): the
 //! slopes the plugin reports are checked against it.
 
-mod common;
-use common::wheel::*;
-use common::*;
+use crate::common::wheel::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

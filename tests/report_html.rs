@@ -2,8 +2,7 @@
 //! when it can be): it loads with no console error, its screenshot shows the plot, and the
 //! verdict is on the page. Skipped, saying so, where no chromium is installed.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,8 +2,7 @@
 //! process and watched from outside, and a run that was killed merge into one report that
 //! says which is incomplete; a folder that is not a run folder is a clear error.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn merges_nodes_and_marks_the_incomplete_one() {

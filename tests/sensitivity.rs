@@ -2,8 +2,7 @@
 //! trainer, with a heap leak of 1 % of the working set (RSS) per epoch added on top, is
 //! growing with the right slope; unchanged, or with a leak under the noise floor, flat. (Across seeds, see `soak_false_alarms.rs`.)
 
-mod common;
-use common::fixture;
+use crate::common::fixture;
 use profiler::{analyze, read_timeline, Row};
 
 /// A heap leak of `fraction` of the working set (median RSS at epoch ends) per epoch: the

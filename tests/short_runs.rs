@@ -8,8 +8,7 @@
 //!   pid, the one whose last epoch end was read while it shut down is not called anything
 //!   from that point.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// A short run of the reference trainer: 3 epochs, as the README's first command.
 fn three_epochs(name: &str, extra: &[&str]) -> serde_json::Value {
@@ -80,6 +79,7 @@ fn three_epochs_find(leaks: &[&str]) {
 }
 
 #[test]
+#[ignore = "soak: SOAK=1 scripts/test (about 27 s; the seed's leak is found in 3 epochs by default)"]
 fn three_epochs_find_a_graph_kept_by_validation() {
     three_epochs_find(&["autograd-graph"]);
 }

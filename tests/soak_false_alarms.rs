@@ -1,8 +1,7 @@
 //! No false alarm on the clean trainer across 10 seeds (5 epochs each). Slow (about
 //! 10 minutes on 2 cores): run with `SOAK=1 scripts/test`.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 #[ignore = "soak: SOAK=1 scripts/test"]

@@ -2,8 +2,7 @@
 //! epoch from its start, no boundary at all for a long time (fixed windows by
 //! themselves), and a process watched with --pid (whose advice is --window).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const MIB: f64 = 1048576.0;
 

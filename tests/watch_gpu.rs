@@ -6,8 +6,7 @@
 //! ledger. Each case is told apart: leak (the line named), caching, fragmentation,
 //! near-OOM, clean.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const MIB: f64 = 1048576.0;
 

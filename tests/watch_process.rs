@@ -2,8 +2,7 @@
 //! `--pid`, `--max-memory` with and without `--kill-at-limit`, an OOM kill in a real
 //! memory cgroup with its projection checked, and bad input refused before anything runs.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;

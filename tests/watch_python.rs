@@ -2,8 +2,7 @@
 //! loader_trainer.py): each verdict asserted both ways, the slope against the bytes the
 //! script knows it kept.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const MIB: f64 = 1048576.0;
 

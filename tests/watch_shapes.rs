@@ -7,8 +7,7 @@
 //! holder is all of it), and no ledger says "not a leak of objects" or "native code" for
 //! memory a Python object holds. The clean trainer, its loaders made anew, blames nothing.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const MIB: f64 = 1048576.0;
 
@@ -75,6 +74,7 @@ fn an_ndarray_grown_by_concatenation_is_named_as_a_value() {
 }
 
 #[test]
+#[ignore = "soak: SOAK=1 scripts/test (about 15 s; a forward hook's closure is named by default)"]
 fn a_hook_registered_at_every_validation_is_said_with_where() {
     let _turn = serial();
     let dir = tempfile::tempdir().unwrap();
@@ -128,7 +128,8 @@ fn a_forward_hooks_closure_is_named_by_module_function_and_variable() {
 fn tracemalloc_names_the_line_whose_live_bytes_grow() {
     let _turn = serial();
     let dir = tempfile::tempdir().unwrap();
-    let s = watch_shape(&dir, "concat", &["--epochs", "5"], &["--python-tracemalloc"]);
+    // Few training batches: the line grows in validation, and traced training is slow.
+    let s = watch_shape(&dir, "concat", &["--epochs", "5", "--train-batches", "3"], &["--python-tracemalloc"]);
     let script = std::fs::read_to_string(py_script("shapes_trainer.py")).unwrap();
     let line = script.lines().position(|l| l.contains("self.val_probs = np.concatenate(")).unwrap() + 1;
     let o = named(&s, &format!("shapes_trainer.py:{line}"));

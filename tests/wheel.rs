@@ -5,9 +5,8 @@
 //! names the leak, `diagnose report DIR` rebuilds the report, and
 //! `python -m diagnose_memory watch ...` and `import diagnose_markers` work.
 
-mod common;
-use common::wheel::*;
-use common::*;
+use crate::common::wheel::*;
+use crate::common::*;
 
 #[test]
 fn the_wheel_alone_watches_a_pytorch_trainer_and_names_its_leak() {

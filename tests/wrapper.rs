@@ -2,8 +2,7 @@
 //! folder and PATH (scripts/env.sh), but the command it watches runs in the user's folder,
 //! with the user's PATH and so the user's `python`, and the reports land there too.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

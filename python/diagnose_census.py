@@ -126,6 +126,10 @@ def _leaf_bytes(o, seen, arrays=None):
             base = o  # a numpy array: its base's buffer, once
             while getattr(base, "base", None) is not None and _is_array(base.base, arrays):
                 base = base.base
+                if hasattr(base, "untyped_storage"):
+                    # `tensor.numpy()`: the buffer is the tensor's storage, counted once
+                    # with the tensor, here under the name the program holds it by.
+                    return "numpy.ndarray", _storage_bytes(base, seen)[1]
             key = ("numpy", base.__array_interface__["data"][0])
             if key in seen:
                 return "numpy.ndarray", 0

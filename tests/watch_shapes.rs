@@ -1,5 +1,5 @@
 //! `diagnose watch --python-objects` on everyday program shapes (tests/python/shapes_trainer.py,
-//! issue 25): a dict of numpy arrays as a dataset cache, an ndarray attribute grown by
+//! issue 25): a dict of numpy arrays as a dataset cache, a list of `tensor.numpy()` arrays, an ndarray attribute grown by
 //! np.concatenate, a hook registered at every validation, DataLoaders made anew each
 //! epoch with a kept graph, log-line epochs with a kept graph, and a forward hook whose
 //! closure keeps outputs. Each holder is named by the path a person would recognise, at
@@ -54,6 +54,21 @@ fn a_dict_of_numpy_arrays_is_named_at_its_size() {
     // 12 batches x 32 items x 48 KiB a epoch.
     let kept = 384.0 * 48.0 * 1024.0;
     assert!((slope_of(o) - kept).abs() <= 0.1 * kept, "{} B/epoch, kept {kept}", slope_of(o));
+    sized_like_the_process(&s, o, 0.2);
+    no_wrong_cure(&s);
+}
+
+#[test]
+fn a_list_of_arrays_from_tensor_numpy_is_named_at_its_size() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let s = watch_shape(&dir, "numpy-list", &[], &[]);
+    // `tensor.cpu().numpy()` shares the tensor's storage: the list holds its bytes.
+    let o = named(&s, "Trainer.val_feats");
+    assert_eq!(o["type_name"], "list");
+    // 4 batches x 32 x 480 rows of 64 float32 a epoch.
+    let kept = 4.0 * 32.0 * 480.0 * 64.0 * 4.0;
+    assert!((slope_of(o) - kept).abs() <= 0.05 * kept, "{} B/epoch, kept {kept}", slope_of(o));
     sized_like_the_process(&s, o, 0.2);
     no_wrong_cure(&s);
 }

@@ -4,6 +4,8 @@ a user would: torch and numpy only, no markers. What each keeps is known.
 Modes (--mode):
   numpy-cache   the training dataset caches every item it builds in a dict of numpy arrays,
                 without bound (`self.cache[i] = np.ndarray`): gc does not track that dict
+  numpy-list    validation keeps each batch's probabilities as `tensor.cpu().numpy()` in a list
+                on `self` (the incident's shape): the arrays' buffers are the tensors' storages
   concat        validation probabilities are appended to one ndarray attribute with
                 np.concatenate, never reset (`self.val_probs`)
   hook-each     a wrapper registers a new forward hook at every validation and never
@@ -76,6 +78,7 @@ class Trainer:
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01)
         self.val_probs = np.zeros((0, 64), dtype=np.float32)
         self.val_logits = []
+        self.val_feats = []
         self.feats = []
         if args.mode == "hook-closure":
             install_tap(self.model.conv2)
@@ -91,6 +94,11 @@ class Trainer:
         logits = self.model(x)
         if mode in ("loader-anew", "log-epochs"):
             self.val_logits.append(logits)
+        elif mode == "numpy-list":
+            # Repeated to the size a real validation set gives; the array shares the
+            # tensor's storage (its base is the tensor).
+            probs = torch.softmax(logits, 1).detach().repeat(self.args.repeat, 1)
+            self.val_feats.append(probs.cpu().numpy())
         elif mode == "concat":
             probs = torch.softmax(logits, 1).detach().numpy()
             # Probabilities, repeated to the size a real validation set gives.
@@ -111,7 +119,7 @@ class Trainer:
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--mode", default="clean", choices=["numpy-cache", "concat", "hook-each", "loader-anew", "log-epochs", "hook-closure", "clean"])
+    p.add_argument("--mode", default="clean", choices=["numpy-cache", "numpy-list", "concat", "hook-each", "loader-anew", "log-epochs", "hook-closure", "clean"])
     p.add_argument("--epochs", type=int, default=7)
     p.add_argument("--train-batches", type=int, default=12)
     p.add_argument("--val-batches", type=int, default=4)
@@ -127,7 +135,7 @@ def main():
     val_ds = Images(args.val_batches * args.batch)
     t = Trainer(args)
     fixed = None
-    if args.mode in ("numpy-cache", "concat", "hook-each", "hook-closure"):
+    if args.mode in ("numpy-cache", "numpy-list", "concat", "hook-each", "hook-closure"):
         fixed = (torch.utils.data.DataLoader(train_ds, batch_size=args.batch, shuffle=True),
                  torch.utils.data.DataLoader(val_ds, batch_size=args.batch))
     for epoch in range(args.epochs):

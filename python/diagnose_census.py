@@ -1339,7 +1339,8 @@ def _light_census(epoch):
 
 def forget():
     """Start over: in a process forked from the one that took the censuses so far (a
-    DataLoader worker), whose containers are copies to be followed afresh."""
+    DataLoader worker), whose containers are copies to be followed afresh, or for a new
+    watch of this process (`watching()`, each test of the pytest plugin)."""
     _state["last_len"] = None
     _state["tracked"] = {}
     _state["values"] = {}

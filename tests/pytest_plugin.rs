@@ -151,9 +151,14 @@ fn the_census_names_the_growing_container_and_a_filling_cache_passes() {
     let dir = project("census", &[("pytest_flat/census.py", "test_census.py")]);
     let (o, text) = pytest(&dir, &["test_census.py", "--diagnose-memory-out", "reports"], &[]);
     assert_eq!(o.status.code(), Some(1), "{text}\n{}", stderr(&o));
-    assert!(text.contains("1 failed, 1 passed"), "{text}");
+    assert!(text.contains("2 failed, 1 passed"), "{text}");
     let section = text.split("_ test_recorder_keeps_its_history _").nth(1).expect("failure section");
     assert!(section.contains("Python objects that grow") && section.contains("Recorder.history (list)"), "{text}");
+    // A second census test in the session takes its own censuses, graphs walked.
+    let section = text.split("_ test_outputs_kept_with_their_graphs _").nth(1).expect("failure section");
+    assert!(section.contains("Python objects that grow") && section.contains("Tap.outputs (list)"), "{text}");
+    let graphs = summary_of(&dir.join("reports/test_census.py_test_outputs_kept_with_their_graphs"));
+    assert!(!ledger(&graphs).contains("walked no autograd graphs"), "{}", ledger(&graphs));
     let (slope, _, _) = reported_growth(&text, "test_recorder_keeps_its_history");
     assert!((5.0 * MIB..=8.5 * MIB).contains(&slope), "6 MiB kept per repeat, reported {slope}");
     // The cache: not growing, and said to level off where the binary finds it bounded.

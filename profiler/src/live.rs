@@ -141,7 +141,12 @@ pub fn status_line(epoch: u32, a: &Analysis) -> String {
             let p = s.paired.unwrap();
             line.push_str(&format!("{}/epoch, {} so far (from {} pairs of points in epochs {} and {})", signed_bytes(p.bytes_per_epoch), class.as_str(), p.pairs, p.epochs.0, p.epochs.1));
         }
-        (class, Some(slope)) => line.push_str(&format!("{}/epoch, {} so far", signed_bytes(slope), class.as_str())),
+        // A slope said beside "flat" carries its interval: "+29.4 MiB/epoch, flat" alone
+        // reads as a contradiction; within its noise it is not.
+        (class, Some(slope)) => match s.slope_interval {
+            Some((lo, hi)) => line.push_str(&format!("{}/epoch [{}, {}], {} so far", signed_bytes(slope), signed_bytes(lo), signed_bytes(hi), class.as_str())),
+            None => line.push_str(&format!("{}/epoch, {} so far", signed_bytes(slope), class.as_str())),
+        },
     }
     if s.class != Class::Growing || a.processes.len() > 1 {
         // A sum can hide the one process that grows, and a sum that grows does not say
@@ -226,6 +231,17 @@ mod tests {
         let s = (0..5).map(|e| live.observe(&epoch_row(e, 500 * MB)).unwrap()).last().unwrap();
         assert!(!s.growing);
         assert!(s.line.contains("flat so far"), "{}", s.line);
+    }
+
+    #[test]
+    fn a_noisy_flat_slope_is_said_with_its_interval() {
+        // Epoch ends that wander by tens of MiB: a slope of some MiB/epoch, flat within
+        // its noise; the line says the interval beside the class.
+        let mut live = LiveVerdict::new(TimelineMeta::default(), None);
+        let ends = [500, 540, 470, 545, 480, 530];
+        let s = ends.iter().enumerate().map(|(e, mb)| live.observe(&epoch_row(e as u32, mb * MB)).unwrap()).last().unwrap();
+        assert!(!s.growing, "{}", s.line);
+        assert!(s.line.contains("/epoch [") && s.line.contains("MiB], flat so far"), "{}", s.line);
     }
 
     #[test]

@@ -167,6 +167,12 @@ class Watching:
                 self._kill()
                 raise WatchError("diagnose watch did not start within %.0f s:\n%s" % (self.timeout, self._read_log().strip()))
             time.sleep(0.01)
+        if self.python_objects:
+            import diagnose_census
+
+            # A new watch compares its own censuses: not the last watch's epochs (which
+            # would make this one's census of epoch 0 "already taken") nor its baseline.
+            diagnose_census.forget()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._env_before = os.environ.get(_ENV)
         # diagnose_markers calls made by the program itself reach this watcher too.
@@ -304,7 +310,9 @@ class Watching:
         if census if census is not None else self.python_objects:
             import diagnose_census
 
-            diagnose_census.census_to(e, os.path.join(self.out, "objects"))
+            # Taken here, in the caller's thread between two of its steps, where no
+            # backward pass is in flight: graphs are walked without the autograd gate.
+            diagnose_census.census_to(e, os.path.join(self.out, "objects"), graphs="thread")
         return self._mark("epoch_end %d" % e, "epoch_end", e)
 
     def validation_start(self, epoch):

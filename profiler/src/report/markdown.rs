@@ -22,8 +22,11 @@ fn slope_cell(slope: Option<f64>, interval: Option<(f64, f64)>) -> String {
 pub(crate) fn oom_headline(a: &Analysis) -> Option<String> {
     let p = a.oom.as_ref()?;
     let range = match p.epochs_range {
-        (lo, Some(hi)) => format!(" ({lo:.0}–{hi:.0})"),
-        (lo, None) => format!(" (at least {lo:.0})"),
+        // An upper end ten times the estimate comes from a slope near zero at the
+        // interval's low end: "1429–2925686" says no more than "at least 1429".
+        (lo, Some(hi)) if hi <= 10.0 * p.epochs_to_limit.max(1.0) => format!(" ({lo:.0}–{hi:.0})"),
+        (lo, _) if lo < p.epochs_to_limit => format!(" (at least {lo:.0})"),
+        _ => String::new(),
     };
     let when = p.seconds_to_limit.map(|t| format!(", about {}", human_seconds(t))).unwrap_or_default();
     let fitted = match (p.fitted_epochs.first(), p.fitted_epochs.last()) {

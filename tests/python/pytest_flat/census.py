@@ -1,6 +1,6 @@
 """Copied as test_census.py: a cache that fills to its capacity and stays there (first:
 before the census's leak has spread over the heap), and a leak the census names
-(python_objects=True)."""
+(python_objects=True), and a second one in the same session, with torch graphs."""
 import collections
 
 import pytest
@@ -40,3 +40,23 @@ RECORDER = Recorder()
 @pytest.mark.flat_memory(repeats=6, python_objects=True)
 def test_recorder_keeps_its_history():
     RECORDER.record()
+
+
+class Tap:
+    def __init__(self):
+        self.outputs = []
+
+
+TAP = Tap()
+
+
+@pytest.mark.flat_memory(repeats=6, python_objects=True)
+def test_outputs_kept_with_their_graphs():
+    # A second census test in the session (each watch starts its censuses afresh), with
+    # torch: each call keeps a layer's output and, through its graph, the input (8 MiB).
+    import torch
+
+    torch.manual_seed(0)
+    layer = TAP.__dict__.setdefault("layer", torch.nn.Linear(256, 256))
+    for _ in range(4):
+        TAP.outputs.append(layer(torch.randn(1024, 256)))

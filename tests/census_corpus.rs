@@ -24,6 +24,12 @@ fn every_census_of_the_corpus_completes() {
         assert!(c["warnings"].as_array().unwrap().is_empty(), "{c}");
         assert!(c["objects"].as_u64().unwrap() > 100_000, "{c}");
         assert_eq!(c["types"], 40, "{c}");
+        // No cycle collection ran during the census (without gc.disable: 11 young ones,
+        // promoting its temporaries), at most one young one as it ends (what it returns),
+        // and the collector is on again after.
+        let runs: Vec<u64> = c["collections_during"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+        assert!(runs[0] <= 1 && runs[1] == 0 && runs[2] == 0, "{c}");
+        assert_eq!(c["gc_enabled_after"], true, "{c}");
     }
     // What grew between the two censuses is named, hostile items and all.
     let named: Vec<&str> = censuses[1]["containers"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();

@@ -11,6 +11,7 @@ Takes two censuses in-process and prints one JSON line: what each census reporte
 import collections
 import dataclasses
 import enum
+import gc
 import json
 import os
 import sys
@@ -237,12 +238,20 @@ for epoch in range(2):
     HOLDER.hostile.extend(Hostile() for _ in range(20))
     # Every warning the census causes (TypedStorage's deprecation, ...) is recorded here,
     # where the program would see it: there must be none.
+    # Cycle collections while the census runs would promote its own short-lived objects
+    # (and make DataLoader workers forked afterwards copy every page they share): none
+    # until it has ended.
+    gc_runs = lambda: [g["collections"] for g in gc.get_stats()]
+    gc.collect()  # counts at zero: what runs next is the census's
+    before = gc_runs()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         r = diagnose_census.census(epoch)
+    during = [b - a for a, b in zip(before, gc_runs())]
     out.append({k: r.get(k) for k in ("error", "skipped_objects", "skipped_types", "seconds", "objects", "graph_gate", "searched")}
                | {"containers": [c["name"] for c in r.get("containers", [])], "types": len(r.get("types", [])),
-                  "warnings": [str(w.message)[:80] for w in caught]})
+                  "warnings": [str(w.message)[:80] for w in caught], "collections_during": during,
+                  "gc_enabled_after": gc.isenabled()})
 del ITER
 print(json.dumps(out))
 sys.exit(1 if any(c["error"] or c["warnings"] for c in out) else 0)

@@ -445,7 +445,15 @@ fn explain_evidence(a: &Analysis, lines: &mut Vec<String>) {
             signed_bytes(p.bytes_per_epoch),
             signed_bytes(lo),
             signed_bytes(hi),
-            s.class.as_str()
+            match (s.class, s.slope_bytes_per_epoch) {
+                // The pairs rose, the quiet points did not: the class is the epoch ends'.
+                (Class::Flat, Some(ends)) if lo > 0.0 => format!(
+                    "flat: its epoch ends moved {}/epoch, within the {} tolerance; points inside epochs rose, as they do where DataLoader workers are made anew",
+                    signed_bytes(ends),
+                    crate::format::human_bytes(s.tolerance_bytes_per_epoch)
+                ),
+                (class, _) => class.as_str().to_string(),
+            }
         ));
         return;
     }

@@ -683,6 +683,13 @@ impl Analyzer {
         }
         c.growing_since = (c.class == Class::Growing).then_some(p.epochs.0 as f64);
         c.late_fit_from = None;
+        // Flat because the epoch ends did not rise while the pairs did (DataLoader workers
+        // made anew each epoch, paired with other workers): the slope said is the epoch
+        // ends' own, never "flat, +20 MiB/epoch [+7, +34]".
+        if c.class == Class::Flat && !pairs_flat && before.trend.is_some() {
+            c.trend = before.trend;
+            return Some(p);
+        }
         let (slope, (low, high), points) = match p.steady_ends {
             Some(s) => (s.bytes_per_epoch, s.interval, s.steps + 1),
             None => (p.bytes_per_epoch, p.interval, p.pairs),

@@ -434,7 +434,7 @@ fn explain_evidence(a: &Analysis, lines: &mut Vec<String>) {
             return;
         }
         lines.push(format!(
-            "Judged from the first epochs: {} pairs of boundaries at the same point of consecutive epochs (epochs {}→{}, {} step{}), since {} epoch end(s) are too few for a trend. {}: {}/epoch [{}, {}] ({}).",
+            "Judged from the first epochs: {} pairs of boundaries at the same point of consecutive epochs (epochs {}→{}, {} step{}), since {} epoch end(s) are too few for a trend. {}: {}/epoch [{}, {}] ({}).{}",
             p.pairs,
             p.epochs.0,
             p.epochs.1,
@@ -453,6 +453,13 @@ fn explain_evidence(a: &Analysis, lines: &mut Vec<String>) {
                     crate::format::human_bytes(s.tolerance_bytes_per_epoch)
                 ),
                 (class, _) => class.as_str().to_string(),
+            },
+            // A summed RSS counts a page once per process that maps it: memory the main
+            // process kept before forking its workers counts once per worker too.
+            if p.on == "tree_rss_bytes" && a.series("workers_uss_bytes").is_some() {
+                " Read between boundaries on the tree's summed RSS, which counts a page once per process that maps it (memory the main process kept before forking its workers, once per worker too): the slope is an upper bound; the epoch ends' trend says the rate once there are 3 after warm-up."
+            } else {
+                ""
             }
         ));
         return;

@@ -32,7 +32,9 @@ use crate::timeline::Row;
 /// Columns paired evidence is kept for beyond those the verdict reads
 /// ([`super::PRIMARY_SERIES`]): raw RSS, and the RSS that stands in for a watch's USS and
 /// PSS between boundaries ([`STAND_INS`]).
-const EXTRA_SERIES: &[&str] = &["rss_bytes", "main_rss_bytes", "tree_rss_bytes", "workers_rss_bytes"];
+/// And the number of processes in a watched tree, which says which pairs of a sum compare
+/// like with like.
+const EXTRA_SERIES: &[&str] = &["rss_bytes", "main_rss_bytes", "tree_rss_bytes", "workers_rss_bytes", "tree_processes"];
 const N: usize = super::PRIMARY_SERIES.len() + EXTRA_SERIES.len();
 
 /// A watch reads PSS and USS only at boundaries and every `--pss-interval`; its samples
@@ -292,6 +294,14 @@ impl EpochProfiles {
 
     fn judge_on(&self, column: &str, warmup: usize) -> Option<Paired> {
         let s = (0..N).position(|i| self::column(i) == column)?;
+        // A sum over the tree compares like with like only where the tree holds as many
+        // processes at both points: DataLoader workers made anew each epoch are there at
+        // one point and gone at its pair (each with hundreds of MiB of RSS). (Even so, a
+        // worker forked after the main process kept 8 MiB maps those pages too: with 4
+        // workers made anew each epoch the summed RSS read such a leak as +80 MiB/epoch;
+        // the main USS hid it, shared with the workers; the ledger says the sum's slope is
+        // an upper bound.)
+        let count = (column.starts_with("tree_") || column.starts_with("workers_")).then(|| (0..N).position(|i| self::column(i) == "tree_processes")).flatten();
         let profiles = &self.done[warmup.max(1).min(self.done.len())..];
         let mut steps: Vec<Vec<f64>> = Vec::new();
         for w in profiles.windows(2) {
@@ -302,6 +312,11 @@ impl EpochProfiles {
                 .iter()
                 .filter_map(|(key, va)| {
                     let vb = b.points.iter().find(|p| p.0 == *key)?.1;
+                    if let Some(c) = count {
+                        if va[c].zip(vb[c]).is_some_and(|(x, y)| x != y) {
+                            return None;
+                        }
+                    }
                     Some((vb[s]? as f64 - va[s]? as f64) / gap)
                 })
                 .collect();

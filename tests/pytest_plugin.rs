@@ -12,39 +12,25 @@ use crate::common::*;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::OnceLock;
 
 const MIB: f64 = 1048576.0;
 
-/// The wheel, built once, installed into a fresh venv once, for all the tests here.
-struct Installed {
-    venv: PathBuf,
-    root: PathBuf,
-}
-
-fn installed() -> &'static Installed {
-    static ONCE: OnceLock<Installed> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pytest-plugin-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        let started = std::time::Instant::now();
-        let wheel = build_wheel();
-        let venv = root.join("venv");
-        fresh_venv(&venv);
-        pip_install_wheel(&venv, &root, &wheel);
-        // pytest comes from the user's packages (the .pth), the plugin from the wheel alone.
-        let o = in_venv(&venv, &root, "python").args(["-c", "import pytest, xdist, diagnose_memory.pytest_plugin as p; print(p.__file__)"]).output().unwrap();
+/// The suite's wheel install (tests/common/wheel.rs), where pytest (the user's packages,
+/// through the .pth) and the plugin (the wheel's alone) import: checked once.
+fn with_pytest() -> &'static Installed {
+    static CHECKED: std::sync::Once = std::sync::Once::new();
+    let i = installed();
+    CHECKED.call_once(|| {
+        let o = in_venv(&i.venv, &i.root, "python").args(["-c", "import pytest, xdist, diagnose_memory.pytest_plugin as p; print(p.__file__)"]).output().unwrap();
         ok(&o, "import pytest, xdist and the plugin in the fresh venv (scripts/test installs pytest and pytest-xdist into the project venv)");
-        assert!(String::from_utf8_lossy(&o.stdout).starts_with(venv.to_str().unwrap()), "the plugin is not the wheel's: {}", String::from_utf8_lossy(&o.stdout));
-        eprintln!("wheel built and installed in {:.1} s", started.elapsed().as_secs_f64());
-        Installed { venv, root }
-    })
+        assert!(String::from_utf8_lossy(&o.stdout).starts_with(i.venv.to_str().unwrap()), "the plugin is not the wheel's: {}", String::from_utf8_lossy(&o.stdout));
+    });
+    i
 }
 
 /// A folder of the user's with the suite's files copied in as `test_*.py`.
 fn project(name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = installed().root.join(name);
+    let dir = with_pytest().root.join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     // The user's project: its own pytest.ini makes it pytest's rootdir.
@@ -59,7 +45,7 @@ fn project(name: &str, files: &[(&str, &str)]) -> PathBuf {
 /// through the .pth: its `pytest` script is in the project venv); returns its output and stdout.
 fn pytest(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
     let started = std::time::Instant::now();
-    let o = in_venv(&installed().venv, dir, "python").args(["-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA"]).args(args).envs(env.iter().copied()).output().unwrap();
+    let o = in_venv(&with_pytest().venv, dir, "python").args(["-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA"]).args(args).envs(env.iter().copied()).output().unwrap();
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     eprintln!("pytest {args:?}: {:.1} s", started.elapsed().as_secs_f64());
     (o, text)
@@ -220,7 +206,7 @@ fn watching_a_loop_from_inside_leaking_and_clean() {
     let dir = project("watching", &[("pytest_flat/watching_loop.py", "loop.py")]);
     let run = |mode: &str| -> serde_json::Value {
         let started = std::time::Instant::now();
-        let o = in_venv(&installed().venv, &dir, "python").args(["loop.py", mode, mode]).output().unwrap();
+        let o = in_venv(&with_pytest().venv, &dir, "python").args(["loop.py", mode, mode]).output().unwrap();
         ok(&o, &format!("watching() loop, {mode}"));
         eprintln!("watching() {mode}: {:.1} s", started.elapsed().as_secs_f64());
         serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap()
@@ -248,10 +234,10 @@ fn watching_a_loop_from_inside_leaking_and_clean() {
 
     // Bad input: an output folder that holds files, a binary that is not there.
     let script = "import diagnose_memory\ntry:\n    diagnose_memory.watching(out='leak').start()\nexcept diagnose_memory.WatchError as e:\n    print('error:', e)\n";
-    let o = in_venv(&installed().venv, &dir, "python").args(["-c", script]).output().unwrap();
+    let o = in_venv(&with_pytest().venv, &dir, "python").args(["-c", script]).output().unwrap();
     ok(&o, "watching() into a used folder");
     assert!(String::from_utf8_lossy(&o.stdout).contains("error: diagnose watch exited at start"), "{}", String::from_utf8_lossy(&o.stdout));
     let script = "import diagnose_memory\ntry:\n    diagnose_memory.watching(out='x', binary='/nonexistent').start()\nexcept FileNotFoundError as e:\n    print('error:', e)\n";
-    let o = in_venv(&installed().venv, &dir, "python").args(["-c", script]).output().unwrap();
+    let o = in_venv(&with_pytest().venv, &dir, "python").args(["-c", script]).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("error: diagnose binary '/nonexistent'"), "{}", String::from_utf8_lossy(&o.stdout));
 }

@@ -33,6 +33,7 @@ fn watch_mode(dir: &tempfile::TempDir, mode: &str, extra: &[&str]) -> serde_json
 }
 
 #[test]
+#[ignore = "soak: SOAK=1 scripts/test (about 22 s; watch_shapes sizes kept graphs by default: loaders made anew, log-line epochs)"]
 fn outputs_kept_with_their_graph_are_named_with_the_graph_bytes_and_detached_ones_without() {
     let _turn = serial();
     let dir = tempfile::tempdir().unwrap();

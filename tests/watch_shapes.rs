@@ -45,6 +45,7 @@ fn no_wrong_cure(s: &serde_json::Value) {
 }
 
 #[test]
+#[ignore = "soak: SOAK=1 scripts/test (about 9 s; census_corpus names an untracked dict of arrays, and a list of tensor.numpy() arrays is sized by default)"]
 fn a_dict_of_numpy_arrays_is_named_at_its_size() {
     let _turn = serial();
     let dir = tempfile::tempdir().unwrap();

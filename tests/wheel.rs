@@ -11,32 +11,28 @@ use crate::common::*;
 #[test]
 fn the_wheel_alone_watches_a_pytorch_trainer_and_names_its_leak() {
     let _turn = serial();
-    let wheel = build_wheel();
-    let size = std::fs::metadata(&wheel).unwrap().len();
+    let Installed { wheel, venv, root } = installed();
+    let size = std::fs::metadata(wheel).unwrap().len();
     assert!(size < 8 << 20, "wheel is {size} bytes, goal under 8 MB");
     let name = wheel.file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.starts_with("diagnose_memory-") && name.contains("manylinux"), "{name}");
+    eprintln!("wheel {name}: {:.1} MB", size as f64 / 1e6);
 
-    // A fresh venv of the same Python as the project venv (torch's extensions are built
-    // for it), seeing the project venv's site-packages as the user's own torch.
-    let dir = tempfile::tempdir().unwrap();
-    let venv = dir.path().join("venv");
-    fresh_venv(&venv);
-    let work = dir.path().join("project");
+    // The fresh venv is of the same Python as the project venv (torch's extensions are
+    // built for it), seeing the project venv's site-packages as the user's own torch.
+    let work = root.join("wheel-project");
+    let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir(&work).unwrap();
-    let started = std::time::Instant::now();
-    pip_install_wheel(&venv, &work, &wheel);
-    eprintln!("wheel {name}: {:.1} MB, installed in {:.1} s", size as f64 / 1e6, started.elapsed().as_secs_f64());
     assert!(venv.join("bin/diagnose").exists(), "pip put no diagnose into the venv's bin");
     assert!(venv.join("bin/libdiagnose_jemalloc.so").exists(), "pip put no libdiagnose_jemalloc.so next to diagnose");
 
     // Nothing of the build is in reach: no cargo, and `diagnose` is the venv's.
-    let o = in_venv(&venv, &work, "sh").args(["-c", "command -v cargo; command -v diagnose"]).output().unwrap();
+    let o = in_venv(venv, &work, "sh").args(["-c", "command -v cargo; command -v diagnose"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), venv.join("bin/diagnose").to_str().unwrap(), "{}", stderr(&o));
 
     // The user's script in the user's folder, run by the user's `python`.
     std::fs::copy(py_script("census_trainer.py"), work.join("train.py")).unwrap();
-    let o = in_venv(&venv, &work, "diagnose")
+    let o = in_venv(venv, &work, "diagnose")
         .args(["watch", "--out", "out", "--interval", "200ms", "--python-objects", "--", "python", "train.py", "--mode", "self-lists", "--epochs", "6"])
         .output()
         .unwrap();
@@ -48,7 +44,7 @@ fn the_wheel_alone_watches_a_pytorch_trainer_and_names_its_leak() {
     assert!(ledger(&s).contains("Python: Trainer.all_pred_bboxes (list"), "{}", ledger(&s));
 
     // --native-sites finds the wheel's jemalloc and preloads it (mallctl is its symbol).
-    let o = in_venv(&venv, &work, "diagnose")
+    let o = in_venv(venv, &work, "diagnose")
         .args(["watch", "--out", "out-native", "--native-sites", "--", "python", "-c", "import ctypes; ctypes.CDLL(None).mallctl"])
         .output()
         .unwrap();
@@ -58,7 +54,7 @@ fn the_wheel_alone_watches_a_pytorch_trainer_and_names_its_leak() {
     for f in ["summary.json", "summary.md"] {
         std::fs::remove_file(out.join(f)).unwrap();
     }
-    let o = in_venv(&venv, &work, "diagnose").args(["report", "out"]).output().unwrap();
+    let o = in_venv(venv, &work, "diagnose").args(["report", "out"]).output().unwrap();
     ok(&o, "diagnose report");
     assert!(String::from_utf8_lossy(&o.stdout).contains("Python: Trainer.all_pred_bboxes"), "{}", String::from_utf8_lossy(&o.stdout));
     assert_eq!(growing_objects(&summary(&out))[0]["name"], "Trainer.all_pred_bboxes");
@@ -66,7 +62,7 @@ fn the_wheel_alone_watches_a_pytorch_trainer_and_names_its_leak() {
     // `python -m diagnose_memory` is the same command; the markers module came with it.
     let script = "import diagnose_markers as dm, time\nfor e in range(4):\n    time.sleep(0.3)\n    dm.epoch_end(e)\nprint(dm.__file__)\n";
     std::fs::write(work.join("marked.py"), script).unwrap();
-    let o = in_venv(&venv, &work, "python").args(["-m", "diagnose_memory", "watch", "--out", "out-m", "--interval", "200ms", "--", "python", "marked.py"]).output().unwrap();
+    let o = in_venv(venv, &work, "python").args(["-m", "diagnose_memory", "watch", "--out", "out-m", "--interval", "200ms", "--", "python", "marked.py"]).output().unwrap();
     ok(&o, "python -m diagnose_memory watch");
     assert!(String::from_utf8_lossy(&o.stdout).contains(venv.to_str().unwrap()), "diagnose_markers not the wheel's: {}", String::from_utf8_lossy(&o.stdout));
     let s = summary(&work.join("out-m"));

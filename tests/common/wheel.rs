@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use super::{python, stderr};
 
@@ -64,4 +65,29 @@ pub fn fresh_venv(venv: &Path) -> PathBuf {
 pub fn pip_install_wheel(venv: &Path, cwd: &Path, wheel: &Path) {
     let o = in_venv(venv, cwd, "pip").args(["install", "--quiet", "--disable-pip-version-check", "--no-index"]).arg(wheel).output().unwrap();
     ok(&o, "pip install the wheel");
+}
+
+/// The wheel, built once and installed into a fresh venv once, for every test of the suite
+/// that needs it (tests/wheel.rs, tests/pytest_plugin.rs): one build, one venv.
+pub struct Installed {
+    pub wheel: PathBuf,
+    pub venv: PathBuf,
+    /// A folder of the user's, beside the venv: tests make their projects in it.
+    pub root: PathBuf,
+}
+
+pub fn installed() -> &'static Installed {
+    static ONCE: OnceLock<Installed> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("wheel-user-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let started = std::time::Instant::now();
+        let wheel = build_wheel();
+        let venv = root.join("venv");
+        fresh_venv(&venv);
+        pip_install_wheel(&venv, &root, &wheel);
+        eprintln!("wheel built and installed in {:.1} s", started.elapsed().as_secs_f64());
+        Installed { wheel, venv, root }
+    })
 }

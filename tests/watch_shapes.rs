@@ -37,6 +37,11 @@ fn sized_like_the_process(s: &serde_json::Value, o: &serde_json::Value, tol: f64
     assert!((held - process).abs() <= tol * process, "{} holds {:.1} MiB/epoch, the process grows {:.1}: {}", o["name"], held / MIB, process / MIB, ledger(s));
 }
 
+/// The holder's slope is the bytes the trainer keeps per epoch, within `tol`.
+fn holds_per_epoch(o: &serde_json::Value, kept: f64, tol: f64) {
+    assert!((slope_of(o) - kept).abs() <= tol * kept, "{} B/epoch, kept {kept}", slope_of(o));
+}
+
 fn no_wrong_cure(s: &serde_json::Value) {
     let l = ledger(s);
     for wrong in ["Not a leak of objects", "Native code uses it", "The C allocator holds it free", "no container the census follows holds them"] {
@@ -54,7 +59,7 @@ fn a_dict_of_numpy_arrays_is_named_at_its_size() {
     assert_eq!(o["type_name"], "dict");
     // 12 batches x 32 items x 48 KiB a epoch.
     let kept = 384.0 * 48.0 * 1024.0;
-    assert!((slope_of(o) - kept).abs() <= 0.1 * kept, "{} B/epoch, kept {kept}", slope_of(o));
+    holds_per_epoch(o, kept, 0.1);
     sized_like_the_process(&s, o, 0.2);
     no_wrong_cure(&s);
 }
@@ -69,7 +74,7 @@ fn a_list_of_arrays_from_tensor_numpy_is_named_at_its_size() {
     assert_eq!(o["type_name"], "list");
     // 4 batches x 32 x 480 rows of 64 float32 a epoch.
     let kept = 4.0 * 32.0 * 480.0 * 64.0 * 4.0;
-    assert!((slope_of(o) - kept).abs() <= 0.05 * kept, "{} B/epoch, kept {kept}", slope_of(o));
+    holds_per_epoch(o, kept, 0.05);
     sized_like_the_process(&s, o, 0.2);
     no_wrong_cure(&s);
 }
@@ -83,7 +88,7 @@ fn an_ndarray_grown_by_concatenation_is_named_as_a_value() {
     assert_eq!((o["kind"].as_str(), o["type_name"].as_str()), (Some("value"), Some("ndarray")), "{o}");
     // 4 batches x 32 x 480 rows of 64 float32 a epoch.
     let kept = 4.0 * 32.0 * 480.0 * 64.0 * 4.0;
-    assert!((slope_of(o) - kept).abs() <= 0.05 * kept, "{} B/epoch, kept {kept}", slope_of(o));
+    holds_per_epoch(o, kept, 0.05);
     sized_like_the_process(&s, o, 0.2);
     assert!(ledger(&s).contains("Python: Trainer.val_probs (ndarray, +15.0 MiB/epoch) keeps growing"), "{}", ledger(&s));
     no_wrong_cure(&s);

@@ -87,12 +87,16 @@ fn a_settling_trainers_kill_is_projected_from_five_epochs() {
     assert!(killed_in > 10.0, "killed in epoch {killed_in}");
     let early = report_first_epochs(&out, &dir.path().join("early"), 5);
     let p = &early["oom"];
-    let projected = p["at_epoch"].as_f64().expect("a projection from 5 epochs");
+    let projected = p["at_epoch"].as_f64().unwrap_or_else(|| panic!("a projection from 5 epochs: {}", ledger(&early)));
     // What the fit over all of the first epoch ends would say (the series' own slope).
     let ends = series(&early, "cgroup_unreclaimable_bytes");
     let whole = 4.0 + (p["limit_bytes"].as_f64().unwrap() - ends["last_bytes"].as_f64().unwrap()) / ends["slope_bytes_per_epoch"].as_f64().unwrap();
     eprintln!("killed in epoch {killed_in}; projected from 5 epochs: {projected:.1} (fitted on {}); the whole fit: {whole:.1}", p["fitted_epochs"]);
-    assert!((projected - killed_in).abs() <= 0.1 * killed_in, "projected epoch {projected:.1}, killed in epoch {killed_in}");
+    // As in `run`'s test below: 15.3 says the limit is crossed between the peaks of
+    // epochs 15 and 16, so the kill comes in epoch 16. Measured 2026-12-04, 11 runs:
+    // projected 14.8-15.6, killed in epoch 16 every time; the whole fit 13.6-14.2.
+    let first_past = projected.ceil();
+    assert!((first_past - killed_in).abs() <= 0.1 * killed_in, "projected epoch {projected:.1} (killed in the first past it, {first_past}), killed in epoch {killed_in}: {p}");
     assert_kill_inside_the_range(p, killed_in);
 }
 

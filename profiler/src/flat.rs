@@ -79,7 +79,7 @@ impl FlatMemory {
             warmup: 3,
             iterations: 10,
             // Per iteration, however many: the check runs a fixed, small number of them.
-            tolerance: Tolerance { floor_bytes: 64.0 * 1024.0, relative: 0.001, span_epochs: f64::INFINITY },
+            tolerance: Tolerance { floor_bytes: 64.0 * 1024.0, relative: 0.001, span_epochs: f64::INFINITY, settling: 0.0 },
             peak_limit: None,
             attribute: false,
             allowed_sites: Vec::new(),
@@ -222,7 +222,7 @@ impl FlatMemory {
 /// Sites classified per iteration (all measured, no warm-up cut) with the check's own
 /// tolerance, raised for sampled estimates.
 fn classify_sites_per_iteration(sites: &[crate::heap::SiteInfo], rows: &[crate::heap::SiteRow], tol: Tolerance) -> Vec<SiteVerdict> {
-    let site_tol = Tolerance { floor_bytes: tol.floor_bytes.max(256.0 * 1024.0), relative: tol.relative.max(0.02), span_epochs: tol.span_epochs };
+    let site_tol = Tolerance { floor_bytes: tol.floor_bytes.max(256.0 * 1024.0), relative: tol.relative.max(0.02), span_epochs: tol.span_epochs, settling: tol.settling };
     classify_sites_with(sites, rows, |pts| classify_measured(pts, site_tol))
 }
 

@@ -18,7 +18,7 @@ use crate::heap::{SiteInfo, SiteRow};
 
 /// The caching allocator's counters are exact: growth under 1 MiB or 1 % of the level per
 /// epoch is noise (a few small blocks of a new size).
-pub const GPU_TOLERANCE: Tolerance = Tolerance { floor_bytes: 1024.0 * 1024.0, relative: 0.01, span_epochs: super::verdict::REFERENCE_SPAN_EPOCHS };
+pub const GPU_TOLERANCE: Tolerance = Tolerance { floor_bytes: 1024.0 * 1024.0, relative: 0.01, span_epochs: super::verdict::REFERENCE_SPAN_EPOCHS, settling: 0.0 };
 
 /// The counters read, in `gpu/epoch-N.json` and in gpu_allocator.csv, in this order.
 pub const GPU_STATS: [&str; 9] = ["allocated", "reserved", "active", "inactive_split", "segments", "alloc_retries", "ooms", "peak_allocated", "peak_reserved"];

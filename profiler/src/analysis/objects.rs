@@ -23,7 +23,7 @@ use crate::error::Error;
 
 /// Census counts are exact (no sampling): growth under 4 KiB or 1 % of the level per
 /// epoch is noise (a dict resizing, a few strings).
-pub const OBJECT_TOLERANCE: Tolerance = Tolerance { floor_bytes: 4096.0, relative: 0.01, span_epochs: super::verdict::REFERENCE_SPAN_EPOCHS };
+pub const OBJECT_TOLERANCE: Tolerance = Tolerance { floor_bytes: 4096.0, relative: 0.01, span_epochs: super::verdict::REFERENCE_SPAN_EPOCHS, settling: 0.0 };
 
 #[derive(Deserialize)]
 struct CensusFile {

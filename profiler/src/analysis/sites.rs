@@ -12,7 +12,7 @@ use crate::heap::{SiteInfo, SiteRow, StackSource};
 pub const MIN_SITE_POINTS: usize = 3;
 
 /// Sites hold sampled estimates: tolerate more noise than whole-process series.
-pub const SITE_TOLERANCE: Tolerance = Tolerance { floor_bytes: 1024.0 * 1024.0, relative: 0.02, span_epochs: super::verdict::REFERENCE_SPAN_EPOCHS };
+pub const SITE_TOLERANCE: Tolerance = Tolerance { floor_bytes: 1024.0 * 1024.0, relative: 0.02, span_epochs: super::verdict::REFERENCE_SPAN_EPOCHS, settling: 0.0 };
 
 /// The verdict on one call site.
 #[derive(Clone, Debug, Serialize)]

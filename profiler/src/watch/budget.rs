@@ -18,6 +18,27 @@ use crate::timeline::PssBudget;
 /// page walks at boundaries may take.
 pub const POLICY: PssBudget = PssBudget { always_full_epoch_ends: crate::analysis::paired::MAX_PROFILED_EPOCHS as u32, cpu_share: 0.005 };
 
+/// While summed RSS is past `--max-memory`, the longest a watch goes without reading PSS.
+pub const OVER_MAX_WALK_EVERY: Duration = Duration::from_secs(5);
+
+/// Whether a sample must read PSS in full to tell if the tree passed `--max-memory`
+/// (`max`). Summed RSS (`rss`, read at every sample) is PSS's upper bound but counts the
+/// libraries' pages and pages shared by forked processes once per process: a torch tree's
+/// is 3 times its PSS, so it is past the limit long before PSS is, and walking at every
+/// sample then cost 20 % of a core. PSS can have risen since the last full reading
+/// (`last`: its PSS and summed RSS, `since` ago) by at most what RSS rose, except where a
+/// copy-on-write fault copies a shared page (PSS rises, RSS does not): read when that
+/// bound passes the limit, and at least every [`OVER_MAX_WALK_EVERY`].
+pub fn max_memory_walk_due(max: u64, rss: u64, last: Option<(u64, u64)>, since: Duration) -> bool {
+    if rss <= max {
+        return false;
+    }
+    match last {
+        None => true,
+        Some((pss, last_rss)) => pss + rss.saturating_sub(last_rss) > max || since >= OVER_MAX_WALK_EVERY,
+    }
+}
+
 /// CPU time spent in full readings, and the cost of the last one.
 #[derive(Debug)]
 pub struct WalkBudget {
@@ -117,5 +138,21 @@ mod tests {
         }
         std::hint::black_box(x);
         assert!(thread_cpu() > before);
+    }
+
+    #[test]
+    fn rss_past_the_limit_walks_only_when_pss_may_be_past_it() {
+        const MIB: u64 = 1 << 20;
+        let now = Duration::from_secs(1);
+        // Under the limit by RSS: never.
+        assert!(!max_memory_walk_due(1024 * MIB, 900 * MIB, None, now));
+        // Past it by RSS, with no PSS yet: at once.
+        assert!(max_memory_walk_due(1024 * MIB, 1500 * MIB, None, now));
+        // A torch tree: RSS 1.5 GiB, PSS 510 MiB a second ago, RSS up 10 MiB since: no.
+        assert!(!max_memory_walk_due(1024 * MIB, 1510 * MIB, Some((510 * MIB, 1500 * MIB)), now));
+        // RSS up by more than the headroom: PSS may be past the limit.
+        assert!(max_memory_walk_due(1024 * MIB, 2100 * MIB, Some((510 * MIB, 1500 * MIB)), now));
+        // Copy-on-write raises PSS without RSS: read at least every few seconds.
+        assert!(max_memory_walk_due(1024 * MIB, 1500 * MIB, Some((510 * MIB, 1500 * MIB)), OVER_MAX_WALK_EVERY));
     }
 }

@@ -416,6 +416,8 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     let mut gate = RankGate::default();
     let mut passed_at: Option<f64> = None;
     let mut last_rss = 0u64;
+    // The tree's PSS and summed RSS at the last full reading.
+    let mut last_full_pss: Option<(u64, u64)> = None;
     let mut stop_deadline: Option<Instant> = None;
     let mut census_in_loop = false;
     let exit = loop {
@@ -486,8 +488,8 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
                     }
                     next_sample = now + sample_every;
                     // PSS costs a page-table walk per process: in full only now and then,
-                    // or when summed RSS (PSS's upper bound) is past --max-memory.
-                    let over = opts.max_memory.is_some_and(|m| last_rss > m) && passed_at.is_none();
+                    // or when PSS may be past --max-memory (see max_memory_walk_due).
+                    let over = passed_at.is_none() && opts.max_memory.is_some_and(|m| budget::max_memory_walk_due(m, last_rss, last_full_pss, now - rec.last_full));
                     let detail = if over || now >= rec.last_full + opts.full_interval { Detail::Full } else { Detail::Rss };
                     let row = rec.record_with(Boundary::new(Phase::Custom("sample".into())), detail)?;
                     if child_pid.is_none() && row.tree_processes.is_none() {
@@ -498,6 +500,9 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             }
         };
         last_rss = row.tree_rss_bytes.unwrap_or(0);
+        if let (Some(pss), Some(rss)) = (row.tree_pss_bytes, row.tree_rss_bytes) {
+            last_full_pss = Some((pss, rss));
+        }
         if row.phase == "epoch_end" && window.is_none() {
             let now = Instant::now();
             let (count, last) = epoch_ends_seen;

@@ -95,9 +95,7 @@ fn a_settling_trainers_kill_is_projected_from_five_epochs() {
     // As in `run`'s test below: 15.3 says the limit is crossed between the peaks of
     // epochs 15 and 16, so the kill comes in epoch 16. Measured 2026-12-04, 11 runs:
     // projected 14.8-15.6, killed in epoch 16 every time; the whole fit 13.6-14.2.
-    let first_past = projected.ceil();
-    assert!((first_past - killed_in).abs() <= 0.1 * killed_in, "projected epoch {projected:.1} (killed in the first past it, {first_past}), killed in epoch {killed_in}: {p}");
-    assert_kill_inside_the_range(p, killed_in);
+    assert_kill_epoch_projected(p, killed_in);
 }
 
 /// `diagnose run`: the reference trainer keeping its validation outputs (the seed's leak,
@@ -129,9 +127,16 @@ fn run_the_seed_leak_kill_is_projected_from_five_epochs() {
     // kill comes in the first epoch whose peak passes it, epoch 12. Measured 2026-11-30:
     // projected 10.7 and 11.1, killed in epoch 12 both times (the first epoch past the
     // limit: 11 and 12); from the epoch ends it would have been 16.4 (37 % late).
+    assert_kill_epoch_projected(&early["oom"], killed_in);
+}
+
+/// The kill comes in the first epoch whose peak passes the continuous projection (its
+/// ceiling): that epoch is within 10 % of the kill's, and the printed range holds it.
+fn assert_kill_epoch_projected(oom: &serde_json::Value, killed_in: f64) {
+    let projected = oom["at_epoch"].as_f64().unwrap();
     let first_past = projected.ceil();
-    assert!((first_past - killed_in).abs() <= 0.1 * killed_in, "projected epoch {projected:.1} (killed in the first past it, {first_past}), killed in epoch {killed_in}");
-    assert_kill_inside_the_range(&early["oom"], killed_in);
+    assert!((first_past - killed_in).abs() <= 0.1 * killed_in, "projected epoch {projected:.1} (killed in the first past it, {first_past}), killed in epoch {killed_in}: {oom}");
+    assert_kill_inside_the_range(oom, killed_in);
 }
 
 /// The printed range holds the kill: killed during epoch k, the limit was crossed

@@ -222,7 +222,7 @@ impl FlatMemory {
 /// Sites classified per iteration (all measured, no warm-up cut) with the check's own
 /// tolerance, raised for sampled estimates.
 fn classify_sites_per_iteration(sites: &[crate::heap::SiteInfo], rows: &[crate::heap::SiteRow], tol: Tolerance) -> Vec<SiteVerdict> {
-    let site_tol = Tolerance { floor_bytes: tol.floor_bytes.max(256.0 * 1024.0), relative: tol.relative.max(0.02), span_epochs: tol.span_epochs, settling: tol.settling };
+    let site_tol = Tolerance { floor_bytes: tol.floor_bytes.max(256.0 * 1024.0), relative: tol.relative.max(0.02), ..tol };
     classify_sites_with(sites, rows, |pts| classify_measured(pts, site_tol))
 }
 

@@ -25,7 +25,7 @@ pub const OVER_MAX_WALK_EVERY: Duration = Duration::from_secs(5);
 /// (`max`). Summed RSS (`rss`, read at every sample) is PSS's upper bound but counts the
 /// libraries' pages and pages shared by forked processes once per process: a torch tree's
 /// is 3 times its PSS, so it is past the limit long before PSS is, and walking at every
-/// sample then cost 20 % of a core. PSS can have risen since the last full reading
+/// sample then cost 54-57 % of a core on a 9-process trainer (docs/watch-overhead-bench.txt). PSS can have risen since the last full reading
 /// (`last`: its PSS and summed RSS, `since` ago) by at most what RSS rose, except where a
 /// copy-on-write fault copies a shared page (PSS rises, RSS does not): read when that
 /// bound passes the limit, and at least every [`OVER_MAX_WALK_EVERY`].

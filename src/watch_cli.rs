@@ -35,6 +35,11 @@ pub struct WatchArgs {
     /// the ledger counts them. `off`: at every boundary, whatever it costs.
     #[arg(long, value_name = "PERCENT|off", default_value = "0.5%", value_parser = parse_pss_budget)]
     pub pss_budget: PssShare,
+    /// Do not start the command in a memory cgroup of its own. By default, where the
+    /// watcher may make one (root, or a delegated cgroup v2), the tree's PSS is the
+    /// cgroup's anon + shmem: the kernel's count, at every sample, for no page walk.
+    #[arg(long)]
+    pub no_own_cgroup: bool,
     /// Log lines matching this regex are epoch boundaries; its first capture group, if
     /// any, is the epoch index.
     #[arg(long, default_value = profiler::watch::DEFAULT_EPOCH_PATTERN, value_parser = parse_regex)]
@@ -230,6 +235,7 @@ pub fn watch_cmd(args: WatchArgs) -> anyhow::Result<ExitCode> {
         interval: args.interval,
         full_interval: args.pss_interval,
         pss_budget: args.pss_budget.0.map(|cpu_share| profiler::timeline::PssBudget { cpu_share, ..profiler::watch::DEFAULT_PSS_BUDGET }),
+        own_cgroup: !args.no_own_cgroup,
         epoch_pattern: Some(args.epoch_pattern),
         phases: args.phases,
         window: args.window,

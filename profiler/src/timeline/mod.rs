@@ -62,6 +62,10 @@ pub struct TimelineMeta {
     /// `watch`: how often boundaries read PSS and USS (a page walk per process).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pss_budget: Option<PssBudget>,
+    /// `watch`: the command ran in this memory cgroup of its own, and `tree_pss_bytes` is
+    /// its anon + shmem (the kernel's count) rather than a sum of page walks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree_pss_from_cgroup: Option<String>,
 }
 
 /// A watch reads PSS and USS at its first `always_full_epoch_ends` epoch ends, then at a

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use profiler_api::{Boundary, Phase};
 use regex::Regex;
 
-use crate::cgroup::MemoryCgroup;
+use crate::cgroup::{MemoryCgroup, OwnCgroup};
 use crate::error::Error;
 use crate::limits::memory_limit;
 use crate::live::{LiveStatus, LiveVerdict};
@@ -127,6 +127,9 @@ pub struct WatchOptions {
     pub marker_socket: Option<PathBuf>,
     /// How often boundaries read PSS and USS (see `budget`); `None`: at every boundary.
     pub pss_budget: Option<crate::timeline::PssBudget>,
+    /// Start the command in a memory cgroup of its own, where this process may make one
+    /// (`cgroup::OwnCgroup`): the tree's PSS is then the kernel's count, at every sample.
+    pub own_cgroup: bool,
 }
 
 impl Default for WatchOptions {
@@ -135,6 +138,7 @@ impl Default for WatchOptions {
             interval: Duration::from_secs(1),
             full_interval: Duration::from_secs(30),
             pss_budget: Some(budget::POLICY),
+            own_cgroup: true,
             epoch_pattern: Some(Regex::new(DEFAULT_EPOCH_PATTERN).expect("valid default pattern")),
             phases: Vec::new(),
             window: None,
@@ -344,21 +348,34 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         (true, None) => return Err(Error::Config("--native-sites needs a command to start with the helper injected (not --pid, not --no-inject)".into())),
         (true, Some(_)) => Some(NativeReducer::start(crate::heap::native::find_native_library()?, out_dir)?),
     };
+    // The cgroup the watcher is in: its limit covers the command's own, made inside it.
+    let outer = MemoryCgroup::of(None);
+    let mut own = match (target, &outer) {
+        (Target::Command(_), Some(outer)) if opts.own_cgroup => OwnCgroup::create(outer, &format!("diagnose-watch-{}", std::process::id())).ok(),
+        _ => None,
+    };
     let started = Instant::now();
     let (root, mut child, pumps) = match target {
         Target::Command(argv) => {
-            let (child, pumps) = spawn(argv, &socket, &opts, helper.as_ref(), native.as_ref(), out_dir, tx.clone())?;
+            let (child, pumps) = spawn(argv, &socket, &opts, helper.as_ref(), native.as_ref(), own.as_ref(), out_dir, tx.clone())?;
             (child.id(), Some(child), pumps)
         }
         Target::Pid(pid) => (*pid, None, Vec::new()),
     };
+    // The move happens in the child before exec; where it failed, the tree is read as
+    // without one.
+    if own.as_ref().is_some_and(|o| !o.holds(root)) {
+        own = None;
+    }
     let child_pid = child.as_ref().map(|c| c.id());
     if let Some(c) = child.take() {
         wait_in_background(c, tx.clone());
     }
     drop(tx);
 
-    let cgroup = MemoryCgroup::of(Some(root)).or_else(|| MemoryCgroup::of(None));
+    // Limits and OOM kills: the cgroup the command's memory is charged to, or with a cgroup
+    // of its own, the one above it whose limit it lives under.
+    let cgroup = if own.is_some() { outer } else { MemoryCgroup::of(Some(root)).or(outer) };
     let oom_before = cgroup.as_ref().and_then(|c| c.read().oom_kills);
     let mut sampler = TreeSampler::new(root, out_dir)?;
     if let Some(h) = &helper {
@@ -378,6 +395,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             Target::Command(_) => None,
         },
         pss_budget: opts.pss_budget,
+        tree_pss_from_cgroup: own.as_ref().map(|o| o.cgroup.dir.display().to_string()),
     };
     let mut live = LiveVerdict::new(meta.clone(), Some(out_dir));
     let mut stopped_on_leak = None;
@@ -392,6 +410,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         gpu: None,
         writer: TimelineWriter::create(&out_dir.join("timeline.csv"), &meta)?,
         system: SystemSource::new(cgroup.clone(), false),
+        own: own.as_ref(),
         sampler: &mut sampler,
     };
 
@@ -489,7 +508,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
                     next_sample = now + sample_every;
                     // PSS costs a page-table walk per process: in full only now and then,
                     // or when PSS may be past --max-memory (see max_memory_walk_due).
-                    let over = passed_at.is_none() && opts.max_memory.is_some_and(|m| budget::max_memory_walk_due(m, last_rss, last_full_pss, now - rec.last_full));
+                    let over = passed_at.is_none() && rec.own.is_none() && opts.max_memory.is_some_and(|m| budget::max_memory_walk_due(m, last_rss, last_full_pss, now - rec.last_full));
                     let detail = if over || now >= rec.last_full + opts.full_interval { Detail::Full } else { Detail::Rss };
                     let row = rec.record_with(Boundary::new(Phase::Custom("sample".into())), detail)?;
                     if child_pid.is_none() && row.tree_processes.is_none() {
@@ -687,6 +706,8 @@ struct Recorder<'a> {
     gpu: Option<profiler_api::GpuAllocatorSnapshot>,
     writer: TimelineWriter,
     system: SystemSource,
+    /// The command's own memory cgroup: the tree's PSS at every sample.
+    own: Option<&'a OwnCgroup>,
     sampler: &'a mut TreeSampler,
 }
 
@@ -712,6 +733,11 @@ impl Recorder<'_> {
             ..Row::default()
         };
         let procs = self.sampler.sample(&mut row, detail)?;
+        if let (Some(own), false) = (self.own, procs.is_empty()) {
+            // The kernel's count replaces the sum of page walks (they agree within 0.1 MiB),
+            // at every sample rather than at full ones alone.
+            row.tree_pss_bytes = own.anon_and_shmem().or(row.tree_pss_bytes);
+        }
         if let Some(before) = cpu_before {
             self.walks.spend(budget::thread_cpu().saturating_sub(before));
         }
@@ -755,9 +781,26 @@ fn exit_of(status: ExitStatus) -> Exit {
 
 /// Start the command with its output piped through us (so log lines can be matched),
 /// stdin inherited, and the marker socket's path in its environment.
-fn spawn(argv: &[OsString], socket: &MarkerSocket, opts: &WatchOptions, census: Option<&census::CensusHelper>, native: Option<&NativeReducer>, out_dir: &Path, tx: Sender<Event>) -> Result<(Child, Vec<std::thread::JoinHandle<()>>), Error> {
+#[allow(clippy::too_many_arguments)]
+fn spawn(argv: &[OsString], socket: &MarkerSocket, opts: &WatchOptions, census: Option<&census::CensusHelper>, native: Option<&NativeReducer>, own: Option<&OwnCgroup>, out_dir: &Path, tx: Sender<Event>) -> Result<(Child, Vec<std::thread::JoinHandle<()>>), Error> {
     let program = find_program(&argv[0])?;
     let mut cmd = Command::new(&program);
+    // Into the cgroup before exec, so that every page the command touches is charged there
+    // (pages charged before a move stay where they were charged).
+    let procs = own.and_then(|o| std::fs::OpenOptions::new().write(true).open(o.procs_file()).ok());
+    if let Some(f) = &procs {
+        use std::os::unix::io::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let fd = f.as_raw_fd();
+        // SAFETY: write(2) is async-signal-safe; "0" moves the writing process. A failure
+        // is seen after the start (OwnCgroup::holds) and the tree is then read without it.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::write(fd, b"0".as_ptr().cast(), 1);
+                Ok(())
+            });
+        }
+    }
     cmd.args(&argv[1..]).stdin(Stdio::inherit()).stdout(Stdio::piped()).stderr(Stdio::piped()).env(MARKER_ENV, socket.path());
     // Where a census goes, also for diagnose_markers.epoch_end(n, census=True).
     cmd.env("DIAGNOSE_CENSUS_OUT", out_dir.join(census::OBJECTS_DIR));

@@ -208,8 +208,12 @@ Boundaries, so epochs are compared with epochs:
 /// One status line per epoch on stderr, between the command's own lines.
 fn epoch_status(row: &profiler::Row) {
     let b = |v: Option<u64>| v.map_or("?".into(), |b| human_bytes(b as f64));
-    let mut line = format!("diagnose: epoch {}: tree PSS {}, main USS {}", row.epoch.map_or("?".into(), |e| e.to_string()), b(row.tree_pss_bytes), b(row.main_uss_bytes));
-    if let Some(n) = row.workers_count.filter(|n| *n > 0) {
+    let mut line = format!("diagnose: epoch {}: tree PSS {}", row.epoch.map_or("?".into(), |e| e.to_string()), b(row.tree_pss_bytes));
+    // USS is read at some epoch ends only (the page-walk budget): said where it was.
+    if row.main_uss_bytes.is_some() {
+        line.push_str(&format!(", main USS {}", b(row.main_uss_bytes)));
+    }
+    if let (Some(n), Some(_)) = (row.workers_count.filter(|n| *n > 0), row.workers_uss_bytes) {
         line.push_str(&format!(", {n} workers USS {}", b(row.workers_uss_bytes)));
     }
     profiler::watch::console::status_line(&line);

@@ -134,9 +134,10 @@ fn past_the_first_epoch_ends_short_epochs_read_pss_only_as_the_budget_allows() {
     let code = "import time\nkept = []\nfor e in range(60):\n    kept.append(bytearray(1 << 20)); time.sleep(0.02)\n    print(f'Epoch {e}', flush=True)\n";
     let _turn = serial();
     let dir = tempfile::tempdir().unwrap();
+    // Each process's PSS summed (--no-own-cgroup), as where no cgroup can be made.
     for (name, budget) in [("budget", "0.5%"), ("off", "off")] {
         let out = dir.path().join(name);
-        let (o, s) = watch(&out, &["--no-inject", "--pss-budget", budget], &["python3", "-c", code]);
+        let (o, s) = watch(&out, &["--no-inject", "--no-own-cgroup", "--pss-budget", budget], &["python3", "-c", code]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let s = s.unwrap();
         let epochs = s["epochs"].as_u64().unwrap();
@@ -160,5 +161,28 @@ fn past_the_first_epoch_ends_short_epochs_read_pss_only_as_the_budget_allows() {
         }
         // Read or not, the leak is seen.
         assert_eq!(s["verdict"], "growing", "{}", ledger(&s));
+    }    // In a cgroup of its own (where this test may make one): the tree's PSS at every epoch
+    // end, for no page walk; each process's USS where memory moved (here at every epoch
+    // end) within 4 times the share, and the ledger says at how many.
+    let out = dir.path().join("own");
+    let (o, s) = watch(&out, &["--no-inject"], &["python3", "-c", code]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = s.unwrap();
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    if run["tree_pss_from_cgroup"].is_null() {
+        eprintln!("SKIPPED (own cgroup): none could be made here; {}", ledger(&s));
+        return;
     }
+    let rows = std::fs::read_to_string(out.join("timeline.csv")).unwrap();
+    let header: Vec<&str> = rows.lines().find(|l| l.starts_with("t_s,")).unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|c| *c == name).unwrap();
+    let ends: Vec<Vec<&str>> = rows.lines().filter(|l| l.contains(",epoch_end,")).map(|l| l.split(',').collect()).collect();
+    assert!(ends.iter().all(|r| !r[col("tree_pss_bytes")].is_empty()), "tree PSS at every epoch end");
+    let epochs = s["epochs"].as_u64().unwrap();
+    let uss_read = ends.iter().filter(|r| !r[col("tree_uss_bytes")].is_empty()).count() as u64;
+    assert_eq!(epochs - uss_read, s["rss_only_epoch_ends"].as_u64().unwrap());
+    assert!(uss_read >= 4 && uss_read < epochs, "USS at {uss_read} of {epochs} epoch ends");
+    assert!(ledger(&s).contains(&format!("USS (and a rank's PSS) was read at {uss_read} of {epochs} epoch ends")), "{}", ledger(&s));
+    assert!(ledger(&s).contains("The tree's PSS is the count of its memory cgroup"), "{}", ledger(&s));
+    assert_eq!(s["verdict"], "growing", "{}", ledger(&s));
 }

@@ -227,11 +227,15 @@ pub struct Analysis {
     /// Why diagnose itself stopped the command, if it did (`--stop-on-leak`,
     /// `--kill-at-limit`).
     pub stopped_by: Option<String>,
-    /// Epoch ends of a watch that read RSS alone, not PSS and USS: the page-walk budget
-    /// of short epochs (`watch/budget.rs`).
+    /// Epoch ends of a watch that did not read each process in full (its USS, and its PSS
+    /// unless the tree's came from its cgroup): the page-walk budget of short epochs
+    /// (`watch/budget.rs`).
     pub rss_only_epoch_ends: usize,
     /// The watch's budget for those readings (run.json).
     pub pss_budget: Option<crate::timeline::PssBudget>,
+    /// The tree's PSS is the anon + shmem of the command's own memory cgroup (run.json).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tree_pss_from_cgroup: bool,
     /// Thinned series for the plots.
     #[serde(skip)]
     pub plot: PlotData,
@@ -276,7 +280,7 @@ pub struct Analyzer {
     stopped_by: Option<String>,
     /// Epoch ends seen (the points kept may be fewer: see `thinning`).
     epochs_seen: usize,
-    /// Epoch ends with summed RSS but no tree PSS (see [`Analysis::rss_only_epoch_ends`]).
+    /// Epoch ends with summed RSS but no tree USS (see [`Analysis::rss_only_epoch_ends`]).
     rss_only_epoch_ends: usize,
     /// A live analyzer's bound on its epoch ends; `None` keeps them all.
     thinning: Option<Thinning>,
@@ -366,7 +370,7 @@ impl Analyzer {
                     peak = peak.max(self.epoch_peaks.pop().unwrap_or_default());
                 } else {
                     self.epochs_seen += 1;
-                    self.rss_only_epoch_ends += usize::from(!after_exit && row.tree_rss_bytes.is_some() && row.tree_pss_bytes.is_none());
+                    self.rss_only_epoch_ends += usize::from(!after_exit && row.tree_rss_bytes.is_some() && row.tree_uss_bytes.is_none());
                     self.make_room_for_epoch_end();
                 }
                 if after_exit {
@@ -571,6 +575,7 @@ impl Analyzer {
             stopped_by: self.stopped_by.clone(),
             rss_only_epoch_ends: self.rss_only_epoch_ends,
             pss_budget: meta.pss_budget,
+            tree_pss_from_cgroup: meta.tree_pss_from_cgroup.is_some(),
             plot,
         };
         let rss_primary = if analysis.series("rss_in_use_bytes").is_some() { "rss_in_use_bytes" } else { "rss_bytes" };

@@ -18,6 +18,78 @@ use crate::timeline::PssBudget;
 /// page walks at boundaries may take.
 pub const POLICY: PssBudget = PssBudget { always_full_epoch_ends: crate::analysis::paired::MAX_PROFILED_EPOCHS as u32, cpu_share: 0.005 };
 
+/// With a cgroup of its own (`cgroup::OwnCgroup`) the tree's PSS is the kernel's count at
+/// every sample, and page walks serve each process's own points alone (its USS, a rank's
+/// PSS): the first epoch ends a short run is judged on, then epoch ends where memory moved
+/// ([`Movement`]), then the same share of a core.
+pub const OWN_CGROUP_POLICY: PssBudget = PssBudget { always_full_epoch_ends: 4, cpu_share: POLICY.cpu_share };
+
+/// Memory that moved may be read within this many times the budget's share of a core.
+pub const MOVEMENT_SHARE_FACTOR: f64 = 4.0;
+
+/// Epoch ends looked back on for movement: growth slower than the threshold per epoch but
+/// past it over this many is still read, and a plateau is read at the 3 epoch ends after
+/// its knee (what "bounded" needs: `analysis::trend`).
+pub const MOVEMENT_EPOCHS: usize = 4;
+
+/// What a sample reads for almost nothing: the tree's total from its cgroup and each
+/// process's RSS (statm).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheapReading {
+    /// The cgroup's anon + shmem.
+    pub tree: u64,
+    /// (pid, RSS) of each process.
+    pub rss: Vec<(u32, u64)>,
+}
+
+/// Whether memory moved enough since the last epoch ends and the last full reading that
+/// each process's USS must be read again. Memory that holds still keeps its last reading
+/// (a process's USS can change without its RSS only by copy-on-write or a sharer's exit:
+/// the first raises the tree's total, the second changes the tree).
+#[derive(Debug, Default)]
+pub struct Movement {
+    /// At the last [`MOVEMENT_EPOCHS`] epoch ends.
+    recent: std::collections::VecDeque<CheapReading>,
+    /// At the last full reading.
+    last_full: Option<CheapReading>,
+}
+
+impl Movement {
+    /// Whether `now` calls for a full reading.
+    pub fn due(&self, now: &CheapReading) -> bool {
+        let Some(last) = &self.last_full else { return true };
+        // A process not yet read in full: its first point.
+        if now.rss.iter().any(|(pid, _)| !last.rss.iter().any(|(p, _)| p == pid)) {
+            return true;
+        }
+        let x = movement_threshold(now.tree);
+        self.recent.iter().chain(std::iter::once(last)).any(|then| moved(then, now, x))
+    }
+
+    /// An epoch ended with this reading.
+    pub fn epoch_end(&mut self, now: CheapReading) {
+        self.recent.push_back(now);
+        if self.recent.len() > MOVEMENT_EPOCHS {
+            self.recent.pop_front();
+        }
+    }
+
+    /// The tree was read in full.
+    pub fn full(&mut self, now: CheapReading) {
+        self.last_full = Some(now);
+    }
+}
+
+/// Movement that calls for a reading: 1 MiB, or 0.5 % of the tree's memory (a quarter of
+/// the verdict's tolerance over the span of a young fit: `analysis::verdict::Tolerance`).
+pub fn movement_threshold(tree: u64) -> u64 {
+    (1 << 20u64).max(tree / 200)
+}
+
+fn moved(then: &CheapReading, now: &CheapReading, x: u64) -> bool {
+    then.tree.abs_diff(now.tree) > x || now.rss.iter().any(|(pid, rss)| then.rss.iter().any(|(p, r)| p == pid && r.abs_diff(*rss) > x))
+}
+
 /// While summed RSS is past `--max-memory`, the longest a watch goes without reading PSS.
 pub const OVER_MAX_WALK_EVERY: Duration = Duration::from_secs(5);
 
@@ -70,6 +142,13 @@ impl WalkBudget {
         }
         let always = epoch_end.is_some() && self.epoch_ends <= policy.always_full_epoch_ends;
         always || (self.spent + self.last).as_secs_f64() <= policy.cpu_share * elapsed.as_secs_f64()
+    }
+
+    /// Whether memory that moved (`Movement::due`) may be read in full: within
+    /// [`MOVEMENT_SHARE_FACTOR`] times the share (a leak in short epochs moves at every
+    /// one; it must not cost more than reading every epoch end did before the budget).
+    pub fn allows_moved(&self, elapsed: Duration) -> bool {
+        self.policy.is_none_or(|p| (self.spent + self.last).as_secs_f64() <= MOVEMENT_SHARE_FACTOR * p.cpu_share * elapsed.as_secs_f64())
     }
 
     /// A full reading took `cpu` of this thread's time.
@@ -127,6 +206,49 @@ mod tests {
                 ok
             }));
         }
+    }
+
+    #[test]
+    fn memory_that_moves_is_read_and_a_plateau_gets_its_readings() {
+        const MIB: u64 = 1 << 20;
+        let at = |tree: u64, rss: &[(u32, u64)]| CheapReading { tree: tree * MIB, rss: rss.iter().map(|&(p, r)| (p, r * MIB)).collect() };
+        let mut m = Movement::default();
+        assert!(m.due(&at(400, &[(1, 300)])), "nothing read yet");
+        // A cache fills over 3 epochs by 10 MiB each, then holds: every epoch end is read
+        // while it fills, the knee (3) and 3 after it (the plateau), then none.
+        let tree = [400, 410, 420, 430, 430, 430, 430, 430, 430];
+        let mut read = vec![];
+        for (e, &t) in tree.iter().enumerate() {
+            let now = at(t, &[(1, 300), (2, 100)]);
+            if e == 0 || m.due(&now) {
+                m.full(now.clone());
+                read.push(e);
+            }
+            m.epoch_end(now);
+        }
+        assert_eq!(read, vec![0, 1, 2, 3, 4, 5, 6], "{read:?}");
+        // Slow drift (0.4 MiB an epoch under a 2 MiB threshold) is read once it adds up.
+        let mut m = Movement::default();
+        let mut read = vec![];
+        for e in 0..20u64 {
+            let now = CheapReading { tree: 400 * MIB + e * 2 * MIB / 5, rss: vec![(1, 300 * MIB)] };
+            if e == 0 || m.due(&now) {
+                m.full(now.clone());
+                read.push(e);
+            }
+            m.epoch_end(now);
+        }
+        assert!(read.len() >= 3 && read.len() <= 5, "{read:?}");
+        // One process grows while another shrinks as much: the sum holds, they are read.
+        let mut m = Movement::default();
+        m.full(at(400, &[(1, 300), (2, 100)]));
+        m.epoch_end(at(400, &[(1, 300), (2, 100)]));
+        assert!(m.due(&at(400, &[(1, 305), (2, 95)])));
+        // A new process is read at once; one that left is no movement.
+        assert!(m.due(&at(400, &[(1, 300), (2, 100), (3, 50)])));
+        assert!(!m.due(&at(400, &[(1, 300)])));
+        assert_eq!(movement_threshold(100 * MIB), MIB);
+        assert_eq!(movement_threshold(1000 * MIB), 5 * MIB);
     }
 
     #[test]

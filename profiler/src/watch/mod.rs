@@ -11,6 +11,7 @@
 
 mod budget;
 pub use budget::POLICY as DEFAULT_PSS_BUDGET;
+pub use budget::MOVEMENT_EPOCHS;
 pub mod census;
 pub mod console;
 mod logscan;
@@ -382,6 +383,11 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         sampler.set_rank_dir(h.dir());
     }
     let limit = memory_limit();
+    // With the tree's PSS counted by its cgroup, walks serve each process's points alone.
+    let pss_budget = opts.pss_budget.map(|p| match own {
+        Some(_) => crate::timeline::PssBudget { always_full_epoch_ends: budget::OWN_CGROUP_POLICY.always_full_epoch_ends, ..p },
+        None => p,
+    });
     let mut meta = TimelineMeta {
         mem_limit_bytes: limit.as_ref().map(|l| l.bytes),
         mem_limit_source: limit.map(|l| l.source.to_string()),
@@ -394,7 +400,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             Target::Pid(pid) => process_age_s(*pid),
             Target::Command(_) => None,
         },
-        pss_budget: opts.pss_budget,
+        pss_budget,
         tree_pss_from_cgroup: own.as_ref().map(|o| o.cgroup.dir.display().to_string()),
     };
     let mut live = LiveVerdict::new(meta.clone(), Some(out_dir));
@@ -402,7 +408,9 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     let mut rec = Recorder {
         started,
         last_full: started,
-        walks: budget::WalkBudget::new(opts.pss_budget),
+        walks: budget::WalkBudget::new(pss_budget),
+        movement: budget::Movement::default(),
+        cheap: budget::CheapReading::default(),
         pids: Vec::new(),
         main_first: false,
         points: Vec::new(),
@@ -509,7 +517,8 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
                     // PSS costs a page-table walk per process: in full only now and then,
                     // or when PSS may be past --max-memory (see max_memory_walk_due).
                     let over = passed_at.is_none() && rec.own.is_none() && opts.max_memory.is_some_and(|m| budget::max_memory_walk_due(m, last_rss, last_full_pss, now - rec.last_full));
-                    let detail = if over || now >= rec.last_full + opts.full_interval { Detail::Full } else { Detail::Rss };
+                    let periodic = now >= rec.last_full + opts.full_interval && (rec.own.is_none() || (rec.walks.allows_moved(now - rec.started) && rec.moved()));
+                    let detail = if over || periodic { Detail::Full } else { Detail::Rss };
                     let row = rec.record_with(Boundary::new(Phase::Custom("sample".into())), detail)?;
                     if child_pid.is_none() && row.tree_processes.is_none() {
                         break Exit::Ended; // the watched pid is gone
@@ -693,6 +702,10 @@ struct Recorder<'a> {
     last_full: Instant,
     /// Whether a boundary may be read in full (page walks kept to a share of a core).
     walks: budget::WalkBudget,
+    /// With a cgroup of its own: whether memory moved since the last epoch ends and the
+    /// last full reading, from the cheap readings (`cheap`: at the last sample).
+    movement: budget::Movement,
+    cheap: budget::CheapReading,
     /// The main process first, then the rest of the tree, at the last sample: whose
     /// census helper to ask.
     pids: Vec<u32>,
@@ -714,8 +727,18 @@ struct Recorder<'a> {
 impl Recorder<'_> {
     /// A boundary: sampled in full while the page-walk budget allows (see [`budget`]).
     fn record(&mut self, b: Boundary) -> Result<Row, Error> {
-        let full = b.phase == Phase::Start || self.walks.allows((b.phase == Phase::EpochEnd).then_some(b.epoch), self.started.elapsed());
+        let epoch_end = b.phase == Phase::EpochEnd;
+        let allowed = self.walks.allows(epoch_end.then_some(b.epoch), self.started.elapsed());
+        let moved = || epoch_end && self.own.is_some() && self.walks.allows_moved(self.started.elapsed()) && self.moved();
+        let full = b.phase == Phase::Start || allowed || moved();
         self.record_with(b, if full { Detail::Full } else { Detail::Rss })
+    }
+
+    /// With a cgroup of its own: whether the tree's memory moved enough to read each
+    /// process in full (`budget::Movement`), from its cgroup now and the last sample's RSS.
+    fn moved(&self) -> bool {
+        let tree = self.own.and_then(|o| o.anon_and_shmem()).unwrap_or(self.cheap.tree);
+        self.movement.due(&budget::CheapReading { tree, rss: self.cheap.rss.clone() })
     }
 
     fn record_with(&mut self, b: Boundary, detail: Detail) -> Result<Row, Error> {
@@ -723,6 +746,7 @@ impl Recorder<'_> {
         if detail == Detail::Full {
             self.last_full = Instant::now();
         }
+        let ends_epoch = b.phase == Phase::EpochEnd;
         let mut row = Row {
             t_s: self.started.elapsed().as_secs_f64(),
             phase: b.phase.as_str().to_string(),
@@ -740,6 +764,15 @@ impl Recorder<'_> {
         }
         if let Some(before) = cpu_before {
             self.walks.spend(budget::thread_cpu().saturating_sub(before));
+        }
+        if self.own.is_some() && !procs.is_empty() {
+            self.cheap = budget::CheapReading { tree: row.tree_pss_bytes.unwrap_or(0), rss: procs.iter().filter_map(|p| Some((p.pid, p.mem?.rss))).collect() };
+            if detail == Detail::Full {
+                self.movement.full(self.cheap.clone());
+            }
+            if ends_epoch {
+                self.movement.epoch_end(self.cheap.clone());
+            }
         }
         if !procs.is_empty() {
             self.ranks = procs.iter().filter_map(|p| p.rank).collect();

@@ -178,7 +178,8 @@ impl OwnCgroup {
 
     /// What its processes hold: anonymous plus shared memory (the PSS sum's counterpart).
     pub fn anon_and_shmem(&self) -> Option<u64> {
-        let r = self.cgroup.read();
+        // memory.stat alone: read at every sample, dense ones included.
+        let r = read_with(&self.cgroup, |name| (name == "memory.stat").then(|| fs::read_to_string(self.cgroup.dir.join(name)).ok()).flatten());
         Some(r.anon? + r.shmem.unwrap_or(0))
     }
 }

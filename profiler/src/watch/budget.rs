@@ -48,8 +48,11 @@ pub struct CheapReading {
 /// the first raises the tree's total, the second changes the tree).
 #[derive(Debug, Default)]
 pub struct Movement {
-    /// At the last [`MOVEMENT_EPOCHS`] epoch ends.
+    /// At the last [`MOVEMENT_EPOCHS`] epoch ends, the first one left out: a run's first
+    /// epoch starts its workers and fills its allocator (warm-up, which the verdict leaves
+    /// out too), so every later epoch end differs from it.
     recent: std::collections::VecDeque<CheapReading>,
+    epoch_ends: u32,
     /// At the last full reading.
     last_full: Option<CheapReading>,
 }
@@ -68,6 +71,10 @@ impl Movement {
 
     /// An epoch ended with this reading.
     pub fn epoch_end(&mut self, now: CheapReading) {
+        self.epoch_ends += 1;
+        if self.epoch_ends == 1 {
+            return;
+        }
         self.recent.push_back(now);
         if self.recent.len() > MOVEMENT_EPOCHS {
             self.recent.pop_front();
@@ -144,11 +151,15 @@ impl WalkBudget {
         always || (self.spent + self.last).as_secs_f64() <= policy.cpu_share * elapsed.as_secs_f64()
     }
 
-    /// Whether memory that moved (`Movement::due`) may be read in full: within
-    /// [`MOVEMENT_SHARE_FACTOR`] times the share (a leak in short epochs moves at every
-    /// one; it must not cost more than reading every epoch end did before the budget).
+    /// Whether memory that moved (`Movement::due`) may be read in full: at the first
+    /// [`POLICY`]`.always_full_epoch_ends`, then within [`MOVEMENT_SHARE_FACTOR`] times the
+    /// share (a leak in short epochs moves at every one; it must not cost more than
+    /// reading every epoch end did before the budget).
     pub fn allows_moved(&self, elapsed: Duration) -> bool {
-        self.policy.is_none_or(|p| (self.spent + self.last).as_secs_f64() <= MOVEMENT_SHARE_FACTOR * p.cpu_share * elapsed.as_secs_f64())
+        // Over the epoch ends every one of which was read before cgroups were used (a short
+        // run's, paired evidence's), all that moved; past them, the cap.
+        let early = self.epoch_ends <= POLICY.always_full_epoch_ends;
+        early || self.policy.is_none_or(|p| (self.spent + self.last).as_secs_f64() <= MOVEMENT_SHARE_FACTOR * p.cpu_share * elapsed.as_secs_f64())
     }
 
     /// A full reading took `cpu` of this thread's time.
@@ -227,6 +238,19 @@ mod tests {
             m.epoch_end(now);
         }
         assert_eq!(read, vec![0, 1, 2, 3, 4, 5, 6], "{read:?}");
+        // The first epoch's jump (workers started, allocator filled) is no reason to read
+        // the epoch ends after the first ones.
+        let mut m = Movement::default();
+        let mut read = vec![];
+        for (e, t) in [300, 400, 400, 400, 400, 400, 400].into_iter().enumerate() {
+            let now = at(t, &[(1, 300)]);
+            if e < 3 || m.due(&now) {
+                m.full(now.clone());
+                read.push(e);
+            }
+            m.epoch_end(now);
+        }
+        assert_eq!(read, vec![0, 1, 2], "{read:?}");
         // Slow drift (0.4 MiB an epoch under a 2 MiB threshold) is read once it adds up.
         let mut m = Movement::default();
         let mut read = vec![];

@@ -377,7 +377,12 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
     // Limits and OOM kills: the cgroup the command's memory is charged to, or with a cgroup
     // of its own, the one above it whose limit it lives under.
     let cgroup = if own.is_some() { outer } else { MemoryCgroup::of(Some(root)).or(outer) };
-    let oom_before = cgroup.as_ref().and_then(|c| c.read().oom_kills);
+    // OOM kills are counted in the victim's cgroup (and, in v2 only, in those above it).
+    let oom_kills = |own: Option<&OwnCgroup>| -> Option<u64> {
+        let counts = [cgroup.as_ref().and_then(|c| c.read().oom_kills), own.and_then(|o| o.cgroup.read().oom_kills)];
+        counts.iter().flatten().copied().reduce(|a, b| a + b)
+    };
+    let oom_before = oom_kills(own.as_ref());
     let mut sampler = TreeSampler::new(root, out_dir)?;
     if let Some(h) = &helper {
         sampler.set_rank_dir(h.dir());
@@ -609,7 +614,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         }
     }
 
-    let oom_after = cgroup.as_ref().and_then(|c| c.read().oom_kills);
+    let oom_after = oom_kills(own.as_ref());
     let oom_killed = exit == Exit::Signal(libc::SIGKILL) && matches!((oom_before, oom_after), (Some(a), Some(b)) if b > a);
     let mut label = match exit {
         Exit::Code(c) => format!("exit={c}"),

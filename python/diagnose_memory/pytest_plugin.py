@@ -217,13 +217,16 @@ def run_repeats(step, repeats, python_objects, out, interval="100ms"):
     each; return the FlatMemoryResult. Exceptions of `step` propagate (the watcher is
     stopped first)."""
     watch = Watching(out=out, interval=interval, python_objects=python_objects)
+    missing = None
     try:
         watch.start()
     except FileNotFoundError as e:
-        _bad("flat_memory: the diagnose binary is missing (%s): install the diagnose-memory wheel, "
-             "or point DIAGNOSE_BIN at a diagnose binary" % e)
+        missing = str(e)  # said outside the handler: one message, no chained traceback
     except WatchError as e:
         pytest.fail("flat_memory: could not watch this process: %s" % e, pytrace=False)
+    if missing is not None:
+        _bad("flat_memory: the diagnose binary is missing (%s): install the diagnose-memory wheel, "
+             "or point DIAGNOSE_BIN at a diagnose binary" % missing)
     try:
         for r in range(repeats):
             step()

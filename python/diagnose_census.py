@@ -41,7 +41,7 @@ MAX_DEPTH = 8        # referrer hops when naming
 MAX_FRONTIER = 16    # ways up followed per target and hop
 NAME_PER_CENSUS = 16 # containers newly named per census, the fastest growing first
 TOP_TYPES = 40       # per-type rows written
-GRAPH_MIN_NODES = 64     # a lone tensor whose autograd graph has this many nodes is followed
+GRAPH_MIN_NODES = 64     # a lone tensor whose autograd graph has this many nodes (or HEAVY_BYTES) is followed
 GRAPH_NODE_BUDGET = 500_000  # graph nodes walked per census, at most
 LIGHT_SAMPLE = 64    # items sized per container in a light (worker) census
 
@@ -1211,8 +1211,9 @@ HEAVY_BYTES = 1 << 20  # a short container holding this much in arrays is follow
 
 def _heavy_short(objs, arrays, seen, types, skipped):
     """Containers shorter than MIN_ITEMS that hold HEAVY_BYTES or more of tensors and
-    arrays; the untracked arrays met on the way are added to the type rows (`seen`: each
-    storage once)."""
+    arrays, or (lists, sets, deques) a tensor with an autograd graph (its graph holds the forward's activations:
+    a few logits kept with grad on are megabytes the tensor's own bytes do not show); the
+    untracked arrays met on the way are added to the type rows (`seen`: each storage once)."""
     if not arrays:
         return []
     is_array = {}  # type -> whether it is a tensor or array type
@@ -1226,6 +1227,7 @@ def _heavy_short(objs, arrays, seen, types, skipped):
             if not n or n >= MIN_ITEMS:
                 continue
             held = 0
+            graph = False
             for it in (c.values() if isinstance(c, dict) else c):
                 it_type = type(it)
                 a = is_array.get(it_type)
@@ -1237,7 +1239,11 @@ def _heavy_short(objs, arrays, seen, types, skipped):
                 if not gc.is_tracked(it):  # tracked ones are in the type rows already
                     _add(types, label, size)
                 held += size if size else _storage_nbytes(it)
-            if held >= HEAVY_BYTES:
+                graph = graph or getattr(it, "grad_fn", None) is not None
+            # Not a dict for its graphs alone: an instance's or module's attributes
+            # (`STATS.total_val_loss`, a loss summed with its graph) would hide the tensor
+            # from the lone graphs that name it, and never grow in length themselves.
+            if held >= HEAVY_BYTES or (graph and not isinstance(c, dict)):
                 heavy.append(c)
         except Exception:
             skipped["objects"] += 1
@@ -1264,7 +1270,9 @@ def _lone_graphs(roots, graphs, ignore):
             count, size = graphs.walk([t], nodes, set())
         except Exception:
             continue
-        if count >= GRAPH_MIN_NODES:
+        # Few nodes can hold much: a loss summed over a small model's batches grows by a
+        # dozen nodes a batch and megabytes of saved activations.
+        if count >= GRAPH_MIN_NODES or size >= HEAVY_BYTES:
             walked.append((count, size, t, nodes))
     walked.sort(key=lambda w: -w[0])
     big, covered = [], set()

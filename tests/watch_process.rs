@@ -103,6 +103,29 @@ fn ctrl_c_reaches_the_child_and_the_report_is_written() {
     assert_eq!(s["end"]["signal"], 2);
 }
 
+#[test]
+fn a_sigint_sent_to_diagnose_alone_is_passed_on() {
+    // kill -INT <diagnose>, timeout -s INT, a CI runner: the command is not in a group the
+    // signal reached, so diagnose passes it on (a terminal's Ctrl-C reaches both itself).
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("int-alone");
+    let child = diagnose()
+        .args(["watch", "--out", out.to_str().unwrap(), "--interval", "100ms", "--"])
+        .args(grow(1000, 1))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_epochs(&out, 3, Duration::from_secs(60));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stdout));
+    let s = summary(&out);
+    assert!(s["epochs"].as_u64().unwrap() >= 3);
+    assert_eq!(s["end"]["signal"], 2);
+}
+
 use std::os::unix::process::CommandExt;
 
 #[test]

@@ -124,6 +124,25 @@ fn loaders_made_anew_each_epoch_end_epochs_and_their_graphs_are_sized() {
 }
 
 #[test]
+fn a_few_logits_kept_with_their_graphs_and_a_summed_loss_are_named() {
+    // A new user's shapes (2026-12-04): two logits an epoch kept with grad on, a list far
+    // shorter than the 16 items a container is followed by its length, and a loss summed
+    // on an attribute, whose graph grows by a few dozen nodes an epoch. Both were left to
+    // "no container the census follows holds them" until epoch 7 or 2.
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let s = watch_shape(&dir, "few-graphs", &["--val-batches", "2"], &[]);
+    let o = named(&s, "__main__.HISTORY['val_outputs']");
+    assert!(o["graph_bytes_per_epoch"].as_f64().unwrap() > 0.9 * slope_of(o), "{o}");
+    sized_like_the_process(&s, o, 0.25);
+    no_wrong_cure(&s);
+    let s = watch_shape(&dir, "loss-sum", &[], &[]);
+    let o = named(&s, "Stats.total_val_loss");
+    sized_like_the_process(&s, o, 0.25);
+    no_wrong_cure(&s);
+}
+
+#[test]
 fn log_line_epochs_size_a_kept_graph_through_the_autograd_gate() {
     let _turn = serial();
     let dir = tempfile::tempdir().unwrap();

@@ -16,6 +16,12 @@ Modes (--mode):
                 validation keeps its logits with their graphs
   hook-closure  a helper installs a forward hook whose closure keeps the layer's outputs
                 (validation with gradients on): only the hook's closure holds the list
+  few-graphs    validation runs with gradients on and keeps its logits in a module-level
+                dict's list (`HISTORY["val_outputs"]`): a few items an epoch, each holding
+                its forward's graph (a short list, megabytes of graph)
+  loss-sum      validation sums its loss with `+` on an attribute and never calls .item()
+                (`STATS.total_val_loss`): one tensor whose graph grows by a few dozen nodes
+                an epoch
   clean         nothing kept (loaders made anew each epoch)
 """
 import argparse
@@ -71,6 +77,17 @@ def install_tap(module):
     module.register_forward_hook(on_forward)
 
 
+HISTORY = {}
+
+
+class Stats:
+    def __init__(self):
+        self.total_val_loss = 0.0
+
+
+STATS = Stats()
+
+
 class Trainer:
     def __init__(self, args):
         self.args = args
@@ -99,6 +116,10 @@ class Trainer:
             # tensor's storage (its base is the tensor).
             probs = torch.softmax(logits, 1).detach().repeat(self.args.repeat, 1)
             self.val_feats.append(probs.cpu().numpy())
+        elif mode == "few-graphs":
+            HISTORY.setdefault("val_outputs", []).append(logits)
+        elif mode == "loss-sum":
+            STATS.total_val_loss = STATS.total_val_loss + F.cross_entropy(logits, y)
         elif mode == "concat":
             probs = torch.softmax(logits, 1).detach().numpy()
             # Probabilities, repeated to the size a real validation set gives.
@@ -109,7 +130,7 @@ class Trainer:
         if mode == "hook-each":
             # A wrapper that attaches its feature collector at every validation.
             self.model.fc.register_forward_hook(lambda m, i, o: self.feats.append(o.detach().clone()))
-        grad = mode in ("loader-anew", "log-epochs", "hook-closure")
+        grad = mode in ("loader-anew", "log-epochs", "hook-closure", "few-graphs", "loss-sum")
         self.model.eval()
         with torch.set_grad_enabled(grad):
             for x, y in batches:
@@ -119,7 +140,7 @@ class Trainer:
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--mode", default="clean", choices=["numpy-cache", "numpy-list", "concat", "hook-each", "loader-anew", "log-epochs", "hook-closure", "clean"])
+    p.add_argument("--mode", default="clean", choices=["numpy-cache", "numpy-list", "concat", "hook-each", "loader-anew", "log-epochs", "hook-closure", "few-graphs", "loss-sum", "clean"])
     p.add_argument("--epochs", type=int, default=7)
     p.add_argument("--train-batches", type=int, default=12)
     p.add_argument("--val-batches", type=int, default=4)
@@ -135,7 +156,7 @@ def main():
     val_ds = Images(args.val_batches * args.batch)
     t = Trainer(args)
     fixed = None
-    if args.mode in ("numpy-cache", "numpy-list", "concat", "hook-each", "hook-closure"):
+    if args.mode in ("numpy-cache", "numpy-list", "concat", "hook-each", "hook-closure", "few-graphs", "loss-sum"):
         fixed = (torch.utils.data.DataLoader(train_ds, batch_size=args.batch, shuffle=True),
                  torch.utils.data.DataLoader(val_ds, batch_size=args.batch))
     for epoch in range(args.epochs):

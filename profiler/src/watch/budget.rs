@@ -8,6 +8,10 @@
 //! and after them a boundary is read in full only while the walks stay under a share of
 //! the elapsed time ([`POLICY`]); the others read RSS alone, as samples do. The
 //! epochs left without PSS are counted in the ledger.
+//!
+//! With a memory cgroup of the command's own (`cgroup::OwnCgroup`), the tree's PSS needs
+//! no walk: walks serve each process's USS alone, at the first [`OWN_CGROUP_POLICY`]
+//! epoch ends, then where memory moved ([`Movement`]), then as the budget allows.
 
 use std::time::Duration;
 

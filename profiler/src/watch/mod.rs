@@ -483,8 +483,10 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
             }
             Ok(Event::Exited(status)) => break exit_of(status),
             Ok(Event::Signal(sig)) => match child_pid {
-                // Ctrl-C reaches the child through the terminal; other signals are passed on.
-                Some(pid) if sig != libc::SIGINT => {
+                // Ctrl-C reaches the child through the terminal (it is in our foreground
+                // process group); a SIGINT sent to us alone (kill -INT, timeout -s INT, a
+                // CI runner) and other signals are passed on.
+                Some(pid) if sig != libc::SIGINT || !interrupt_from_terminal() => {
                     unsafe { libc::kill(pid as i32, sig) };
                     continue;
                 }
@@ -640,6 +642,14 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
         markers_rejected: socket.rejected(),
         markers_received: received.load(std::sync::atomic::Ordering::Relaxed),
     })
+}
+
+/// Whether a SIGINT we got came from our terminal's Ctrl-C, which the kernel sends to the
+/// whole foreground process group (the command included): stdin is a terminal whose
+/// foreground group is ours.
+fn interrupt_from_terminal() -> bool {
+    // SAFETY: plain queries on file descriptor 0 and this process.
+    unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() }
 }
 
 /// How long process `pid` has been running, from its start time in `/proc/<pid>/stat`

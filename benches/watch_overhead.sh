@@ -7,6 +7,7 @@
 #
 #   benches/watch_overhead.sh [ROUNDS] [TRAINER FLAGS...]
 #   default: 5 rounds of --mode clean --workers 8 --persistent --epochs 12 --items 131072 (about 45 s a run)
+#   WATCH_FLAGS="--no-own-cgroup" benches/watch_overhead.sh 3   the watch as where no cgroup can be made
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
 ROUNDS="${1:-5}"
 shift || true
@@ -23,7 +24,7 @@ for round in $(seq "$ROUNDS"); do
         if [ $v = alone ]; then
             "${TRAINER[@]}" > "$BENCH/$v.log" 2>&1
         else
-            "$ROOT/target/release/diagnose" watch --out "$BENCH/run" --force -- "${TRAINER[@]}" > "$BENCH/$v.log" 2>&1
+            "$ROOT/target/release/diagnose" watch ${WATCH_FLAGS:-} --out "$BENCH/run" --force -- "${TRAINER[@]}" > "$BENCH/$v.log" 2>&1
         fi || { echo "$v failed, see $BENCH/$v.log" >&2; exit 1; }
         end=$(date +%s.%N)
         echo "$v $(python3 -c "print(round($end - $start, 3))")" | tee -a "$BENCH/times.txt"

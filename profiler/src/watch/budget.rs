@@ -24,9 +24,9 @@ pub const POLICY: PssBudget = PssBudget { always_full_epoch_ends: crate::analysi
 
 /// With a cgroup of its own (`cgroup::OwnCgroup`) the tree's PSS is the kernel's count at
 /// every sample, and page walks serve each process's own points alone (its USS, a rank's
-/// PSS): the first epoch ends a short run is judged on, then epoch ends where memory moved
-/// ([`Movement`]), then the same share of a core.
-pub const OWN_CGROUP_POLICY: PssBudget = PssBudget { always_full_epoch_ends: 4, cpu_share: POLICY.cpu_share };
+/// PSS): the first 3 epoch ends (what a process needs to be judged, the 3 a 4-epoch run
+/// has), then epoch ends where memory moved ([`Movement`]), then the same share of a core.
+pub const OWN_CGROUP_POLICY: PssBudget = PssBudget { always_full_epoch_ends: crate::analysis::MIN_PROCESS_EPOCHS as u32, cpu_share: POLICY.cpu_share };
 
 /// Memory that moved may be read within this many times the budget's share of a core.
 pub const MOVEMENT_SHARE_FACTOR: f64 = 4.0;

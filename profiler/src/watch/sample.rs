@@ -9,7 +9,7 @@ use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::Nvml;
 use serde::Serialize;
 
-use super::tree::{last_pid, members, read_members, Detail, Proc, RankCache, Role};
+use super::tree::{last_pid, members, read_members, read_members_named, Detail, Proc, RankCache, Role};
 use crate::error::Error;
 use crate::source::GpuStatus;
 use crate::timeline::Row;
@@ -121,6 +121,8 @@ pub struct TreeSampler {
     /// has dozens), most of an RSS sample's cost at 10 samples a second: samples reuse the
     /// list until a new pid appears anywhere. Exits drop out by themselves.
     listed: Option<(u32, Vec<(u32, u32)>)>,
+    /// Each listed process's name, read with the listing (`tree::read_members_named`).
+    names: HashMap<u32, String>,
 }
 
 impl TreeSampler {
@@ -142,7 +144,7 @@ impl TreeSampler {
             }
             Err(e) => (None, GpuStatus::NoDriver(e.to_string())),
         };
-        Ok(TreeSampler { root, gpu, gpu_status, procs_out: csv::Writer::from_writer(file), procs_path, ranks: Default::default(), rank_dir: None, rank_cache: RankCache::default(), listed: None })
+        Ok(TreeSampler { root, gpu, gpu_status, procs_out: csv::Writer::from_writer(file), procs_path, ranks: Default::default(), rank_dir: None, rank_cache: RankCache::default(), listed: None, names: HashMap::new() })
     }
 
     /// Read ranks the injected helper reports in `dir` (they win over the environment).
@@ -161,13 +163,14 @@ impl TreeSampler {
         let newest = last_pid();
         let reuse = self.listed.as_ref().filter(|(at, _)| detail == Detail::Rss && newest == Some(*at));
         let mut procs = match reuse {
-            Some((_, listed)) => read_members(self.root, listed, detail, self.rank_dir.as_deref(), &mut self.rank_cache),
+            Some((_, listed)) => read_members_named(self.root, listed, detail, self.rank_dir.as_deref(), &mut self.rank_cache, Some(&self.names)),
             None => Vec::new(),
         };
         if reuse.is_none() || !procs.iter().any(|p| p.pid == self.root) {
             let listed = members(self.root);
             procs = read_members(self.root, &listed, detail, self.rank_dir.as_deref(), &mut self.rank_cache);
             self.listed = newest.map(|n| (n, listed));
+            self.names = procs.iter().map(|p| (p.pid, p.name.clone())).collect();
         }
         // A process forked while the tree was read (a DataLoader worker starting) shares
         // the pages of its parent, read after the fork, without being counted itself:

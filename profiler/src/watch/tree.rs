@@ -317,10 +317,23 @@ pub fn read_tree_with(root: u32, detail: Detail, rank_dir: Option<&std::path::Pa
 /// [`read_tree_with`] for the `(pid, parent)` pairs of a [`members`] read earlier: those
 /// gone since, or no longer the child of their parent there, are left out.
 pub fn read_members(root: u32, members: &[(u32, u32)], detail: Detail, rank_dir: Option<&std::path::Path>, ranks: &mut RankCache) -> Vec<Proc> {
+    read_members_named(root, members, detail, rank_dir, ranks, None)
+}
+
+/// [`read_members`]; with `known` (each pid's name when the listing was read, and no pid
+/// allocated on the machine since: `last_pid` unchanged, so none was reused), RSS alone
+/// is read without `/proc/<pid>/stat` (the kernel composes 52 fields for it): a process
+/// gone since reads no RSS (or a zombie's 0) and is left out.
+pub fn read_members_named(root: u32, members: &[(u32, u32)], detail: Detail, rank_dir: Option<&std::path::Path>, ranks: &mut RankCache, known: Option<&std::collections::HashMap<u32, String>>) -> Vec<Proc> {
     let mut procs: Vec<Proc> = members
         .iter()
         .copied()
         .filter_map(|(pid, ppid)| {
+            if let (Detail::Rss, Some(name)) = (detail, known.and_then(|k| k.get(&pid))) {
+                let rss = fs::read_to_string(format!("/proc/{pid}/statm")).ok().and_then(|t| parse_statm_rss(&t)).filter(|r| *r > 0)?;
+                let rank = ranks.rank(pid, name, rank_dir);
+                return Some(Proc { pid, ppid, role: Role::Worker, name: name.clone(), mem: Some(ProcMem { rss, ..ProcMem::default() }), detail, rank });
+            }
             let (parent, name) = parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
             // Exited and its pid reused, or orphaned and adopted elsewhere: not this tree's.
             // (The root's own parent may be anything.)

@@ -79,24 +79,25 @@ fn bad_input_fails_before_anything_runs() {
     }
 }
 
-#[test]
-fn ctrl_c_reaches_the_child_and_the_report_is_written() {
+/// A watch of a growing script, interrupted by SIGINT after 3 epochs: sent to its process
+/// group (`group`: diagnose started as a terminal's foreground job, as Ctrl-C is) or to
+/// diagnose alone. Python ends by SIGINT after its KeyboardInterrupt; diagnose survives
+/// it, writes the report and passes the child's status on as a shell would (128 + 2).
+fn interrupted(name: &str, group: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("int");
-    // Its own process group, as a terminal's foreground job: Ctrl-C goes to the group.
-    let child = diagnose()
-        .args(["watch", "--out", out.to_str().unwrap(), "--interval", "100ms", "--"])
-        .args(grow(1000, 1))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let out = dir.path().join(name);
+    let mut cmd = diagnose();
+    cmd.args(["watch", "--out", out.to_str().unwrap(), "--interval", "100ms", "--"]).args(grow(1000, 1)).stdout(Stdio::piped()).stderr(Stdio::null());
+    if group {
+        cmd.process_group(0);
+    } else {
+        cmd.stdin(Stdio::null());
+    }
+    let child = cmd.spawn().unwrap();
     wait_for_epochs(&out, 3, Duration::from_secs(60));
-    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let target = if group { -(child.id() as i32) } else { child.id() as i32 };
+    unsafe { libc::kill(target, libc::SIGINT) };
     let o = child.wait_with_output().unwrap();
-    // Python ends by SIGINT after its KeyboardInterrupt; diagnose survives it, writes the
-    // report and passes the child's status on as a shell would (128 + 2).
     assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stdout));
     let s = summary(&out);
     assert!(s["epochs"].as_u64().unwrap() >= 3);
@@ -104,26 +105,15 @@ fn ctrl_c_reaches_the_child_and_the_report_is_written() {
 }
 
 #[test]
+fn ctrl_c_reaches_the_child_and_the_report_is_written() {
+    interrupted("int", true);
+}
+
+#[test]
 fn a_sigint_sent_to_diagnose_alone_is_passed_on() {
     // kill -INT <diagnose>, timeout -s INT, a CI runner: the command is not in a group the
     // signal reached, so diagnose passes it on (a terminal's Ctrl-C reaches both itself).
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("int-alone");
-    let child = diagnose()
-        .args(["watch", "--out", out.to_str().unwrap(), "--interval", "100ms", "--"])
-        .args(grow(1000, 1))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_epochs(&out, 3, Duration::from_secs(60));
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stdout));
-    let s = summary(&out);
-    assert!(s["epochs"].as_u64().unwrap() >= 3);
-    assert_eq!(s["end"]["signal"], 2);
+    interrupted("int-alone", false);
 }
 
 use std::os::unix::process::CommandExt;

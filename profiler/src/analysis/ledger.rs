@@ -131,26 +131,15 @@ fn explain_tree(a: &Analysis, lines: &mut Vec<String>) {
     if a.tree_pss_from_cgroup {
         lines.push("The tree's PSS is the count of its memory cgroup, made for the command (anon + shmem: each page the tree owns counted once, as a sum of PSS counts it), read at every sample for no page walk; --no-own-cgroup sums each process's PSS instead.".into());
     }
-    if let (n @ 1.., Some(budget), true) = (a.rss_only_epoch_ends, a.pss_budget, a.tree_pss_from_cgroup) {
-        let per_epoch = a.seconds_per_epoch.map_or(String::new(), |s| format!(" (epochs of {})", window(s)));
-        lines.push(format!(
-            "Each process's USS (and a rank's PSS) was read at {} of {} epoch ends{per_epoch}: reading it walks the process's page tables, so after the first {} a watch reads it where memory moved (by over 1 MiB or 0.5 % of the tree within {} epoch ends, and the {} epoch ends after) or while that takes under {} % of a core. Per-process trends rest on the epoch ends read in full.",
-            a.epochs.saturating_sub(n),
-            a.epochs,
-            budget.always_full_epoch_ends,
-            crate::watch::MOVEMENT_EPOCHS,
-            crate::watch::MOVEMENT_EPOCHS - 1,
-            budget.cpu_share * 100.0
-        ));
-    } else if let (n @ 1.., Some(budget)) = (a.rss_only_epoch_ends, a.pss_budget) {
-        let per_epoch = a.seconds_per_epoch.map_or(String::new(), |s| format!(" (epochs of {})", window(s)));
-        lines.push(format!(
-            "PSS and USS were read at {} of {} epoch ends{per_epoch}: reading them walks each process's page tables (about 7 ms per torch process), so after the first {} a watch reads them only while that takes under {} % of a core, and RSS alone at the others. Their trends rest on the epoch ends read in full.",
-            a.epochs.saturating_sub(n),
-            a.epochs,
-            budget.always_full_epoch_ends,
-            budget.cpu_share * 100.0
-        ));
+    if let (n @ 1.., Some(budget)) = (a.rss_only_epoch_ends, a.pss_budget) {
+        let epochs_of = a.seconds_per_epoch.map_or(String::new(), |s| format!(" (epochs of {})", window(s)));
+        let (read, epochs, first, share) = (a.epochs.saturating_sub(n), a.epochs, budget.always_full_epoch_ends, budget.cpu_share * 100.0);
+        lines.push(if a.tree_pss_from_cgroup {
+            let (look_back, after) = (crate::watch::MOVEMENT_EPOCHS, crate::watch::MOVEMENT_EPOCHS - 1);
+            format!("Each process's USS (and a rank's PSS) was read at {read} of {epochs} epoch ends{epochs_of}: reading it walks the process's page tables, so after the first {first} a watch reads it where memory moved (by over 1 MiB or 0.5 % of the tree within {look_back} epoch ends, and the {after} epoch ends after) or while that takes under {share} % of a core. Per-process trends rest on the epoch ends read in full.")
+        } else {
+            format!("PSS and USS were read at {read} of {epochs} epoch ends{epochs_of}: reading them walks each process's page tables (about 7 ms per torch process), so after the first {first} a watch reads them only while that takes under {share} % of a core, and RSS alone at the others. Their trends rest on the epoch ends read in full.")
+        });
     }
     let per_epoch = if a.attached {
         // Under --pid neither log lines nor markers reach us.

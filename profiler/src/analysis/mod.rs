@@ -637,6 +637,13 @@ pub const PAIRED_FLOOR_BYTES: f64 = 1024.0 * 1024.0;
 /// Growth per epoch under this fraction of the level is noise to paired evidence.
 pub const PAIRED_RELATIVE: f64 = 0.01;
 
+/// The budget of a young series (fewer than [`PAIRED_UNTIL_FITTED`] fitted epoch ends):
+/// its own tolerance `base`, at least [`PAIRED_FLOOR_BYTES`] and [`PAIRED_RELATIVE`] of
+/// its `level`. The same for a series judged from pairs and for one process's USS.
+pub fn young_budget(base: f64, level: f64) -> f64 {
+    base.max(PAIRED_FLOOR_BYTES).max(PAIRED_RELATIVE * level)
+}
+
 impl Analyzer {
     /// While the epoch ends after warm-up are fewer than [`PAIRED_UNTIL_FITTED`], the
     /// pairs of boundaries at the same point of consecutive epochs decide the class of
@@ -652,7 +659,7 @@ impl Analyzer {
         // One or two epoch steps of a young process: allocator arenas and interpreter
         // caches still settle by a few hundred KiB an epoch. A looser budget than the
         // trend's, still well under the 2 % of the level per epoch it must find.
-        let tolerance = self.tolerance.per_epoch(level, p.steps as f64).max(PAIRED_FLOOR_BYTES).max(PAIRED_RELATIVE * level);
+        let tolerance = young_budget(self.tolerance.per_epoch(level, p.steps as f64), level);
         c.tolerance_bytes = tolerance;
         // The epoch ends of the same steps must rise too: they are the quiet points (what
         // an epoch keeps, its temporaries gone). Inside an epoch, churn that falls one

@@ -229,7 +229,7 @@ fn judge(pid: u32, f: &Follow, epoch_s: f64, last_t: f64) -> Option<ProcessVerdi
         // where its role's series, the same points, reads flat. (Lightning's clean main
         // process, +858 KiB/epoch over 4 epoch ends of 100 MiB, did.)
         let level = super::verdict::median_level(&uss[c.warmup.min(uss.len())..]);
-        c.tolerance_bytes = c.tolerance_bytes.max(super::PAIRED_FLOOR_BYTES).max(super::PAIRED_RELATIVE * level);
+        c.tolerance_bytes = super::young_budget(c.tolerance_bytes, level);
         if c.class == Class::Growing && c.trend.is_some_and(|t| t.slope <= c.tolerance_bytes) {
             c.class = Class::Flat;
             c.growing_since = None;

@@ -62,15 +62,15 @@ pub struct Movement {
 }
 
 impl Movement {
-    /// Whether `now` calls for a full reading.
-    pub fn due(&self, now: &CheapReading) -> bool {
+    /// Whether the tree's total `tree` and each process's `rss` now call for a full reading.
+    pub fn due(&self, tree: u64, rss: &[(u32, u64)]) -> bool {
         let Some(last) = &self.last_full else { return true };
         // A process not yet read in full: its first point.
-        if now.rss.iter().any(|(pid, _)| !last.rss.iter().any(|(p, _)| p == pid)) {
+        if rss.iter().any(|(pid, _)| !last.rss.iter().any(|(p, _)| p == pid)) {
             return true;
         }
-        let x = movement_threshold(now.tree);
-        self.recent.iter().chain(std::iter::once(last)).any(|then| moved(then, now, x))
+        let x = movement_threshold(tree);
+        self.recent.iter().chain(std::iter::once(last)).any(|then| moved(then, tree, rss, x))
     }
 
     /// An epoch ended with this reading.
@@ -97,8 +97,8 @@ pub fn movement_threshold(tree: u64) -> u64 {
     (1 << 20u64).max(tree / 200)
 }
 
-fn moved(then: &CheapReading, now: &CheapReading, x: u64) -> bool {
-    then.tree.abs_diff(now.tree) > x || now.rss.iter().any(|(pid, rss)| then.rss.iter().any(|(p, r)| p == pid && r.abs_diff(*rss) > x))
+fn moved(then: &CheapReading, tree: u64, rss: &[(u32, u64)], x: u64) -> bool {
+    then.tree.abs_diff(tree) > x || rss.iter().any(|(pid, now)| then.rss.iter().any(|(p, r)| p == pid && r.abs_diff(*now) > x))
 }
 
 /// While summed RSS is past `--max-memory`, the longest a watch goes without reading PSS.
@@ -227,15 +227,16 @@ mod tests {
     fn memory_that_moves_is_read_and_a_plateau_gets_its_readings() {
         const MIB: u64 = 1 << 20;
         let at = |tree: u64, rss: &[(u32, u64)]| CheapReading { tree: tree * MIB, rss: rss.iter().map(|&(p, r)| (p, r * MIB)).collect() };
+        let due_at = |m: &Movement, now: CheapReading| m.due(now.tree, &now.rss);
         let mut m = Movement::default();
-        assert!(m.due(&at(400, &[(1, 300)])), "nothing read yet");
+        assert!(due_at(&m, at(400, &[(1, 300)])), "nothing read yet");
         // A cache fills over 3 epochs by 10 MiB each, then holds: every epoch end is read
         // while it fills, the knee (3) and 3 after it (the plateau), then none.
         let tree = [400, 410, 420, 430, 430, 430, 430, 430, 430];
         let mut read = vec![];
         for (e, &t) in tree.iter().enumerate() {
             let now = at(t, &[(1, 300), (2, 100)]);
-            if e == 0 || m.due(&now) {
+            if e == 0 || m.due(now.tree, &now.rss) {
                 m.full(now.clone());
                 read.push(e);
             }
@@ -248,7 +249,7 @@ mod tests {
         let mut read = vec![];
         for (e, t) in [300, 400, 400, 400, 400, 400, 400].into_iter().enumerate() {
             let now = at(t, &[(1, 300)]);
-            if e < 3 || m.due(&now) {
+            if e < 3 || m.due(now.tree, &now.rss) {
                 m.full(now.clone());
                 read.push(e);
             }
@@ -260,7 +261,7 @@ mod tests {
         let mut read = vec![];
         for e in 0..20u64 {
             let now = CheapReading { tree: 400 * MIB + e * 2 * MIB / 5, rss: vec![(1, 300 * MIB)] };
-            if e == 0 || m.due(&now) {
+            if e == 0 || m.due(now.tree, &now.rss) {
                 m.full(now.clone());
                 read.push(e);
             }
@@ -271,10 +272,10 @@ mod tests {
         let mut m = Movement::default();
         m.full(at(400, &[(1, 300), (2, 100)]));
         m.epoch_end(at(400, &[(1, 300), (2, 100)]));
-        assert!(m.due(&at(400, &[(1, 305), (2, 95)])));
+        assert!(due_at(&m, at(400, &[(1, 305), (2, 95)])));
         // A new process is read at once; one that left is no movement.
-        assert!(m.due(&at(400, &[(1, 300), (2, 100), (3, 50)])));
-        assert!(!m.due(&at(400, &[(1, 300)])));
+        assert!(due_at(&m, at(400, &[(1, 300), (2, 100), (3, 50)])));
+        assert!(!due_at(&m, at(400, &[(1, 300)])));
         assert_eq!(movement_threshold(100 * MIB), MIB);
         assert_eq!(movement_threshold(1000 * MIB), 5 * MIB);
     }

@@ -524,7 +524,7 @@ pub fn watch(target: &Target, out_dir: &Path, mut opts: WatchOptions) -> Result<
                     // PSS costs a page-table walk per process: in full only now and then,
                     // or when PSS may be past --max-memory (see max_memory_walk_due).
                     let over = passed_at.is_none() && rec.own.is_none() && opts.max_memory.is_some_and(|m| budget::max_memory_walk_due(m, last_rss, last_full_pss, now - rec.last_full));
-                    let periodic = now >= rec.last_full + opts.full_interval && (rec.own.is_none() || (rec.walks.allows_moved(now - rec.started) && rec.moved()));
+                    let periodic = now >= rec.last_full + opts.full_interval && (rec.own.is_none() || (rec.walks.allows_moved(now - rec.started) && rec.moved(false)));
                     let detail = if over || periodic { Detail::Full } else { Detail::Rss };
                     let row = rec.record_with(Boundary::new(Phase::Custom("sample".into())), detail)?;
                     if child_pid.is_none() && row.tree_processes.is_none() {
@@ -744,16 +744,18 @@ impl Recorder<'_> {
     fn record(&mut self, b: Boundary) -> Result<Row, Error> {
         let epoch_end = b.phase == Phase::EpochEnd;
         let allowed = self.walks.allows(epoch_end.then_some(b.epoch), self.started.elapsed());
-        let moved = || epoch_end && self.own.is_some() && self.walks.allows_moved(self.started.elapsed()) && self.moved();
+        let moved = || epoch_end && self.own.is_some() && self.walks.allows_moved(self.started.elapsed()) && self.moved(true);
         let full = b.phase == Phase::Start || allowed || moved();
         self.record_with(b, if full { Detail::Full } else { Detail::Rss })
     }
 
     /// With a cgroup of its own: whether the tree's memory moved enough to read each
-    /// process in full (`budget::Movement`), from its cgroup now and the last sample's RSS.
-    fn moved(&self) -> bool {
-        let tree = self.own.and_then(|o| o.anon_and_shmem()).unwrap_or(self.cheap.tree);
-        self.movement.due(&budget::CheapReading { tree, rss: self.cheap.rss.clone() })
+    /// process in full (`budget::Movement`), from the last sample's readings; at an epoch
+    /// end (`fresh`) from its cgroup read now. (A periodic check runs before each sample
+    /// once the 30 s are up, and the sample reads the cgroup itself: not twice there.)
+    fn moved(&self, fresh: bool) -> bool {
+        let tree = self.own.filter(|_| fresh).and_then(|o| o.anon_and_shmem()).unwrap_or(self.cheap.tree);
+        self.movement.due(tree, &self.cheap.rss)
     }
 
     fn record_with(&mut self, b: Boundary, detail: Detail) -> Result<Row, Error> {
